@@ -1,0 +1,118 @@
+package runtime
+
+import (
+	"bytes"
+	"compress/zlib"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compressor configures compression of outgoing payloads. The zero value
+// compresses nothing.
+type Compressor struct {
+	// Algorithm is CompressionZstd or CompressionZlib; CompressionNone
+	// disables compression.
+	Algorithm Compression
+	// Threshold is the smallest payload, in bytes, that is compressed.
+	// Zero means 1 KiB; smaller payloads rarely shrink.
+	Threshold int
+}
+
+const defaultCompressThreshold = 1 << 10
+
+// compress returns p with its payload compressed when c asks for it and that
+// makes the payload smaller; otherwise p unchanged.
+func (c Compressor) compress(p *Packet) *Packet {
+	th := c.Threshold
+	if th <= 0 {
+		th = defaultCompressThreshold
+	}
+	if c.Algorithm == CompressionNone || p.Compression != CompressionNone || len(p.Payload) < th {
+		return p
+	}
+	out, err := compressPayload(c.Algorithm, p.Payload)
+	if err != nil || len(out) >= len(p.Payload) {
+		return p
+	}
+	q := *p
+	q.Compression = c.Algorithm
+	q.Payload = out
+	return &q
+}
+
+var (
+	zstdEncoders = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		return e
+	}}
+	zstdDecoders = sync.Pool{New: func() any {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		return d
+	}}
+)
+
+func compressPayload(alg Compression, src []byte) ([]byte, error) {
+	switch alg {
+	case CompressionZstd:
+		e := zstdEncoders.Get().(*zstd.Encoder)
+		defer zstdEncoders.Put(e)
+		return e.EncodeAll(src, nil), nil
+	case CompressionZlib:
+		var b bytes.Buffer
+		w := zlib.NewWriter(&b)
+		if _, err := w.Write(src); err != nil {
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	}
+	return nil, fmt.Errorf("%w: unknown compression %d", ErrProtocol, alg)
+}
+
+// Decompress replaces a compressed payload of p with its decompressed bytes
+// and sets p.Compression to CompressionNone. Output beyond max bytes fails
+// with an error wrapping [ErrTooLarge]; corrupt input fails with one wrapping
+// [ErrProtocol]. Memory grows with the output as it is produced, never to the
+// size a peer claims.
+func Decompress(p *Packet, max int) error {
+	if p.Compression == CompressionNone {
+		return nil
+	}
+	var r io.Reader
+	switch p.Compression {
+	case CompressionZstd:
+		d := zstdDecoders.Get().(*zstd.Decoder)
+		if err := d.Reset(bytes.NewReader(p.Payload)); err != nil {
+			zstdDecoders.Put(d)
+			return fmt.Errorf("%w: zstd: %v", ErrProtocol, err)
+		}
+		defer func() {
+			_ = d.Reset(nil)
+			zstdDecoders.Put(d)
+		}()
+		r = d
+	case CompressionZlib:
+		zr, err := zlib.NewReader(bytes.NewReader(p.Payload))
+		if err != nil {
+			return fmt.Errorf("%w: zlib: %v", ErrProtocol, err)
+		}
+		r = zr
+	default:
+		return fmt.Errorf("%w: unknown compression %d", ErrProtocol, p.Compression)
+	}
+	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if err != nil {
+		return fmt.Errorf("%w: %s payload: %v", ErrProtocol, p.Compression, err)
+	}
+	if len(out) > max {
+		return fmt.Errorf("%w: payload decompresses to more than %d bytes", ErrTooLarge, max)
+	}
+	p.Payload = nilIfEmpty(out)
+	p.Compression = CompressionNone
+	return nil
+}

@@ -1,0 +1,192 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// readBufSize is the size of the pooled read-ahead buffer a [Decoder] holds
+// while a connection has data in flight.
+const readBufSize = 32 << 10
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// readDeadliner is implemented by connections whose reads can time out.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// Decoder reads packets one at a time from a byte stream (TCP, or the QUIC
+// stream after its length prefixes are removed by the caller).
+//
+// An idle Decoder holds no read buffer: it waits for the next header in a
+// 16-byte array inside itself and takes a pooled buffer only while packets are
+// arriving, returning it once everything read has been consumed. Each packet
+// it returns owns its memory (one allocation for ext header and payload).
+//
+// A Decoder is not safe for concurrent use.
+type Decoder struct {
+	r   io.Reader
+	lim Limits
+	hdr [HeaderSize]byte
+	buf *[]byte // pooled read-ahead, nil while idle
+	r0  int     // unread bytes are (*buf)[r0:r1]
+	r1  int
+
+	// Whole-packet read deadline, used when r has SetReadDeadline.
+	dl       readDeadliner
+	filled   time.Time // when the last read that returned data returned
+	pktStart time.Time // when the current packet's first byte arrived
+	deadline time.Time // the read deadline currently set on r
+}
+
+// NewDecoder returns a decoder reading from r under the given limits. When r
+// has a SetReadDeadline method, the decoder bounds each packet's read time by
+// [Limits.PacketReadTimeout], counted from the packet's first byte; waiting
+// between packets is not bounded.
+func NewDecoder(r io.Reader, lim Limits) *Decoder {
+	d := &Decoder{r: r, lim: lim.withDefaults()}
+	d.dl, _ = r.(readDeadliner)
+	return d
+}
+
+// Next reads the next packet. At a clean end of stream between packets it
+// returns io.EOF; a stream that ends inside a packet gives an error wrapping
+// [ErrTruncated]; invalid bytes give an error wrapping [ErrProtocol] or
+// [ErrTooLarge], detected from the header before the body is allocated.
+// After an error the Decoder must not be used again.
+func (d *Decoder) Next() (Packet, error) {
+	p, err := d.next()
+	if err != nil {
+		d.release()
+	}
+	return p, err
+}
+
+func (d *Decoder) next() (Packet, error) {
+	d.pktStart = d.filled // correct when the packet starts in buffered bytes
+	var hb []byte
+	if d.buffered() >= HeaderSize {
+		hb = (*d.buf)[d.r0 : d.r0+HeaderSize]
+		d.r0 += HeaderSize
+	} else {
+		if err := d.readHeader(); err != nil {
+			return Packet{}, err
+		}
+		hb = d.hdr[:]
+	}
+	h, err := ParseHeader(hb, d.lim)
+	if err != nil {
+		return Packet{}, err
+	}
+	body := make([]byte, h.BodyLen())
+	if err := d.readBody(body); err != nil {
+		return Packet{}, err
+	}
+	if d.buffered() == 0 {
+		d.release()
+	}
+	return h.Packet(body), nil
+}
+
+func (d *Decoder) buffered() int { return d.r1 - d.r0 }
+
+// readHeader fills d.hdr with the next header, from what is buffered and then
+// from the reader. With nothing buffered it reads into d.hdr directly, so an
+// idle connection waits without a read buffer.
+func (d *Decoder) readHeader() error {
+	n := copy(d.hdr[:], d.unread())
+	d.r0 += n
+	d.release()
+	for n < HeaderSize {
+		m, err := d.read(d.hdr[n:], 1, n > 0)
+		if n == 0 && m > 0 {
+			d.pktStart = d.filled
+		}
+		n += m
+		if err != nil && n < HeaderSize {
+			return d.readErr(err, n)
+		}
+	}
+	return nil
+}
+
+// readBody fills body from the buffer and then the reader, reading ahead into
+// a pooled buffer so that following packets need no further system calls.
+func (d *Decoder) readBody(body []byte) error {
+	n := copy(body, d.unread())
+	d.r0 += n
+	for n < len(body) {
+		need := len(body) - n
+		if need >= readBufSize {
+			// A large remainder is read straight into the packet.
+			m, err := d.read(body[n:], need, true)
+			if err != nil {
+				return d.readErr(err, HeaderSize+n+m)
+			}
+			return nil
+		}
+		if d.buf == nil {
+			d.buf = readBufPool.Get().(*[]byte)
+		}
+		m, err := d.read(*d.buf, need, true)
+		c := copy(body[n:], (*d.buf)[:m])
+		d.r0, d.r1 = c, m
+		n += c
+		if err != nil && n < len(body) {
+			return d.readErr(err, HeaderSize+n)
+		}
+	}
+	return nil
+}
+
+// read reads at least min bytes into p. While a packet is partly read
+// (partial), the read deadline is the packet's start plus the packet read
+// timeout; between packets no deadline is set.
+func (d *Decoder) read(p []byte, min int, partial bool) (int, error) {
+	if d.dl != nil {
+		var want time.Time
+		if partial {
+			want = d.pktStart.Add(d.lim.PacketReadTimeout)
+		}
+		if !want.Equal(d.deadline) {
+			if err := d.dl.SetReadDeadline(want); err != nil {
+				return 0, err
+			}
+			d.deadline = want
+		}
+	}
+	n, err := io.ReadAtLeast(d.r, p, min)
+	if n > 0 && d.dl != nil {
+		d.filled = time.Now()
+	}
+	return n, err
+}
+
+func (d *Decoder) unread() []byte {
+	if d.buf == nil {
+		return nil
+	}
+	return (*d.buf)[d.r0:d.r1]
+}
+
+func (d *Decoder) release() {
+	if d.buf != nil {
+		readBufPool.Put(d.buf)
+		d.buf = nil
+	}
+	d.r0, d.r1 = 0, 0
+}
+
+// readErr turns a read error after got bytes of a packet into the error Next
+// reports.
+func (d *Decoder) readErr(err error, got int) error {
+	if got == 0 && errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: stream ended after %d bytes of a packet", ErrTruncated, got)
+	}
+	return err
+}

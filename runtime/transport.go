@@ -1,0 +1,161 @@
+package runtime
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Conn is a packet-level connection, the unit a [Transport] provides. Byte
+// streams (TCP, QUIC) and message transports (WebSocket) differ below this
+// interface and nowhere above it.
+//
+// Concurrency: ReadPacket is called by one goroutine (the session's reader)
+// and WritePackets by one other goroutine (the session's writer), so the two
+// may run at the same time. Close may be called from any goroutine, any
+// number of times; it unblocks both.
+type Conn interface {
+	// ReadPacket reads one whole packet. The packet owns its memory. It
+	// returns io.EOF when the peer closed the connection between packets, and
+	// an error wrapping ErrProtocol, ErrTooLarge or ErrTruncated for input
+	// that is not a valid packet within the transport's Limits; the caller
+	// then closes the connection.
+	ReadPacket() (Packet, error)
+	// WritePackets writes each element of pkts, one encoded packet each, in
+	// order, and flushes, using as few system calls as it can. The slices
+	// are read-only (they may be shared with other connections) and are not
+	// retained after the call returns.
+	WritePackets(pkts [][]byte) error
+	// SetWriteDeadline sets the deadline for WritePackets.
+	SetWriteDeadline(t time.Time) error
+	// Close closes the connection.
+	Close() error
+	// LocalAddr returns the local network address.
+	LocalAddr() net.Addr
+	// RemoteAddr returns the remote network address.
+	RemoteAddr() net.Addr
+}
+
+// Listener accepts packet-level connections for a [Transport].
+//
+// Accept is called from one goroutine; Close may be called from any and
+// makes a blocked Accept return an error. Transport handshakes (TLS,
+// WebSocket upgrade, QUIC stream) happen off the accepting goroutine, so one
+// slow peer never delays another: Accept returns only connections ready to
+// carry packets.
+type Listener interface {
+	// Accept waits for the next connection. After Close it returns an error
+	// wrapping net.ErrClosed.
+	Accept() (Conn, error)
+	// Close stops listening and waits until goroutines the listener started
+	// have exited. Connections already returned by Accept stay open.
+	Close() error
+	// Addr returns the listening address (useful with port 0).
+	Addr() net.Addr
+}
+
+// Transport carries packets over one kind of network connection. A transport
+// registers the URL schemes it serves with [RegisterTransport]; the runtime
+// then picks it by the scheme of an address alone.
+//
+// Implementations must be safe for concurrent use.
+type Transport interface {
+	// Listen starts listening at u (scheme://host:port[/path]).
+	Listen(ctx context.Context, u *url.URL, cfg *TransportConfig) (Listener, error)
+	// Dial connects to u. The context bounds the whole connection set-up,
+	// including TLS and protocol handshakes.
+	Dial(ctx context.Context, u *url.URL, cfg *TransportConfig) (Conn, error)
+}
+
+// TransportConfig is what the runtime hands a [Transport] for one listener or
+// one dial. Transports must honour every field.
+type TransportConfig struct {
+	// TLS is the TLS configuration: on a listener it holds the certificates;
+	// on a dialer, the roots to verify against (nil RootCAs means the
+	// system's) and the server name. Required by tls://, wss:// and quic://
+	// listeners; a dialer given nil verifies against the system roots.
+	TLS *tls.Config
+	// Limits bounds what a peer can make this side allocate or wait for.
+	Limits Limits
+	// HandshakeTimeout bounds the transport's own handshake on a listener
+	// (TLS, WebSocket upgrade, QUIC stream opening). Default 5 s.
+	HandshakeTimeout time.Duration
+	// Logger receives the transport's own log lines. Never nil when the
+	// runtime calls a transport.
+	Logger *slog.Logger
+}
+
+// DefaultHandshakeTimeout bounds transport handshakes on listeners.
+const DefaultHandshakeTimeout = 5 * time.Second
+
+// WithDefaults returns a copy of c with every zero field set to its default.
+// Transports call it once at the start of Listen and Dial.
+func (c *TransportConfig) WithDefaults() *TransportConfig {
+	var d TransportConfig
+	if c != nil {
+		d = *c
+	}
+	d.Limits = d.Limits.withDefaults()
+	if d.HandshakeTimeout <= 0 {
+		d.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &d
+}
+
+// MaxPacketSize returns the largest encoded packet the limits admit: the
+// fixed header plus the ext header and payload caps.
+func (c *TransportConfig) MaxPacketSize() int { return c.Limits.withDefaults().maxPacket() }
+
+var transports = struct {
+	sync.RWMutex
+	m map[string]Transport
+}{m: make(map[string]Transport)}
+
+// RegisterTransport makes t serve URLs with the given scheme. Transports
+// call it from an init function; registering a scheme twice panics, as a
+// programming error found at start-up.
+func RegisterTransport(scheme string, t Transport) {
+	transports.Lock()
+	defer transports.Unlock()
+	if _, dup := transports.m[scheme]; dup {
+		panic(fmt.Sprintf("msgtrans: transport for scheme %q registered twice", scheme))
+	}
+	transports.m[scheme] = t
+}
+
+// Schemes returns the registered URL schemes, sorted.
+func Schemes() []string {
+	transports.RLock()
+	defer transports.RUnlock()
+	s := make([]string, 0, len(transports.m))
+	for k := range transports.m {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
+
+// lookupTransport parses addr and finds the transport for its scheme.
+func lookupTransport(addr string) (Transport, *url.URL, error) {
+	u, err := url.Parse(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("msgtrans: address %q: %w", addr, err)
+	}
+	transports.RLock()
+	t, ok := transports.m[u.Scheme]
+	transports.RUnlock()
+	if !ok {
+		return nil, nil, fmt.Errorf("%w %q in %q (registered: %v; import its transport package, for example github.com/msgtrans/msgtrans-go/transports/all)",
+			ErrUnknownScheme, u.Scheme, addr, Schemes())
+	}
+	return t, u, nil
+}

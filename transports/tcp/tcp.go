@@ -1,0 +1,169 @@
+package tcp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+func init() {
+	runtime.RegisterTransport("tcp", Transport{})
+	runtime.RegisterTransport("tls", Transport{TLS: true})
+}
+
+// Transport carries msgtrans packets over TCP ("tcp://host:port") or TCP
+// with TLS ("tls://host:port"), framed by the lengths in each packet's
+// header. The zero value is plain TCP.
+type Transport struct {
+	// TLS selects TLS over TCP.
+	TLS bool
+}
+
+// Listen implements [runtime.Transport].
+func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Listener, error) {
+	cfg = cfg.WithDefaults()
+	if t.TLS && (cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil)) {
+		return nil, fmt.Errorf("msgtrans: %s listener needs a TLS certificate", u.Scheme)
+	}
+	var lc net.ListenConfig
+	nl, err := lc.Listen(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("msgtrans: listen %s: %w", u.Redacted(), err)
+	}
+	l := &listener{nl: nl, cfg: cfg}
+	if t.TLS {
+		l.tls = cfg.TLS
+		l.ready = make(chan net.Conn)
+		l.ctx, l.cancel = context.WithCancel(context.Background())
+		l.wg.Add(1)
+		go l.acceptTLS()
+	}
+	return l, nil
+}
+
+// Dial implements [runtime.Transport].
+func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Conn, error) {
+	cfg = cfg.WithDefaults()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
+	}
+	setNoDelay(c)
+	if t.TLS {
+		tc := tls.Client(c, clientTLS(cfg.TLS, u))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("msgtrans: tls handshake with %s: %w", u.Host, err)
+		}
+		c = tc
+	}
+	return runtime.NewStreamConn(c, cfg.Limits), nil
+}
+
+// clientTLS returns the client TLS configuration for u: a clone of base (or
+// a new one) with the server name taken from u when unset.
+func clientTLS(base *tls.Config, u *url.URL) *tls.Config {
+	c := &tls.Config{}
+	if base != nil {
+		c = base.Clone()
+	}
+	if c.ServerName == "" {
+		c.ServerName = u.Hostname()
+	}
+	return c
+}
+
+func setNoDelay(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+}
+
+type listener struct {
+	nl  net.Listener
+	cfg *runtime.TransportConfig
+
+	// TLS only: handshakes run off the accepting goroutine.
+	tls   *tls.Config
+	ready  chan net.Conn
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (l *listener) Accept() (runtime.Conn, error) {
+	if l.tls == nil {
+		c, err := l.nl.Accept()
+		if err != nil {
+			return nil, err
+		}
+		setNoDelay(c)
+		return runtime.NewStreamConn(c, l.cfg.Limits), nil
+	}
+	select {
+	case c := <-l.ready:
+		return runtime.NewStreamConn(c, l.cfg.Limits), nil
+	case <-l.ctx.Done():
+		return nil, net.ErrClosed
+	}
+}
+
+// acceptTLS accepts TCP connections and completes each TLS handshake in a
+// goroutine of its own within the handshake timeout.
+func (l *listener) acceptTLS() {
+	defer l.wg.Done()
+	for {
+		c, err := l.nl.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.cfg.Logger.Warn("msgtrans: tcp accept", "err", err)
+			select {
+			case <-l.ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond): // back off on EMFILE and the like
+			}
+			continue
+		}
+		setNoDelay(c)
+		l.wg.Add(1)
+		go l.handshake(c)
+	}
+}
+
+func (l *listener) handshake(c net.Conn) {
+	defer l.wg.Done()
+	tc := tls.Server(c, l.tls)
+	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		l.cfg.Logger.Info("msgtrans: tls handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	select {
+	case l.ready <- tc:
+	case <-l.ctx.Done():
+		tc.Close()
+	}
+}
+
+func (l *listener) Close() error {
+	err := l.nl.Close()
+	if l.tls != nil {
+		l.cancel()
+		l.wg.Wait()
+	}
+	return err
+}
+
+func (l *listener) Addr() net.Addr { return l.nl.Addr() }
