@@ -159,3 +159,14 @@ func lookupTransport(addr string) (Transport, *url.URL, error) {
 	}
 	return t, u, nil
 }
+
+// DialConn dials addr with the transport registered for its scheme and
+// returns the bare packet-level connection, without a session, hello or
+// reconnection: for tools and tests that speak the wire directly.
+func DialConn(ctx context.Context, addr string, cfg *TransportConfig) (Conn, error) {
+	t, u, err := lookupTransport(addr)
+	if err != nil {
+		return nil, err
+	}
+	return t.Dial(ctx, u, cfg.WithDefaults())
+}

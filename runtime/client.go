@@ -1,0 +1,259 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client is one logical connection to a server over the transport named by
+// the address's scheme. When the connection drops it reconnects by itself
+// with exponential backoff and jitter (see [WithReconnect]); requests
+// pending at the drop fail at once with CodeUnavailable, and message ids
+// start again from 1 on each new connection.
+//
+// All methods are safe for concurrent use.
+type Client struct {
+	cfg  *config
+	mux  mux
+	t    Transport
+	u    *url.URL
+	addr string
+
+	mu     sync.Mutex
+	sess   *Session // nil while disconnected
+	closed bool
+	err    error // why the client closed, if it gave up
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+// Dial connects to addr ("tcp://host:port", "ws://host:port/path",
+// "quic://host:port", …) and returns a connected client. The first
+// connection must succeed within ctx and the connect timeout; later drops
+// are repaired in the background.
+func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+	cfg, err := newConfig(clientSide, opts)
+	if err != nil {
+		return nil, err
+	}
+	t, u, err := lookupTransport(addr)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, t: t, u: u, addr: addr, done: make(chan struct{})}
+	sess, err := c.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.start(sess, 0)
+	return c, nil
+}
+
+// Handle registers h for raw packets of the given biz_type pushed or
+// requested by the server; a nil h removes it.
+func (c *Client) Handle(bizType uint8, h Handler) { c.mux.handleBiz(bizType, h) }
+
+// HandleRoute registers h for typed packets with the route id. Generated
+// register functions call it.
+func (c *Client) HandleRoute(route uint32, h Handler) { c.mux.HandleRoute(route, h) }
+
+// Addr returns the address the client dials.
+func (c *Client) Addr() string { return c.addr }
+
+// connect dials once and sends the hello, within the connect timeout.
+func (c *Client) connect(ctx context.Context) (*Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.connectTimeout)
+	defer cancel()
+	conn, err := c.t.Dial(ctx, c.u, c.cfg.transportConfig())
+	if err != nil {
+		return nil, err
+	}
+	sess := newSession(conn, c.u.Scheme, c.cfg, &c.mux, new(atomic.Uint32))
+	if err := sess.Send(helloPacket(c.cfg)); err != nil {
+		sess.closeWith(err)
+		return nil, err
+	}
+	return sess, nil
+}
+
+// start makes sess the current session and runs it in the background.
+func (c *Client) start(sess *Session, attempt int) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		sess.closeWith(ErrClosed)
+		return
+	}
+	c.sess = sess
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.run(sess, attempt)
+}
+
+func (c *Client) run(sess *Session, attempts int) {
+	defer c.wg.Done()
+	kind := ConnectionEstablished
+	if attempts > 0 {
+		kind = Reconnected
+	}
+	c.emit(Event{Kind: kind, Session: sess, Attempt: attempts})
+	for {
+		reason := sess.run()
+		c.mu.Lock()
+		c.sess = nil
+		closed := c.closed
+		c.mu.Unlock()
+		c.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
+		if closed || !c.cfg.reconnect {
+			c.finish(reason)
+			return
+		}
+		next, n, err := c.reconnect()
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			next.closeWith(ErrClosed)
+			continue
+		}
+		c.sess = next
+		c.mu.Unlock()
+		sess = next
+		c.emit(Event{Kind: Reconnected, Session: sess, Attempt: n})
+	}
+}
+
+// reconnect dials until it succeeds, the attempts run out, or the client is
+// closed.
+func (c *Client) reconnect() (*Session, int, error) {
+	b := c.cfg.backoff
+	var lastErr error
+	for n := 0; b.MaxAttempts == 0 || n < b.MaxAttempts; n++ {
+		d := b.Delay(n)
+		c.emit(Event{Kind: Reconnecting, Attempt: n + 1, Delay: d, Err: lastErr})
+		t := time.NewTimer(d)
+		select {
+		case <-c.done:
+			t.Stop()
+			return nil, n, ErrClosed
+		case <-t.C:
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { // Close aborts an attempt in progress
+			select {
+			case <-c.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		sess, err := c.connect(ctx)
+		cancel()
+		if err == nil {
+			return sess, n + 1, nil
+		}
+		lastErr = err
+		c.cfg.logger.Debug("msgtrans: reconnect failed", "addr", c.addr, "attempt", n+1, "err", err)
+	}
+	return nil, b.MaxAttempts, fmt.Errorf("msgtrans: gave up reconnecting to %s after %d attempts: %w", c.addr, b.MaxAttempts, lastErr)
+}
+
+func (c *Client) finish(reason error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.err = reason
+		close(c.done)
+	}
+}
+
+func (c *Client) emit(e Event) {
+	if c.cfg.onEvent != nil {
+		c.cfg.onEvent(e)
+	}
+}
+
+// Session returns the current connection's session, or nil while the
+// client is reconnecting or closed.
+func (c *Client) Session() *Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+func (c *Client) current() (*Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil {
+		return c.sess, nil
+	}
+	if c.closed {
+		if c.err != nil && c.err != ErrClosed {
+			return nil, wrapError(CodeUnavailable, c.err)
+		}
+		return nil, NewError(CodeUnavailable, "client closed")
+	}
+	return nil, NewError(CodeUnavailable, "not connected (reconnecting)")
+}
+
+// Send sends p to the server as a OneWay packet. It fails with
+// CodeUnavailable while the client is disconnected.
+func (c *Client) Send(p *Packet) error {
+	s, err := c.current()
+	if err != nil {
+		return err
+	}
+	if err := s.Send(p); err != nil {
+		return wrapError(CodeUnavailable, err)
+	}
+	return nil
+}
+
+// Request sends p to the server as a Request and waits for the response, as
+// [Session.Request] does.
+func (c *Client) Request(ctx context.Context, p *Packet) (*Packet, error) {
+	s, err := c.current()
+	if err != nil {
+		return nil, err
+	}
+	return s.Request(ctx, p)
+}
+
+// Done returns a channel closed when the client has closed, by
+// [Client.Close] or by giving up reconnecting.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the client closed, or nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close stops reconnecting, lets what is queued be written (within the
+// write timeout), closes the connection, and waits for the client's
+// goroutines to exit. It is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	sess := c.sess
+	if !c.closed {
+		c.closed = true
+		c.err = ErrClosed
+		close(c.done)
+	}
+	c.mu.Unlock()
+	if sess != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.writeTimeout)
+		sess.closeFlushed(ctx, ErrClosed)
+		cancel()
+	}
+	c.wg.Wait()
+	return nil
+}

@@ -1,0 +1,178 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// ExtVersion is the first byte of an ext header laid out by this package's
+// typed layer. Ext headers that start otherwise (a raw peer's text route tag,
+// say) are left to the raw API untouched.
+const ExtVersion = 1
+
+// Ext field tags. A tag with the high bit set is critical: a receiver that
+// does not know it must reject the packet rather than skip the field.
+const (
+	extCritical  = 0x80
+	tagRoute     = 0x01 | extCritical // u32 route id; 0 is the control route
+	tagControl   = 0x02 | extCritical // one byte: the control kind
+	tagCode      = 0x03               // uvarint status code of a response
+	tagMessage   = 0x04               // UTF-8 status message of a response
+	tagTimeoutMS = 0x05               // uvarint: the caller's remaining time, in milliseconds
+)
+
+// ControlRoute is the route id of the runtime's own control packets.
+const ControlRoute = 0
+
+// ControlKind says what a control packet is for.
+type ControlKind uint8
+
+// The control kinds.
+const (
+	// ControlHello is the first packet a client sends; its payload is a
+	// bitmask of the compressions the sender accepts (bit n = Compression n).
+	ControlHello ControlKind = 1
+	// ControlPing asks the peer for a ControlPong.
+	ControlPing ControlKind = 2
+	// ControlPong answers a ControlPing.
+	ControlPong ControlKind = 3
+	// ControlGoAway tells the peer the sender is shutting down: reconnect later.
+	ControlGoAway ControlKind = 4
+)
+
+// Ext is the parsed typed-layer ext header. See docs/wire.md for the layout.
+type Ext struct {
+	// HasRoute reports whether Route is set.
+	HasRoute bool
+	// Route is the route id of a typed packet; ControlRoute for control packets.
+	Route uint32
+	// Control is the kind of a control packet, 0 otherwise.
+	Control ControlKind
+	// Code and Message are a response's status; CodeOK when absent.
+	Code    Code
+	Message string
+	// TimeoutMS is the caller's remaining time in milliseconds; 0 when absent.
+	TimeoutMS uint64
+}
+
+// IsTypedExt reports whether p carries an ext header in this package's
+// layout: FlagHasRouteTag set and the ext header starting with [ExtVersion].
+func IsTypedExt(p *Packet) bool {
+	return p.Flags&FlagHasRouteTag != 0 && len(p.Ext) > 0 && p.Ext[0] == ExtVersion
+}
+
+// AppendExt appends the encoding of e to dst.
+func AppendExt(dst []byte, e *Ext) []byte {
+	dst = append(dst, ExtVersion)
+	if e.HasRoute {
+		dst = append(dst, tagRoute, 4)
+		dst = binary.BigEndian.AppendUint32(dst, e.Route)
+	}
+	if e.Control != 0 {
+		dst = append(dst, tagControl, 1, byte(e.Control))
+	}
+	if e.Code != CodeOK {
+		dst = append(dst, tagCode, byte(uvarintLen(uint64(e.Code))))
+		dst = binary.AppendUvarint(dst, uint64(e.Code))
+	}
+	if e.Message != "" {
+		dst = append(dst, tagMessage)
+		dst = binary.AppendUvarint(dst, uint64(len(e.Message)))
+		dst = append(dst, e.Message...)
+	}
+	if e.TimeoutMS != 0 {
+		dst = append(dst, tagTimeoutMS, byte(uvarintLen(e.TimeoutMS)))
+		dst = binary.AppendUvarint(dst, e.TimeoutMS)
+	}
+	return dst
+}
+
+// ParseExt decodes a typed-layer ext header. Unknown fields are skipped
+// unless critical; a malformed header or an unknown critical field fails
+// with an error wrapping [ErrProtocol].
+func ParseExt(b []byte) (Ext, error) {
+	var e Ext
+	if len(b) == 0 || b[0] != ExtVersion {
+		return e, fmt.Errorf("%w: ext header is not layout version %d", ErrProtocol, ExtVersion)
+	}
+	b = b[1:]
+	for len(b) > 0 {
+		tag := b[0]
+		n, k := binary.Uvarint(b[1:])
+		if k <= 0 || n > uint64(len(b)-1-k) {
+			return e, fmt.Errorf("%w: ext field %#x: bad length", ErrProtocol, tag)
+		}
+		v := b[1+k : 1+k+int(n)]
+		b = b[1+k+int(n):]
+		var err error
+		switch tag {
+		case tagRoute:
+			if len(v) != 4 {
+				return e, fmt.Errorf("%w: ext route of %d bytes", ErrProtocol, len(v))
+			}
+			e.HasRoute, e.Route = true, binary.BigEndian.Uint32(v)
+		case tagControl:
+			if len(v) != 1 {
+				return e, fmt.Errorf("%w: ext control of %d bytes", ErrProtocol, len(v))
+			}
+			e.Control = ControlKind(v[0])
+		case tagCode:
+			var c uint64
+			c, err = fieldUvarint(v)
+			e.Code = Code(c)
+		case tagMessage:
+			e.Message = string(v)
+		case tagTimeoutMS:
+			e.TimeoutMS, err = fieldUvarint(v)
+		default:
+			if tag&extCritical != 0 {
+				return e, fmt.Errorf("%w: unknown critical ext field %#x", ErrProtocol, tag)
+			}
+		}
+		if err != nil {
+			return e, fmt.Errorf("%w: ext field %#x: %v", ErrProtocol, tag, err)
+		}
+	}
+	return e, nil
+}
+
+func fieldUvarint(v []byte) (uint64, error) {
+	x, k := binary.Uvarint(v)
+	if k <= 0 || k != len(v) || x > 0xFFFFFFFF {
+		return 0, fmt.Errorf("bad varint")
+	}
+	return x, nil
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+// controlPacket returns a control packet of the given kind.
+func controlPacket(kind ControlKind, payload []byte) *Packet {
+	return &Packet{
+		Type:    OneWay,
+		Flags:   FlagHasRouteTag,
+		Ext:     AppendExt(nil, &Ext{HasRoute: true, Route: ControlRoute, Control: kind}),
+		Payload: payload,
+	}
+}
+
+// errorExt returns the ext header of an error response carrying err.
+func errorExt(err error) []byte {
+	e := &Ext{Code: CodeOf(err), Message: err.Error()}
+	var te *Error
+	if errors.As(err, &te) {
+		e.Message = te.Message
+	}
+	if e.Code == CodeOK {
+		e.Code = CodeUnknown
+	}
+	return AppendExt(nil, e)
+}

@@ -1,0 +1,81 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Handler handles packets that arrive on a session: raw packets by biz_type
+// (see [Server.Handle], [Client.Handle]) and, through generated code, typed
+// ones by route.
+//
+// For a Request, the returned packet's ext header, flags, biz_type and
+// payload become the Response (its type and message id are set by the
+// runtime; a nil packet sends an empty response); a returned error is sent
+// as an error response carrying its [Code] (see [CodeOf]). For a OneWay
+// packet the returned packet is ignored and an error is logged.
+//
+// Concurrency: one-way packets of a session are handled one at a time in
+// arrival order, on the session's read goroutine, so a one-way handler must
+// not wait for a response on its own session (start a goroutine for that).
+// Requests run each in a goroutine of their own, at most the configured
+// in-flight count per session at once. ctx is cancelled when the session
+// closes.
+type Handler interface {
+	ServePacket(ctx context.Context, s *Session, p *Packet) (*Packet, error)
+}
+
+// HandlerFunc adapts a function to [Handler].
+type HandlerFunc func(ctx context.Context, s *Session, p *Packet) (*Packet, error)
+
+// ServePacket calls f.
+func (f HandlerFunc) ServePacket(ctx context.Context, s *Session, p *Packet) (*Packet, error) {
+	return f(ctx, s, p)
+}
+
+// mux maps biz_types and routes to handlers. Lookups take no lock: the maps
+// are replaced whole on registration, which happens rarely.
+type mux struct {
+	mu     sync.Mutex // serialises registrations
+	biz    [256]atomic.Pointer[Handler]
+	routes atomic.Pointer[map[uint32]Handler]
+}
+
+func (m *mux) handleBiz(bizType uint8, h Handler) {
+	if h == nil {
+		m.biz[bizType].Store(nil)
+		return
+	}
+	m.biz[bizType].Store(&h)
+}
+
+func (m *mux) bizHandler(bizType uint8) Handler {
+	if h := m.biz[bizType].Load(); h != nil {
+		return *h
+	}
+	return nil
+}
+
+// HandleRoute registers h for typed packets carrying the route id. Generated
+// code calls it; applications use the generated register functions.
+func (m *mux) HandleRoute(route uint32, h Handler) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.routes.Load()
+	next := make(map[uint32]Handler, 1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[route] = h
+	m.routes.Store(&next)
+}
+
+func (m *mux) routeHandler(route uint32) Handler {
+	if r := m.routes.Load(); r != nil {
+		return (*r)[route]
+	}
+	return nil
+}

@@ -1,0 +1,224 @@
+package runtime
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of the options.
+const (
+	DefaultSendQueueBytes = 1 << 20
+	DefaultWriteTimeout   = 5 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+	DefaultMaxInFlight    = 16
+)
+
+// Option configures a [Server] (through [NewServer]) or a [Client] (through
+// [Dial]). Most options apply to both; one given to the side it does not
+// apply to makes the constructor fail, so no option is silently ignored.
+type Option interface {
+	apply(*config)
+	sides() side
+}
+
+type side uint8
+
+const (
+	serverSide side = 1 << iota
+	clientSide
+	bothSides = serverSide | clientSide
+)
+
+type option struct {
+	name string
+	side side
+	f    func(*config)
+}
+
+func (o option) apply(c *config) { c.applied = append(c.applied, o.name); o.f(c) }
+func (o option) sides() side     { return o.side }
+
+// config is every setting of a server or a client, filled by options and
+// then checked and defaulted in one place, [config.validate].
+type config struct {
+	applied []string
+
+	logger           *slog.Logger
+	tls              *tls.Config
+	limits           Limits
+	handshakeTimeout time.Duration
+	sendQueueBytes   int
+	writeTimeout     time.Duration
+	requestTimeout   time.Duration
+	compressor       Compressor
+	maxInFlight      int
+	onEvent          func(Event)
+
+	// client only
+	connectTimeout time.Duration
+	backoff        Backoff
+	reconnect      bool
+}
+
+func newConfig(s side, opts []Option) (*config, error) {
+	c := &config{reconnect: true}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if o.sides()&s == 0 {
+			o.apply(c)
+			return nil, fmt.Errorf("msgtrans: option %s does not apply to a %s", c.applied[len(c.applied)-1], sideName(s))
+		}
+		o.apply(c)
+	}
+	return c, c.validate()
+}
+
+func sideName(s side) string {
+	if s == serverSide {
+		return "server"
+	}
+	return "client"
+}
+
+func (c *config) validate() error {
+	var errs []error
+	neg := func(name string, v int64) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("msgtrans: %s must not be negative", name))
+		}
+	}
+	neg("MaxPayload", int64(c.limits.MaxPayload))
+	neg("MaxExtHeader", int64(c.limits.MaxExtHeader))
+	neg("MaxDecompressed", int64(c.limits.MaxDecompressed))
+	neg("send queue size", int64(c.sendQueueBytes))
+	neg("write timeout", int64(c.writeTimeout))
+	neg("request timeout", int64(c.requestTimeout))
+	neg("connect timeout", int64(c.connectTimeout))
+	neg("handshake timeout", int64(c.handshakeTimeout))
+	neg("max in-flight handlers", int64(c.maxInFlight))
+	if c.limits.MaxExtHeader > 0xFFFF {
+		errs = append(errs, fmt.Errorf("msgtrans: MaxExtHeader %d exceeds the wire maximum of 65535", c.limits.MaxExtHeader))
+	}
+	if c.compressor.Algorithm > CompressionZlib {
+		errs = append(errs, fmt.Errorf("msgtrans: unknown compression %d", c.compressor.Algorithm))
+	}
+	if err := c.backoff.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	c.limits = c.limits.withDefaults()
+	if c.sendQueueBytes == 0 {
+		c.sendQueueBytes = DefaultSendQueueBytes
+	}
+	if c.writeTimeout == 0 {
+		c.writeTimeout = DefaultWriteTimeout
+	}
+	if c.requestTimeout == 0 {
+		c.requestTimeout = DefaultRequestTimeout
+	}
+	if c.connectTimeout == 0 {
+		c.connectTimeout = DefaultConnectTimeout
+	}
+	if c.handshakeTimeout == 0 {
+		c.handshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.maxInFlight == 0 {
+		c.maxInFlight = DefaultMaxInFlight
+	}
+	c.backoff = c.backoff.withDefaults()
+	return errors.Join(errs...)
+}
+
+func (c *config) transportConfig() *TransportConfig {
+	return &TransportConfig{TLS: c.tls, Limits: c.limits, HandshakeTimeout: c.handshakeTimeout, Logger: c.logger}
+}
+
+// WithLogger sets the logger for connection-level events such as protocol
+// errors and slow consumers. Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return option{"WithLogger", bothSides, func(c *config) { c.logger = l }}
+}
+
+// WithTLS sets the TLS configuration: on a server the certificates for
+// tls://, wss:// and quic:// listeners; on a client the roots to trust (for
+// example a private CA pool) and the server name. A client without it
+// verifies servers against the system roots.
+func WithTLS(t *tls.Config) Option {
+	return option{"WithTLS", bothSides, func(c *config) { c.tls = t }}
+}
+
+// WithLimits sets the packet size and read-time limits (see [Limits]). Zero
+// fields keep their defaults.
+func WithLimits(l Limits) Option {
+	return option{"WithLimits", bothSides, func(c *config) { c.limits = l }}
+}
+
+// WithHandshakeTimeout bounds a listener's transport handshake (TLS,
+// WebSocket upgrade, QUIC stream). Default 5 s.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return option{"WithHandshakeTimeout", serverSide, func(c *config) { c.handshakeTimeout = d }}
+}
+
+// WithSendQueueBytes bounds the bytes queued for one connection. A
+// connection whose queue would exceed it is closed with [ErrSlowConsumer]
+// rather than blocking the sender. Default 1 MiB.
+func WithSendQueueBytes(n int) Option {
+	return option{"WithSendQueueBytes", bothSides, func(c *config) { c.sendQueueBytes = n }}
+}
+
+// WithWriteTimeout bounds each write of a batch of packets; a connection
+// whose write times out is closed. Default 5 s.
+func WithWriteTimeout(d time.Duration) Option {
+	return option{"WithWriteTimeout", bothSides, func(c *config) { c.writeTimeout = d }}
+}
+
+// WithRequestTimeout sets how long a request waits for its response when its
+// context has no deadline. Default 10 s.
+func WithRequestTimeout(d time.Duration) Option {
+	return option{"WithRequestTimeout", bothSides, func(c *config) { c.requestTimeout = d }}
+}
+
+// WithCompression compresses outgoing payloads at or above the threshold
+// with the given algorithm, toward peers that said they accept it. Incoming
+// compressed payloads are always accepted (within Limits.MaxDecompressed).
+func WithCompression(comp Compressor) Option {
+	return option{"WithCompression", bothSides, func(c *config) { c.compressor = comp }}
+}
+
+// WithMaxInFlight bounds the request handlers running at once for one
+// connection; the connection's reads wait while it is reached. Default 16.
+func WithMaxInFlight(n int) Option {
+	return option{"WithMaxInFlight", bothSides, func(c *config) { c.maxInFlight = n }}
+}
+
+// WithEventHandler sets a function that receives every [Event]. It is
+// called from the connection's own goroutine, in order for each connection,
+// and must not block for long.
+func WithEventHandler(f func(Event)) Option {
+	return option{"WithEventHandler", bothSides, func(c *config) { c.onEvent = f }}
+}
+
+// WithConnectTimeout bounds each connection attempt of a client, including
+// its TLS and protocol handshakes. Default 10 s.
+func WithConnectTimeout(d time.Duration) Option {
+	return option{"WithConnectTimeout", clientSide, func(c *config) { c.connectTimeout = d }}
+}
+
+// WithReconnect sets the client's reconnection schedule. Reconnection is on
+// by default with the zero [Backoff]'s defaults.
+func WithReconnect(b Backoff) Option {
+	return option{"WithReconnect", clientSide, func(c *config) { c.backoff = b; c.reconnect = true }}
+}
+
+// WithoutReconnect makes the client give up when its connection drops.
+func WithoutReconnect() Option {
+	return option{"WithoutReconnect", clientSide, func(c *config) { c.reconnect = false }}
+}

@@ -1,0 +1,365 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alphadose/haxmap"
+)
+
+// Server accepts connections on any number of transports at once and runs
+// the same handlers for all of them. It knows its sessions: it can send to
+// one, to a group, or to all of them, and call a client and await its reply.
+//
+// Create one with [NewServer], register handlers, then [Server.Serve] (or
+// [Server.Listen] and later [Server.Shutdown]). All methods are safe for
+// concurrent use.
+type Server struct {
+	cfg      *config
+	mux      mux
+	sessions *haxmap.Map[uint64, *Session]
+	count    atomic.Int64
+	groups   groups
+	ids      atomic.Uint32 // message ids of everything the server sends
+	nextSess atomic.Uint64
+
+	mu        sync.Mutex
+	listeners []boundListener
+	shutdown  bool
+	stopped   chan struct{} // closed when Shutdown or Close begins
+	acceptWG  sync.WaitGroup
+	sessWG    sync.WaitGroup
+}
+
+type boundListener struct {
+	l      Listener
+	scheme string
+	addr   string
+}
+
+// Session ids are unsigned 64-bit numbers; the high 16 bits are reserved for
+// a node tag in clusters and are 0 for now.
+const sessionIDBits = 48
+
+// NewServer returns a server configured by opts, which are checked here:
+// any invalid or client-only option makes it fail.
+func NewServer(opts ...Option) (*Server, error) {
+	cfg, err := newConfig(serverSide, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:      cfg,
+		sessions: haxmap.New[uint64, *Session](),
+		stopped:  make(chan struct{}),
+	}, nil
+}
+
+// Handle registers h for raw packets (no route tag) of the given biz_type,
+// replacing any earlier handler; a nil h removes it. Packets with no handler
+// go to the [MessageReceived] event.
+func (s *Server) Handle(bizType uint8, h Handler) { s.mux.handleBiz(bizType, h) }
+
+// HandleRoute registers h for typed packets with the route id. Generated
+// register functions call it.
+func (s *Server) HandleRoute(route uint32, h Handler) { s.mux.HandleRoute(route, h) }
+
+// Listen starts listening on each address ("tcp://0.0.0.0:7001",
+// "ws://0.0.0.0:7002/ws", "quic://0.0.0.0:7003", …) and accepting
+// connections in the background. It returns once all are bound, or the
+// first error (after closing those already bound). It may be called more
+// than once.
+func (s *Server) Listen(ctx context.Context, addrs ...string) error {
+	if len(addrs) == 0 {
+		return errors.New("msgtrans: no listen address given")
+	}
+	var bound []boundListener
+	fail := func(err error) error {
+		for _, b := range bound {
+			_ = b.l.Close()
+		}
+		return err
+	}
+	for _, a := range addrs {
+		t, u, err := lookupTransport(a)
+		if err != nil {
+			return fail(err)
+		}
+		l, err := t.Listen(ctx, u, s.cfg.transportConfig())
+		if err != nil {
+			return fail(err)
+		}
+		bound = append(bound, boundListener{l: l, scheme: u.Scheme, addr: a})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return fail(fmt.Errorf("%w: server is shut down", ErrClosed))
+	}
+	for _, b := range bound {
+		s.listeners = append(s.listeners, b)
+		s.acceptWG.Add(1)
+		go s.acceptLoop(b)
+		s.cfg.logger.Info("msgtrans: listening", "transport", b.scheme, "addr", b.l.Addr().String())
+	}
+	return nil
+}
+
+// Serve listens on the addresses and serves until ctx is cancelled, then
+// shuts down gracefully as [Server.Shutdown] does, allowing 5 s for queues
+// to flush. It returns nil after a shutdown caused by ctx or by a call to
+// Shutdown or Close, and the listen error otherwise.
+func (s *Server) Serve(ctx context.Context, addrs ...string) error {
+	if err := s.Listen(ctx, addrs...); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return s.Shutdown(sctx)
+	case <-s.stopped:
+		return nil
+	}
+}
+
+// Addrs returns the addresses the server listens on, in the order bound,
+// as URLs with the actual ports (useful after listening on port 0).
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.listeners))
+	for _, b := range s.listeners {
+		out = append(out, replaceHost(b.addr, b.l.Addr()))
+	}
+	return out
+}
+
+func (s *Server) acceptLoop(b boundListener) {
+	defer s.acceptWG.Done()
+	for {
+		c, err := b.l.Accept()
+		if err != nil {
+			select {
+			case <-s.stopped:
+			default:
+				if !errors.Is(err, net.ErrClosed) {
+					s.cfg.logger.Error("msgtrans: accept failed; listener stopped", "transport", b.scheme, "err", err)
+				}
+			}
+			return
+		}
+		s.startSession(c, b.scheme)
+	}
+}
+
+func (s *Server) startSession(c Conn, scheme string) {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	s.sessWG.Add(1)
+	s.mu.Unlock()
+
+	sess := newSession(c, scheme, s.cfg, &s.mux, &s.ids)
+	sess.srv = s
+	sess.id = s.nextSess.Add(1) & (1<<sessionIDBits - 1)
+	s.sessions.Set(sess.id, sess)
+	s.count.Add(1)
+	go func() {
+		defer s.sessWG.Done()
+		s.emit(Event{Kind: ConnectionEstablished, Session: sess})
+		reason := sess.run()
+		s.groups.leaveAll(sess)
+		s.sessions.Del(sess.id)
+		s.count.Add(-1)
+		s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
+	}()
+}
+
+func (s *Server) emit(e Event) {
+	if s.cfg.onEvent != nil {
+		s.cfg.onEvent(e)
+	}
+}
+
+// Session returns the open session with the id.
+func (s *Server) Session(id uint64) (*Session, bool) { return s.sessions.Get(id) }
+
+// Sessions returns the open sessions, in no particular order.
+func (s *Server) Sessions() []*Session {
+	out := make([]*Session, 0, s.count.Load())
+	s.sessions.ForEach(func(_ uint64, v *Session) bool {
+		out = append(out, v)
+		return true
+	})
+	return out
+}
+
+// SessionCount returns the number of open sessions.
+func (s *Server) SessionCount() int { return int(s.count.Load()) }
+
+// Send sends p as a OneWay packet to the session with the id.
+func (s *Server) Send(id uint64, p *Packet) error {
+	sess, ok := s.sessions.Get(id)
+	if !ok {
+		return fmt.Errorf("%w: no session %d", ErrClosed, id)
+	}
+	return sess.Send(p)
+}
+
+// Request sends p as a Request to the session with the id and waits for the
+// response, as [Session.Request] does.
+func (s *Server) Request(ctx context.Context, id uint64, p *Packet) (*Packet, error) {
+	sess, ok := s.sessions.Get(id)
+	if !ok {
+		return nil, Errorf(CodeNotFound, "no session %d", id)
+	}
+	return sess.Request(ctx, p)
+}
+
+// CloseSession closes the session with the id. It reports whether there was
+// such a session.
+func (s *Server) CloseSession(id uint64) bool {
+	sess, ok := s.sessions.Get(id)
+	if ok {
+		_ = sess.Close()
+	}
+	return ok
+}
+
+// Broadcast sends p as a OneWay packet to every open session. The packet is
+// encoded once and every session queues the same bytes. It returns the
+// number of sessions it was queued to.
+func (s *Server) Broadcast(p *Packet) (int, error) {
+	f, err := s.newFanout(p)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	s.sessions.ForEach(func(_ uint64, sess *Session) bool {
+		if f.send(sess) == nil {
+			n++
+		}
+		return true
+	})
+	return n, nil
+}
+
+// fanout is one packet encoded once for many sessions: plain, and
+// compressed for the sessions that accept it when compression is on.
+type fanout struct {
+	plain      []byte
+	compressed []byte
+	bit        uint32
+}
+
+func (s *Server) newFanout(p *Packet) (*fanout, error) {
+	q := *p
+	q.Type, q.MessageID = OneWay, s.nextID()
+	plain, err := AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
+	if err != nil {
+		return nil, err
+	}
+	f := &fanout{plain: plain}
+	if c := s.cfg.compressor; c.Algorithm != CompressionNone {
+		if cq := c.compress(&q); cq != &q {
+			f.compressed, _ = AppendPacket(make([]byte, 0, cq.EncodedLen()), cq)
+			f.bit = 1 << c.Algorithm
+		}
+	}
+	return f, nil
+}
+
+func (f *fanout) send(sess *Session) error {
+	if f.compressed != nil && sess.peerComp.Load()&f.bit != 0 {
+		return sess.enqueue(f.compressed)
+	}
+	return sess.enqueue(f.plain)
+}
+
+func (s *Server) nextID() uint32 {
+	for {
+		if id := s.ids.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+// Shutdown stops accepting, tells every client the server is going away,
+// lets each session flush what is queued, closes the sessions, and returns
+// once every goroutine the server started has exited. If ctx ends first,
+// the remaining sessions are closed at once and ctx's error is returned
+// after they have exited.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if !s.stop() {
+		s.sessWG.Wait()
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, sess := range s.Sessions() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = sess.Send(controlPacket(ControlGoAway, nil))
+			sess.closeFlushed(ctx, ErrServerShutdown)
+		}()
+	}
+	wg.Wait()
+	s.sessWG.Wait()
+	return ctx.Err()
+}
+
+// Close stops accepting and closes every session at once, then waits for
+// the server's goroutines to exit.
+func (s *Server) Close() error {
+	s.stop()
+	for _, sess := range s.Sessions() {
+		sess.closeWith(ErrServerShutdown)
+	}
+	s.sessWG.Wait()
+	return nil
+}
+
+// ErrServerShutdown is the close reason of sessions closed by
+// [Server.Shutdown] or [Server.Close].
+var ErrServerShutdown = errors.New("msgtrans: server shut down")
+
+// stop closes the listeners and waits for the accept loops; it reports
+// whether this call did it.
+func (s *Server) stop() bool {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		return false
+	}
+	s.shutdown = true
+	close(s.stopped)
+	ls := s.listeners
+	s.listeners = nil
+	s.mu.Unlock()
+	for _, b := range ls {
+		_ = b.l.Close()
+	}
+	s.acceptWG.Wait()
+	return true
+}
+
+// replaceHost returns addr with its host:port replaced by a's.
+func replaceHost(addr string, a net.Addr) string {
+	_, u, err := lookupTransport(addr)
+	if err != nil || a == nil {
+		return addr
+	}
+	if _, _, err := net.SplitHostPort(a.String()); err == nil {
+		u.Host = a.String()
+	}
+	return u.String()
+}

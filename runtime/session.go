@@ -1,0 +1,518 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session is one connection between a server and a client, seen from either
+// end: the server has one per connected client, a [Client] one per
+// connection it makes.
+//
+// Sending never blocks: packets are encoded and queued, and one writer
+// drains the queue, flushing once per drain so that many packets share a
+// system call. The queue is bounded in bytes; a session that falls that far
+// behind is closed with [ErrSlowConsumer] and never slows anyone else.
+// Packets sent on one session arrive in the order they were sent.
+//
+// All methods are safe for concurrent use.
+type Session struct {
+	id     uint64
+	conn   Conn
+	scheme string
+	cfg    *config
+	mux    *mux
+	ids    *atomic.Uint32 // message-id counter of the sending side
+	srv    *Server        // nil on the client side
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the writer and request handlers
+	attrs  sync.Map
+
+	// peerComp is the bitmask of compressions the peer accepts.
+	peerComp atomic.Uint32
+
+	mu       sync.Mutex
+	queue    [][]byte
+	spare    [][]byte
+	queued   int  // bytes in queue
+	writing  bool // a writer goroutine is running
+	closing  bool // no new sends; close once flushed
+	flushed  chan struct{}
+	closed   bool
+	closeErr error
+	groups   map[string]struct{}
+
+	pmu     sync.Mutex
+	pending map[uint32]chan reply
+
+	inflight chan struct{}
+}
+
+type reply struct {
+	p   *Packet
+	err error
+}
+
+func newSession(conn Conn, scheme string, cfg *config, m *mux, ids *atomic.Uint32) *Session {
+	s := &Session{conn: conn, scheme: scheme, cfg: cfg, mux: m, ids: ids}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.inflight = make(chan struct{}, cfg.maxInFlight)
+	return s
+}
+
+// ID returns the session's id, unique within its server. On the client side
+// it is 0.
+func (s *Session) ID() uint64 { return s.id }
+
+// Transport returns the URL scheme the session arrived by ("tcp", "ws", …).
+func (s *Session) Transport() string { return s.scheme }
+
+// RemoteAddr returns the peer's network address.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// LocalAddr returns this side's network address.
+func (s *Session) LocalAddr() net.Addr { return s.conn.LocalAddr() }
+
+// Context returns a context cancelled when the session closes.
+func (s *Session) Context() context.Context { return s.ctx }
+
+// Done returns a channel closed when the session closes.
+func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
+
+// Set stores an attribute on the session, for example the user id bound at
+// login.
+func (s *Session) Set(key, value any) { s.attrs.Store(key, value) }
+
+// Get returns an attribute stored with [Session.Set].
+func (s *Session) Get(key any) (any, bool) { return s.attrs.Load(key) }
+
+// Delete removes an attribute.
+func (s *Session) Delete(key any) { s.attrs.Delete(key) }
+
+// Err returns why the session closed, or nil while it is open.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeErr
+}
+
+// Groups returns the names of the groups the session belongs to.
+func (s *Session) Groups() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.groups))
+	for g := range s.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+func (s *Session) nextID() uint32 {
+	for {
+		if id := s.ids.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+// Send queues p as a OneWay packet (whatever p.Type says) with the next
+// message id of this side. It fails when the session is closed or the packet
+// would overflow the send queue, which closes the session as a slow consumer.
+func (s *Session) Send(p *Packet) error {
+	return s.sendAs(p, OneWay, s.nextID())
+}
+
+// SendEncoded queues an already encoded packet (see [AppendPacket]) as it
+// is, without copying: b must not be modified afterwards. It is how one
+// encoding is shared by many sessions.
+func (s *Session) SendEncoded(b []byte) error { return s.enqueue(b) }
+
+func (s *Session) sendAs(p *Packet, t PacketType, id uint32) error {
+	b, err := s.encode(p, t, id)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(b)
+}
+
+// encode returns the wire bytes of p with the given type and id, compressed
+// when configured and accepted by the peer.
+func (s *Session) encode(p *Packet, t PacketType, id uint32) ([]byte, error) {
+	q := *p
+	q.Type, q.MessageID = t, id
+	if s.cfg.compressor.Algorithm != CompressionNone && s.peerComp.Load()&(1<<s.cfg.compressor.Algorithm) != 0 {
+		q = *s.cfg.compressor.compress(&q)
+	}
+	return AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
+}
+
+func (s *Session) enqueue(b []byte) error {
+	s.mu.Lock()
+	if s.closed || s.closing {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: session %d", ErrClosed, s.id)
+	}
+	if s.queued+len(b) > s.cfg.sendQueueBytes {
+		s.mu.Unlock()
+		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "queued_bytes", s.queued)
+		s.closeWith(ErrSlowConsumer)
+		return ErrSlowConsumer
+	}
+	s.queue = append(s.queue, b)
+	s.queued += len(b)
+	if !s.writing {
+		s.writing = true
+		s.wg.Add(1)
+		go s.writeLoop()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// writeLoop drains the queue, one WritePackets call per drain. It runs only
+// while there is something to write, so an idle session has no writer
+// goroutine and holds no queue.
+func (s *Session) writeLoop() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.closed {
+			s.writing = false
+			s.queue, s.spare, s.queued = nil, nil, 0
+			if s.closing && s.flushed != nil {
+				close(s.flushed)
+				s.flushed = nil
+			}
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue, s.queued = s.spare[:0], 0
+		s.mu.Unlock()
+
+		err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
+		if err == nil {
+			err = s.conn.WritePackets(batch)
+		}
+		clear(batch)
+		s.spare = batch[:0]
+		if err != nil {
+			s.closeWith(fmt.Errorf("msgtrans: write: %w", err))
+		}
+	}
+}
+
+// Request sends p as a Request and waits for its Response. Without a
+// deadline on ctx it waits the configured request timeout (default 10 s).
+// Failures are [*Error]s: CodeDeadlineExceeded on timeout, CodeCanceled when
+// ctx is cancelled, CodeUnavailable when the connection drops, and the
+// peer's code when it answers with an error.
+func (s *Session) Request(ctx context.Context, p *Packet) (*Packet, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.requestTimeout)
+		defer cancel()
+	}
+	id := s.nextID()
+	ch := make(chan reply, 1)
+	s.pmu.Lock()
+	if s.pending == nil {
+		if s.isClosed() {
+			s.pmu.Unlock()
+			return nil, NewError(CodeUnavailable, "connection closed")
+		}
+		s.pending = make(map[uint32]chan reply)
+	}
+	s.pending[id] = ch
+	s.pmu.Unlock()
+
+	if err := s.sendAs(p, Request, id); err != nil {
+		s.forget(id)
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrSlowConsumer) {
+			return nil, wrapError(CodeUnavailable, err)
+		}
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.p, r.err
+	case <-ctx.Done():
+		s.forget(id)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, wrapError(CodeDeadlineExceeded, ctx.Err())
+		}
+		return nil, wrapError(CodeCanceled, ctx.Err())
+	}
+}
+
+func (s *Session) forget(id uint32) {
+	s.pmu.Lock()
+	delete(s.pending, id)
+	s.pmu.Unlock()
+}
+
+func (s *Session) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// complete hands a Response to the request waiting for it.
+func (s *Session) complete(p *Packet, ext *Ext) {
+	s.pmu.Lock()
+	ch, ok := s.pending[p.MessageID]
+	delete(s.pending, p.MessageID)
+	s.pmu.Unlock()
+	if !ok {
+		s.cfg.logger.Debug("msgtrans: response to no pending request", "session", s.id, "message_id", p.MessageID)
+		return
+	}
+	if ext != nil && ext.Code != CodeOK {
+		ch <- reply{err: &Error{Code: ext.Code, Message: ext.Message}}
+		return
+	}
+	ch <- reply{p: p}
+}
+
+// failPending fails every waiting request: the connection is gone.
+func (s *Session) failPending(reason error) {
+	s.pmu.Lock()
+	pending := s.pending
+	s.pending = nil
+	s.pmu.Unlock()
+	for _, ch := range pending {
+		ch <- reply{err: &Error{Code: CodeUnavailable, Message: "connection closed: " + reasonText(reason), cause: reason}}
+	}
+}
+
+// Close closes the session at once; queued packets not yet written are
+// dropped. Close is idempotent.
+func (s *Session) Close() error {
+	s.closeWith(ErrClosed)
+	return nil
+}
+
+// CloseWithReason closes the session at once, reporting reason in the
+// [ConnectionClosed] event.
+func (s *Session) CloseWithReason(reason error) { s.closeWith(reason) }
+
+func (s *Session) closeWith(reason error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.closeErr = reason
+	s.mu.Unlock()
+	s.cancel()
+	_ = s.conn.Close()
+	s.failPending(reason)
+}
+
+// closeFlushed stops new sends, waits until the queue is written or ctx is
+// done, and closes the session.
+func (s *Session) closeFlushed(ctx context.Context, reason error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	var wait chan struct{}
+	s.closing = true
+	if s.writing {
+		if s.flushed == nil {
+			s.flushed = make(chan struct{})
+		}
+		wait = s.flushed
+	}
+	s.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+		}
+	}
+	s.closeWith(reason)
+}
+
+// run reads and dispatches packets until the connection fails or closes,
+// then waits for the session's goroutines and returns the close reason.
+func (s *Session) run() error {
+	for {
+		p, err := s.conn.ReadPacket()
+		if err == nil {
+			err = s.receive(&p)
+		}
+		if err != nil {
+			s.mu.Lock()
+			closedLocally := s.closed
+			s.mu.Unlock()
+			if !closedLocally && !errors.Is(err, io.EOF) {
+				s.cfg.logger.Warn("msgtrans: closing connection", "session", s.id, "transport", s.scheme, "remote", addrString(s.conn.RemoteAddr()), "err", err)
+			}
+			if errors.Is(err, io.EOF) {
+				err = ErrPeerClosed
+			}
+			s.closeWith(err)
+			s.wg.Wait()
+			return s.Err()
+		}
+	}
+}
+
+// ErrPeerClosed is the close reason of a session whose peer closed the
+// connection between packets.
+var ErrPeerClosed = errors.New("msgtrans: closed by peer")
+
+// receive dispatches one packet. An error closes the connection.
+func (s *Session) receive(p *Packet) error {
+	if p.Compression != CompressionNone {
+		if err := Decompress(p, s.cfg.limits.MaxDecompressed); err != nil {
+			return err
+		}
+	}
+	var ext *Ext
+	if IsTypedExt(p) {
+		e, err := ParseExt(p.Ext)
+		if err != nil {
+			return err
+		}
+		ext = &e
+		if e.HasRoute && e.Route == ControlRoute && p.Type == OneWay {
+			return s.control(p, e.Control)
+		}
+	}
+	switch p.Type {
+	case Response:
+		s.complete(p, ext)
+		return nil
+	case Request:
+		select {
+		case s.inflight <- struct{}{}:
+		case <-s.ctx.Done():
+			return nil
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() { <-s.inflight }()
+			s.serve(p, ext)
+		}()
+		return nil
+	default:
+		s.serve(p, ext)
+		return nil
+	}
+}
+
+// serve runs the handler for a Request or OneWay packet and sends a
+// Request's response.
+func (s *Session) serve(p *Packet, ext *Ext) {
+	h := s.handlerFor(p, ext)
+	if h == nil {
+		switch {
+		case ext != nil && ext.HasRoute:
+			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for route %#08x", ext.Route))
+		case p.Type == Request:
+			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for biz_type %d", p.BizType))
+		case s.cfg.onEvent != nil:
+			s.cfg.onEvent(Event{Kind: MessageReceived, Session: s, Packet: p})
+		}
+		return
+	}
+	resp, err := s.call(h, p)
+	s.answer(p, resp, err)
+}
+
+func (s *Session) handlerFor(p *Packet, ext *Ext) Handler {
+	if ext != nil && ext.HasRoute {
+		return s.mux.routeHandler(ext.Route)
+	}
+	return s.mux.bizHandler(p.BizType)
+}
+
+// call runs h, turning a panic into CodeInternal so the session survives.
+func (s *Session) call(h Handler, p *Packet) (resp *Packet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.logger.Error("msgtrans: handler panic", "session", s.id, "biz_type", p.BizType, "panic", r)
+			resp, err = nil, Errorf(CodeInternal, "handler panic")
+		}
+	}()
+	return h.ServePacket(s.ctx, s, p)
+}
+
+// answer sends the response to a Request; for a OneWay packet it logs err.
+func (s *Session) answer(req *Packet, resp *Packet, err error) {
+	if req.Type != Request {
+		if err != nil {
+			s.cfg.logger.Warn("msgtrans: one-way handler failed", "session", s.id, "biz_type", req.BizType, "err", err)
+		}
+		return
+	}
+	r := &Packet{BizType: req.BizType}
+	switch {
+	case err != nil:
+		r.Flags = FlagHasRouteTag
+		r.Ext = errorExt(err)
+	case resp != nil:
+		r = resp
+	}
+	if err := s.sendAs(r, Response, req.MessageID); err != nil && !errors.Is(err, ErrClosed) {
+		s.cfg.logger.Warn("msgtrans: sending response", "session", s.id, "err", err)
+	}
+}
+
+// control handles the runtime's own control packets.
+func (s *Session) control(p *Packet, kind ControlKind) error {
+	switch kind {
+	case ControlHello:
+		if len(p.Payload) > 0 {
+			s.peerComp.Store(uint32(p.Payload[0]))
+		}
+		if s.srv != nil {
+			return s.sendAs(helloPacket(s.cfg), OneWay, s.nextID())
+		}
+	case ControlPing:
+		return s.sendAs(controlPacket(ControlPong, p.Payload), OneWay, s.nextID())
+	case ControlPong:
+	case ControlGoAway:
+		if s.srv == nil {
+			s.closeWith(ErrGoAway)
+		}
+	default:
+		s.cfg.logger.Debug("msgtrans: unknown control packet", "session", s.id, "kind", kind)
+	}
+	return nil
+}
+
+// ErrGoAway is the close reason of a client connection whose server said it
+// is shutting down.
+var ErrGoAway = errors.New("msgtrans: server is going away")
+
+// helloPacket announces the compressions this side accepts: all of them.
+func helloPacket(*config) *Packet {
+	return controlPacket(ControlHello, []byte{1<<CompressionZstd | 1<<CompressionZlib})
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+func reasonText(err error) string {
+	if err == nil {
+		return "closed"
+	}
+	return err.Error()
+}
