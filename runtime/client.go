@@ -251,7 +251,7 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	if sess != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.writeTimeout)
-		sess.closeFlushed(ctx, ErrClosed)
+		sess.closeFlushed(ctx, ErrClosed, nil)
 		cancel()
 	}
 	c.wg.Wait()

@@ -1,31 +1,36 @@
 package runtime_test
 
 import (
-	"bytes"
-	"io"
-	goruntime "runtime"
+	"net"
 	"testing"
+	"time"
 
-	"github.com/klauspost/compress/zstd"
+	"github.com/msgtrans/msgtrans-go/runtime"
 )
 
-func TestScratchZstdFix(t *testing.T) {
-	frames := [][]byte{
-		{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x98, 0x09, 0x00, 0x00, 'a'},
-		// single segment, FCS 4 bytes = 0x20000000 (512MiB)
-		{0x28, 0xb5, 0x2f, 0xfd, 0xa0, 0x00, 0x00, 0x00, 0x20, 0x09, 0x00, 0x00, 'a'},
-	}
-	for _, frame := range frames {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(8<<20))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ms0, ms1 goruntime.MemStats
-		goruntime.ReadMemStats(&ms0)
-		d.Reset(bytes.NewReader(frame))
-		out, err := io.ReadAll(d)
-		goruntime.ReadMemStats(&ms1)
-		t.Logf("err=%v out=%q alloc=%d KiB", err, out, (ms1.TotalAlloc-ms0.TotalAlloc)>>10)
-		d.Close()
-	}
+func TestScratchSlowConsumerTCP(t *testing.T) {
+	a, _ := runtime.AppendPacket(nil, runtime.NewOneWay(1, []byte("aaaaaaaa")))
+	b, _ := runtime.AppendPacket(nil, runtime.NewOneWay(2, []byte("bbbbbbbbbbbbbbbbbbbbbbbbbb")))
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, _ := net.Dial("tcp", ln.Addr().String())
+		c.(*net.TCPConn).SetNoDelay(true)
+		c.Write(append(append([]byte{}, a...), b[:20]...))
+		<-time.After(5 * time.Millisecond)
+		c.Write(b[20:])
+		<-time.After(500 * time.Millisecond)
+		c.Close()
+	}()
+	s, _ := ln.Accept()
+	defer s.Close()
+	dec := runtime.NewDecoder(s, runtime.Limits{PacketReadTimeout: 50 * time.Millisecond})
+	p, err := dec.Next()
+	t.Logf("A: %v %v", p.String(), err)
+	<-time.After(100 * time.Millisecond)
+	p, err = dec.Next()
+	t.Logf("B: %v %v", p.String(), err)
+	<-done
 }

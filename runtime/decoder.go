@@ -150,10 +150,9 @@ func (d *Decoder) read(p []byte, min int, partial bool) (int, error) {
 		if partial {
 			want = d.pktStart.Add(d.lim.PacketReadTimeout)
 		}
-		if !want.Equal(d.deadline) {
-			if err := d.dl.SetReadDeadline(want); err != nil {
-				return 0, err
-			}
+		// A failure here means the connection is closed; the read below
+		// then reports that (or the peer's EOF) better than this would.
+		if !want.Equal(d.deadline) && d.dl.SetReadDeadline(want) == nil {
 			d.deadline = want
 		}
 	}

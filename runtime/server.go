@@ -308,8 +308,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = sess.Send(controlPacket(ControlGoAway, nil))
-			sess.closeFlushed(ctx, ErrServerShutdown)
+			sess.closeFlushed(ctx, ErrServerShutdown, controlPacket(ControlGoAway, nil))
 		}()
 	}
 	wg.Wait()

@@ -165,6 +165,13 @@ func (s *Session) enqueue(b []byte) error {
 		s.closeWith(ErrSlowConsumer)
 		return ErrSlowConsumer
 	}
+	s.pushLocked(b)
+	s.mu.Unlock()
+	return nil
+}
+
+// pushLocked queues b and starts the writer if it is not running. s.mu is held.
+func (s *Session) pushLocked(b []byte) {
 	s.queue = append(s.queue, b)
 	s.queued += len(b)
 	if !s.writing {
@@ -172,8 +179,6 @@ func (s *Session) enqueue(b []byte) error {
 		s.wg.Add(1)
 		go s.writeLoop()
 	}
-	s.mu.Unlock()
-	return nil
 }
 
 // writeLoop drains the queue, one WritePackets call per drain. It runs only
@@ -317,13 +322,21 @@ func (s *Session) closeWith(reason error) {
 	s.failPending(reason)
 }
 
-// closeFlushed stops new sends, waits until the queue is written or ctx is
-// done, and closes the session.
-func (s *Session) closeFlushed(ctx context.Context, reason error) {
+// closeFlushed stops new sends, queues final (when not nil) as the last
+// packet, waits until the queue is written or ctx is done, and closes the
+// session.
+func (s *Session) closeFlushed(ctx context.Context, reason error, final *Packet) {
+	var fb []byte
+	if final != nil {
+		fb, _ = s.encode(final, OneWay, s.nextID())
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
+	}
+	if fb != nil && !s.closing {
+		s.pushLocked(fb)
 	}
 	var wait chan struct{}
 	s.closing = true

@@ -1,0 +1,400 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/transports/mem"
+)
+
+// countTransport is a custom transport ("count://name") layered on the mem
+// transport that counts WritePackets calls and bytes written. Registering it
+// is all it takes for the runtime to serve and dial it.
+type countTransport struct{}
+
+var (
+	countWriteCalls atomic.Int64
+	countPackets    atomic.Int64
+	countBytes      atomic.Int64
+)
+
+func init() { runtime.RegisterTransport("count", countTransport{}) }
+
+func (countTransport) Listen(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Listener, error) {
+	l, err := mem.Transport{}.Listen(ctx, u, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return countListener{l}, nil
+}
+
+func (countTransport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Conn, error) {
+	return mem.Transport{}.Dial(ctx, u, cfg)
+}
+
+type countListener struct{ runtime.Listener }
+
+func (l countListener) Accept() (runtime.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countConn{c}, nil
+}
+
+type countConn struct{ runtime.Conn }
+
+func (c countConn) WritePackets(pkts [][]byte) error {
+	countWriteCalls.Add(1)
+	countPackets.Add(int64(len(pkts)))
+	for _, p := range pkts {
+		countBytes.Add(int64(len(p)))
+	}
+	return c.Conn.WritePackets(pkts)
+}
+
+var countCase = transportCase{name: "count", listen: func(*testing.T) string {
+	return fmt.Sprintf("count://c-%d", memCounter.Add(1))
+}}
+
+// TestWriterBatches shows one writer draining many queued packets per
+// WritePackets call (and so per system call) while keeping their order.
+func TestWriterBatches(t *testing.T) {
+	const n = 2000
+	f := newFixture(t, countCase)
+	c := f.dial()
+	got := make(chan *runtime.Packet, n)
+	c.Handle(bizNote, collect(got))
+	sess := f.waitSessions(1)[0]
+	calls0, pkts0 := countWriteCalls.Load(), countPackets.Load()
+	for i := range n {
+		if err := sess.Send(runtime.NewText(bizNote, fmt.Sprint(i))); err != nil {
+			t.Fatalf("Send %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		if p := recv(t, got); p.Text() != fmt.Sprint(i) {
+			t.Fatalf("packet %d arrived as %q: order lost", i, p.Text())
+		}
+	}
+	calls, pkts := countWriteCalls.Load()-calls0, countPackets.Load()-pkts0
+	if pkts < n {
+		t.Fatalf("counted %d packets written, want at least %d", pkts, n)
+	}
+	if calls > n/4 {
+		t.Errorf("%d packets took %d WritePackets calls; want them batched (at most %d calls)", n, calls, n/4)
+	}
+	t.Logf("%d packets in %d writes", pkts, calls)
+}
+
+func TestCompression(t *testing.T) {
+	text := strings.Repeat("compressible text ", 500)
+	tests := []struct {
+		name string
+		alg  runtime.Compression
+	}{{"zstd", runtime.CompressionZstd}, {"zlib", runtime.CompressionZlib}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			comp := runtime.WithCompression(runtime.Compressor{Algorithm: tt.alg, Threshold: 64})
+			f := newFixture(t, countCase, comp)
+			atServer := make(chan *runtime.Packet, 1)
+			f.srv.Handle(bizNote, collect(atServer))
+			c := f.dial(comp)
+			got := make(chan *runtime.Packet, 2)
+			c.Handle(bizNote, collect(got))
+			f.waitSessions(1)
+
+			before := countBytes.Load()
+			if _, err := f.srv.Broadcast(runtime.NewText(bizNote, text)); err != nil {
+				t.Fatal(err)
+			}
+			p := recv(t, got)
+			if p.Text() != text || p.Compression != runtime.CompressionNone {
+				t.Fatalf("client got %d bytes (compression %s), want the %d-byte text decompressed", len(p.Payload), p.Compression, len(text))
+			}
+			if wire := countBytes.Load() - before; wire >= int64(len(text)) {
+				t.Errorf("%d bytes on the wire for a %d-byte payload: not compressed", wire, len(text))
+			}
+			// The client compresses too once the server's hello arrived,
+			// which it has: the broadcast came after it.
+			if err := c.Send(runtime.NewText(bizNote, text)); err != nil {
+				t.Fatal(err)
+			}
+			if p := recv(t, atServer); p.Text() != text {
+				t.Fatalf("server got %d bytes, want the text", len(p.Payload))
+			}
+		})
+	}
+}
+
+func TestCompressionNotSentToPeersWithoutSupport(t *testing.T) {
+	f := newFixture(t, countCase, runtime.WithCompression(runtime.Compressor{Algorithm: runtime.CompressionZstd, Threshold: 1}))
+	conn, err := runtime.DialConn(context.Background(), f.addr, nil) // a raw peer: no hello
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	f.waitSessions(1)
+	text := strings.Repeat("a", 4096)
+	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, text)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := conn.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Compression != runtime.CompressionNone || p.Text() != text {
+		t.Errorf("raw peer got compression %s, %d bytes; want it uncompressed", p.Compression, len(p.Payload))
+	}
+}
+
+// TestSlowConsumer fills the queue of a peer that never reads and checks that
+// it alone is closed as a slow consumer while another client gets everything.
+func TestSlowConsumer(t *testing.T) {
+	tc := transportCases()[1] // tcp: real kernel buffers
+	f := newFixture(t, tc, runtime.WithSendQueueBytes(64<<10))
+	f.srv.Handle(bizEcho, echo)
+	slow := tc.raw(t, f.addr, nil)
+	defer slow.Close()
+	slowSess := f.waitSessions(1)[0]
+	got := make(chan *runtime.Packet, 256)
+	f.dial().Handle(bizNote, collect(got))
+	f.waitSessions(1)
+
+	payload := bytes.Repeat([]byte("x"), 4096)
+	closed := false
+	// Bursts of 10 stay within the healthy client's 64 KiB queue.
+	for round := 0; round < 5000 && !closed; round++ {
+		for range 10 {
+			if _, err := f.srv.Broadcast(runtime.NewOneWay(bizNote, payload)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 10 {
+			recv(t, got) // the healthy client keeps up with every broadcast
+		}
+		select {
+		case <-slowSess.Done():
+			closed = true
+		default:
+		}
+	}
+	if !closed {
+		t.Fatal("the peer that never reads was not closed")
+	}
+	e := f.waitEvent(runtime.ConnectionClosed)
+	if e.Session != slowSess || !errors.Is(e.Err, runtime.ErrSlowConsumer) {
+		t.Errorf("closed session %d with %v, want the slow one with ErrSlowConsumer", e.Session.ID(), e.Err)
+	}
+	f.healthy()
+}
+
+// TestShutdownFlushes: what was queued before Shutdown reaches the client,
+// followed by the go-away, and Shutdown returns after everything exited.
+func TestShutdownFlushes(t *testing.T) {
+	const n = 1000
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc)
+			events := make(chan runtime.Event, 10)
+			c := f.dial(runtime.WithoutReconnect(), runtime.WithEventHandler(func(e runtime.Event) { events <- e }))
+			got := make(chan *runtime.Packet, n)
+			c.Handle(bizNote, collect(got))
+			sess := f.waitSessions(1)[0]
+			for i := range n {
+				if err := sess.Send(runtime.NewText(bizNote, fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := f.srv.Shutdown(context.Background()); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			for i := range n {
+				if p := recv(t, got); p.Text() != fmt.Sprint(i) {
+					t.Fatalf("packet %d = %q", i, p.Text())
+				}
+			}
+			<-c.Done()
+			if err := c.Err(); !errors.Is(err, runtime.ErrGoAway) {
+				t.Errorf("client closed with %v, want ErrGoAway", err)
+			}
+			if err := f.srv.Listen(context.Background(), tc.listen(t)); !errors.Is(err, runtime.ErrClosed) {
+				t.Errorf("Listen after Shutdown = %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+func TestClientGivesUpAfterMaxAttempts(t *testing.T) {
+	f := newFixture(t, transportCases()[1])
+	events := make(chan runtime.Event, 100)
+	c := f.dial(
+		runtime.WithReconnect(runtime.Backoff{Base: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxAttempts: 3}),
+		runtime.WithEventHandler(func(e runtime.Event) { events <- e }),
+	)
+	f.waitSessions(1)
+	_ = f.srv.Close()
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("client did not give up")
+	}
+	if err := c.Err(); err == nil || !strings.Contains(err.Error(), "gave up reconnecting") {
+		t.Errorf("Err = %v, want a give-up error", err)
+	}
+	var attempts []int
+	for len(events) > 0 {
+		if e := <-events; e.Kind == runtime.Reconnecting {
+			attempts = append(attempts, e.Attempt)
+		}
+	}
+	if fmt.Sprint(attempts) != "[1 2 3]" {
+		t.Errorf("Reconnecting attempts %v, want [1 2 3]", attempts)
+	}
+	if err := c.Send(runtime.NewText(bizNote, "x")); runtime.CodeOf(err) != runtime.CodeUnavailable {
+		t.Errorf("Send after giving up = %v, want code unavailable", err)
+	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	b := runtime.Backoff{Base: 100 * time.Millisecond, Multiplier: 2, MaxDelay: time.Second}
+	tests := []struct {
+		attempt  int
+		min, max time.Duration
+	}{
+		{0, 50 * time.Millisecond, 100 * time.Millisecond},
+		{1, 100 * time.Millisecond, 200 * time.Millisecond},
+		{3, 400 * time.Millisecond, 800 * time.Millisecond},
+		{10, 500 * time.Millisecond, time.Second},
+	}
+	for _, tt := range tests {
+		for range 100 {
+			if d := b.Delay(tt.attempt); d < tt.min || d > tt.max {
+				t.Fatalf("Delay(%d) = %v, want within [%v, %v]", tt.attempt, d, tt.min, tt.max)
+			}
+		}
+	}
+}
+
+func TestOptionValidation(t *testing.T) {
+	tests := []struct {
+		name   string
+		server bool
+		opt    runtime.Option
+		want   string
+	}{
+		{"client option on server", true, runtime.WithConnectTimeout(time.Second), "does not apply to a server"},
+		{"server option on client", false, runtime.WithHandshakeTimeout(time.Second), "does not apply to a client"},
+		{"negative queue", true, runtime.WithSendQueueBytes(-1), "must not be negative"},
+		{"negative write timeout", false, runtime.WithWriteTimeout(-time.Second), "must not be negative"},
+		{"ext header over the wire maximum", true, runtime.WithLimits(runtime.Limits{MaxExtHeader: 70000}), "exceeds the wire maximum"},
+		{"bad compression", true, runtime.WithCompression(runtime.Compressor{Algorithm: 7}), "unknown compression"},
+		{"shrinking backoff", false, runtime.WithReconnect(runtime.Backoff{Multiplier: 0.5}), "below 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.server {
+				_, err = runtime.NewServer(tt.opt)
+			} else {
+				_, err = runtime.Dial(context.Background(), "mem://nowhere", tt.opt)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnknownScheme(t *testing.T) {
+	srv, err := runtime.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(context.Background(), "carrier-pigeon://x"); !errors.Is(err, runtime.ErrUnknownScheme) {
+		t.Errorf("Listen = %v, want ErrUnknownScheme", err)
+	}
+	if _, err := runtime.Dial(context.Background(), "carrier-pigeon://x"); !errors.Is(err, runtime.ErrUnknownScheme) {
+		t.Errorf("Dial = %v, want ErrUnknownScheme", err)
+	}
+}
+
+// TestListenFailureClosesBound: when one of several addresses cannot be
+// bound, those already bound are released.
+func TestListenFailureClosesBound(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	srv, err := runtime.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("mem://lf-%d", memCounter.Add(1))
+	if err := srv.Listen(context.Background(), name, "tcp://"+busy.Addr().String()); err == nil {
+		t.Fatal("Listen on a busy port succeeded")
+	}
+	srv2, _ := runtime.NewServer()
+	if err := srv2.Listen(context.Background(), name); err != nil {
+		t.Errorf("the mem name was not released: %v", err)
+	}
+	_ = srv2.Close()
+}
+
+func TestGroups(t *testing.T) {
+	f := newFixture(t, transportCases()[0])
+	sessions := make(chan *runtime.Session, 3)
+	f.srv.Handle(bizJoin, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+		sessions <- s
+		return nil, f.srv.Join(p.Text(), s)
+	}))
+	var got [3]chan *runtime.Packet
+	var ss [3]*runtime.Session
+	for i, group := range []string{"a", "a", "b"} {
+		got[i] = make(chan *runtime.Packet, 10)
+		c := f.dial()
+		c.Handle(bizNote, collect(got[i]))
+		if _, err := c.Request(context.Background(), runtime.NewRequest(bizJoin, []byte(group))); err != nil {
+			t.Fatalf("join: %v", err)
+		}
+		ss[i] = <-sessions
+	}
+	if n, err := f.srv.SendGroup("a", runtime.NewText(bizNote, "to a")); n != 2 || err != nil {
+		t.Fatalf("SendGroup = %d, %v; want 2", n, err)
+	}
+	if n, _ := f.srv.SendGroupExcept("a", runtime.NewText(bizNote, "a but not 0"), ss[0]); n != 1 {
+		t.Fatalf("SendGroupExcept = %d, want 1", n)
+	}
+	if !f.srv.Leave("a", ss[1]) || f.srv.Leave("a", ss[1]) {
+		t.Error("Leave should report membership exactly once")
+	}
+	if n, _ := f.srv.SendGroup("a", runtime.NewText(bizNote, "after leave")); n != 1 {
+		t.Errorf("SendGroup after a leave = %d, want 1", n)
+	}
+	if names := f.srv.GroupNames(); len(names) != 2 {
+		t.Errorf("GroupNames = %v, want a and b", names)
+	}
+	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, "end")); err != nil {
+		t.Fatal(err)
+	}
+	want := [3]string{"[to a after leave]", "[to a a but not 0]", "[]"}
+	for i := range got {
+		var texts []string
+		for p := recv(t, got[i]); p.Text() != "end"; p = recv(t, got[i]) {
+			texts = append(texts, p.Text())
+		}
+		if fmt.Sprint(texts) != want[i] {
+			t.Errorf("client %d got %v, want %s", i, texts, want[i])
+		}
+	}
+}
