@@ -159,9 +159,9 @@ func (s *Session) enqueue(b []byte) error {
 		s.mu.Unlock()
 		return fmt.Errorf("%w: session %d", ErrClosed, s.id)
 	}
-	if s.queued+len(b) > s.cfg.sendQueueBytes {
+	if queued := s.queued; queued+len(b) > s.cfg.sendQueueBytes {
 		s.mu.Unlock()
-		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "queued_bytes", s.queued)
+		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "queued_bytes", queued)
 		s.closeWith(ErrSlowConsumer)
 		return ErrSlowConsumer
 	}
