@@ -9,4 +9,5 @@ package all
 import (
 	_ "github.com/msgtrans/msgtrans-go/transports/mem" // mem://
 	_ "github.com/msgtrans/msgtrans-go/transports/tcp" // tcp://, tls://
+	_ "github.com/msgtrans/msgtrans-go/transports/ws"  // ws://, wss://
 )

@@ -1,0 +1,101 @@
+package runtime_test
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// TestExtLayout pins the byte-level examples of docs/wire.md.
+func TestExtLayout(t *testing.T) {
+	tests := []struct {
+		name string
+		ext  runtime.Ext
+		hex  string
+	}{
+		{"hello", runtime.Ext{HasRoute: true, Route: runtime.ControlRoute, Control: runtime.ControlHello}, "01 81 04 00000000 82 01 01"},
+		{"error status", runtime.Ext{Code: runtime.CodeNotFound, Message: "no such room"}, "01 03 01 05 04 0c" + hex.EncodeToString([]byte("no such room"))},
+		{"route and timeout", runtime.Ext{HasRoute: true, Route: 0xDEADBEEF, TimeoutMS: 300}, "01 81 04 deadbeef 05 02 ac02"},
+		{"empty", runtime.Ext{}, "01"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want, err := hex.DecodeString(strings.ReplaceAll(tt.hex, " ", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := runtime.AppendExt(nil, &tt.ext)
+			if !bytes.Equal(got, want) {
+				t.Errorf("AppendExt = % x, want % x", got, want)
+			}
+			back, err := runtime.ParseExt(want)
+			if err != nil || back != tt.ext {
+				t.Errorf("ParseExt = %+v, %v; want %+v", back, err, tt.ext)
+			}
+		})
+	}
+}
+
+func TestHelloPacketBytes(t *testing.T) {
+	p := &runtime.Packet{
+		Type: runtime.OneWay, MessageID: 1, Flags: runtime.FlagHasRouteTag,
+		Ext:     runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Control: runtime.ControlHello}),
+		Payload: []byte{1<<runtime.CompressionZstd | 1<<runtime.CompressionZlib},
+	}
+	got, err := runtime.AppendPacket(nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := hex.DecodeString("0100000000000001000a000000010004" + "01810400000000820101" + "06")
+	if !bytes.Equal(got, want) {
+		t.Errorf("hello = % x\nwant    % x", got, want)
+	}
+}
+
+func TestParseExtRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"other layout", []byte("route:abc")},
+		{"length past the end", []byte{1, 0x03, 5, 1}},
+		{"bad varint length", []byte{1, 0x03, 0x80}},
+		{"unknown critical field", []byte{1, 0xFF, 0}},
+		{"short route", []byte{1, 0x81, 2, 0, 0}},
+		{"long control", []byte{1, 0x82, 2, 0, 0}},
+		{"code not a varint", []byte{1, 0x03, 1, 0x80}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := runtime.ParseExt(tt.b); !errors.Is(err, runtime.ErrProtocol) {
+				t.Errorf("ParseExt(% x) = %v, want ErrProtocol", tt.b, err)
+			}
+		})
+	}
+	// Unknown non-critical fields are skipped.
+	e, err := runtime.ParseExt([]byte{1, 0x7F, 2, 9, 9, 0x81, 4, 0, 0, 0, 7})
+	if err != nil || !e.HasRoute || e.Route != 7 {
+		t.Errorf("ParseExt with an unknown optional field = %+v, %v", e, err)
+	}
+}
+
+func FuzzParseExt(f *testing.F) {
+	f.Add([]byte{1, 0x81, 4, 0, 0, 0, 7})
+	f.Add(runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: 9, Code: 5, Message: "m", TimeoutMS: 99}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := runtime.ParseExt(b)
+		if err != nil {
+			return
+		}
+		// Whatever parses re-encodes to something that parses the same.
+		again, err := runtime.ParseExt(runtime.AppendExt(nil, &e))
+		if err != nil || again != e {
+			t.Fatalf("round trip of %+v gave %+v, %v", e, again, err)
+		}
+	})
+}

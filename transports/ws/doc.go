@@ -1,0 +1,60 @@
+// Package ws is the WebSocket transport of msgtrans, built on
+// github.com/gorilla/websocket. Importing it registers the URL schemes
+// "ws" (WebSocket over TCP) and "wss" (WebSocket over TLS) with
+// [runtime.RegisterTransport]:
+//
+//	ws://host:port/path
+//	wss://host:port/path
+//
+// # Framing
+//
+// Each msgtrans packet travels as exactly one binary WebSocket message: the
+// 16-byte fixed header, the ext header and the payload, nothing before or
+// after. The message boundary must agree with the lengths in the header. A
+// text message, a message shorter than its header declares, a message longer
+// than its packet, or a header that fails [runtime.ParseHeader] makes
+// ReadPacket return an error wrapping [runtime.ErrProtocol],
+// [runtime.ErrTruncated] or [runtime.ErrTooLarge]; the caller then closes the
+// connection. The header is checked against the configured
+// [runtime.Limits] before the body is allocated, and the connection's read
+// limit is set to the largest packet those limits admit, so a peer can never
+// make this side buffer more than that. A packet's read time, counted from
+// its first byte, is bounded by [runtime.Limits.PacketReadTimeout]; waiting
+// between packets is not.
+//
+// A close frame with status 1000 (normal), 1001 (going away) or 1005 (no
+// status) between packets is a clean close: ReadPacket returns io.EOF. Close
+// sends such a frame (best effort, never waiting long) before closing the
+// socket.
+//
+// # Buffering
+//
+// gorilla/websocket writes every frame straight to its net.Conn, which would
+// cost one system call per message. This package hands gorilla a net.Conn
+// of its own (on the server, what Hijack returns; on the client, what the
+// dialer's dial function returns) that, while a WritePackets call is in
+// progress, gathers the frames in a pooled 64 KiB buffer and flushes it once
+// at the end: a batch of small packets becomes many binary messages sharing
+// one system call. Outside a batch, writes (pongs, close frames) go straight
+// through. With TLS the buffering sits above the TLS connection, so a batch
+// is also encrypted into as few TLS records as it fits.
+//
+// Idle connections hold little memory: the batch buffer and gorilla's frame
+// buffer are pooled and taken only while writing, the read buffer is 1 KiB,
+// and the HTTP handler that performs the upgrade returns as soon as the
+// connection is handed to Accept, so no goroutine stays behind per
+// connection.
+//
+// # Listener
+//
+// A listener runs an [net/http.Server] on the URL's host that serves the
+// URL's path (default "/"); other paths get 404 and plain HTTP requests to
+// the path get 426 Upgrade Required. HTTP/2 is not offered on wss. The
+// request headers, TLS handshake and upgrade response are bounded by
+// [runtime.TransportConfig.HandshakeTimeout].
+//
+// Origins: the listener accepts upgrades from every origin (it does not check
+// the Origin header). msgtrans authenticates in band rather than with
+// cookies, so cross-site requests gain nothing a direct client could not do;
+// an origin allow-list is planned as a later option.
+package ws

@@ -1,0 +1,667 @@
+package ws
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+func init() {
+	runtime.RegisterTransport("ws", Transport{})
+	runtime.RegisterTransport("wss", Transport{TLS: true})
+}
+
+const (
+	// readBufferSize is gorilla's per-connection read buffer, held for the
+	// connection's life: kept small so idle connections are cheap. Larger
+	// reads bypass it.
+	readBufferSize = 1 << 10
+	// frameBufferSize is gorilla's frame-building buffer, pooled and held
+	// only while a message is being written. A client message larger than
+	// this is sent as several frames.
+	frameBufferSize = 16 << 10
+	// batchBufferSize is the pooled buffer in which one WritePackets call
+	// gathers its frames.
+	batchBufferSize = 64 << 10
+	// closeGrace bounds how long Close waits to send its close frame.
+	closeGrace = 250 * time.Millisecond
+	// maxHeaderBytes caps the upgrade request's headers.
+	maxHeaderBytes = 64 << 10
+)
+
+// framePool holds gorilla's frame buffers (see [websocket.BufferPool]; it
+// must return nil when empty, so it has no New function).
+var framePool sync.Pool
+
+// batchPool holds the *bufio.Writer of batches in progress.
+var batchPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, batchBufferSize) }}
+
+// normalClose is the payload of the close frame Close sends.
+var normalClose = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+
+// Transport carries msgtrans packets over WebSocket ("ws://host:port/path")
+// or WebSocket over TLS ("wss://host:port/path"), one packet per binary
+// message. The zero value is plain WebSocket.
+type Transport struct {
+	// TLS selects WebSocket over TLS (wss).
+	TLS bool
+}
+
+// Listen implements [runtime.Transport]. It serves WebSocket upgrades at the
+// path of u (default "/") on u's host; a wss listener needs certificates in
+// cfg.TLS.
+func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Listener, error) {
+	cfg = cfg.WithDefaults()
+	if t.TLS && (cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil)) {
+		return nil, fmt.Errorf("msgtrans: %s listener needs a TLS certificate", u.Scheme)
+	}
+	var lc net.ListenConfig
+	nl, err := lc.Listen(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("msgtrans: listen %s: %w", u.Redacted(), err)
+	}
+	return t.serve(nl, u, cfg), nil
+}
+
+// Dial implements [runtime.Transport]. The context bounds the whole set-up:
+// TCP connect, TLS handshake and WebSocket upgrade; when it has no deadline,
+// cfg.HandshakeTimeout bounds it instead. For wss the server is verified
+// against cfg.TLS (nil: the system roots), with the server name taken from
+// u when cfg.TLS leaves it empty. No proxy is used.
+func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Conn, error) {
+	var d net.Dialer
+	return t.dial(ctx, u, cfg, d.DialContext)
+}
+
+// dial is Dial with the TCP dial function as a parameter (tests count the
+// writes that reach the socket).
+func (t Transport) dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig,
+	netDial func(ctx context.Context, network, addr string) (net.Conn, error)) (runtime.Conn, error) {
+	cfg = cfg.WithDefaults()
+	var bc *bufConn
+	connect := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := netDial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if t.TLS {
+			tc := tls.Client(c, tlsConfig(cfg.TLS, u.Hostname()))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				c.Close()
+				return nil, fmt.Errorf("tls handshake: %w", err)
+			}
+			c = tc
+		}
+		bc = newBufConn(c)
+		return bc, nil
+	}
+	d := websocket.Dialer{
+		ReadBufferSize:  readBufferSize,
+		WriteBufferSize: frameBufferSize,
+		WriteBufferPool: &framePool,
+	}
+	if t.TLS {
+		// gorilla assumes the TLS handshake is done by this function, so
+		// the buffering connection sits above TLS, as on the server.
+		d.NetDialTLSContext = connect
+	} else {
+		d.NetDialContext = connect
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		d.HandshakeTimeout = cfg.HandshakeTimeout
+	}
+	// The transport, not the URL's spelling, decides whether TLS is used.
+	target := *u
+	target.Scheme = "ws"
+	if t.TLS {
+		target.Scheme = "wss"
+	}
+	ws, resp, err := d.DialContext(ctx, target.String(), nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("msgtrans: dial %s: %w (http status %q)", u.Redacted(), err, resp.Status)
+		}
+		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
+	}
+	return newConn(ws, bc, cfg), nil
+}
+
+// tlsConfig returns a clone of base (or a new configuration) that offers
+// only HTTP/1.1, the protocol WebSocket upgrades use, and, when serverName
+// is not empty, verifies that name unless base sets one.
+func tlsConfig(base *tls.Config, serverName string) *tls.Config {
+	c := &tls.Config{}
+	if base != nil {
+		c = base.Clone()
+	}
+	if c.ServerName == "" {
+		c.ServerName = serverName
+	}
+	c.NextProtos = []string{"http/1.1"}
+	return c
+}
+
+// listener serves WebSocket upgrades with an http.Server and hands the
+// upgraded connections to Accept.
+type listener struct {
+	srv   *http.Server
+	up    websocket.Upgrader
+	addr  net.Addr
+	path  string
+	cfg   *runtime.TransportConfig
+	ready chan *conn    // upgraded connections, unbuffered
+	done  chan struct{} // closed by Close
+
+	served   chan struct{} // closed when Serve has returned
+	serveErr error         // Serve's result, readable once served is closed
+
+	mu        sync.Mutex
+	closed    bool           // set by Close: handlers no longer start
+	wg        sync.WaitGroup // the Serve goroutine and running handlers
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// serve starts serving WebSocket upgrades on nl and returns the listener.
+// cfg has its defaults applied.
+func (t Transport) serve(nl net.Listener, u *url.URL, cfg *runtime.TransportConfig) *listener {
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	l := &listener{
+		addr:   nl.Addr(),
+		path:   path,
+		cfg:    cfg,
+		ready:  make(chan *conn),
+		done:   make(chan struct{}),
+		served: make(chan struct{}),
+		up: websocket.Upgrader{
+			HandshakeTimeout: cfg.HandshakeTimeout,
+			ReadBufferSize:   readBufferSize,
+			WriteBufferSize:  frameBufferSize,
+			WriteBufferPool:  &framePool,
+			// Every origin is accepted; see the package documentation.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	l.srv = &http.Server{
+		Handler:           l,
+		ReadHeaderTimeout: cfg.HandshakeTimeout,
+		ReadTimeout:       cfg.HandshakeTimeout,
+		WriteTimeout:      cfg.HandshakeTimeout,
+		IdleTimeout:       cfg.HandshakeTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelInfo),
+		// A non-nil empty map turns HTTP/2 off: upgrades need HTTP/1.1.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	if t.TLS {
+		// TLS runs inside the http.Server's connection goroutines, within
+		// the handshake timeout; Hijack then returns the *tls.Conn, so the
+		// buffering connection sits above TLS.
+		nl = tls.NewListener(nl, tlsConfig(cfg.TLS, ""))
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.serveErr = l.srv.Serve(nl)
+		close(l.served)
+	}()
+	return l
+}
+
+// ServeHTTP upgrades requests for the listener's path and hands each
+// connection to Accept. It returns once the connection is handed over (or
+// the listener closed), so no goroutine stays behind per connection.
+func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != l.path {
+		http.NotFound(w, r)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "msgtrans: this endpoint speaks WebSocket only", http.StatusUpgradeRequired)
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		http.Error(w, "msgtrans: listener closed", http.StatusServiceUnavailable)
+		return
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	defer l.wg.Done()
+
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := l.up.Upgrade(hw, r, nil)
+	if err != nil {
+		// gorilla has answered the request or closed the connection.
+		l.cfg.Logger.Debug("msgtrans: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := newConn(ws, hw.bc, l.cfg)
+	select {
+	case l.ready <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// Accept implements [runtime.Listener].
+func (l *listener) Accept() (runtime.Conn, error) {
+	select {
+	case <-l.done:
+		return nil, fmt.Errorf("msgtrans: ws accept: %w", net.ErrClosed)
+	default:
+	}
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, fmt.Errorf("msgtrans: ws accept: %w", net.ErrClosed)
+	case <-l.served:
+		select {
+		case <-l.done:
+			return nil, fmt.Errorf("msgtrans: ws accept: %w", net.ErrClosed)
+		default:
+		}
+		return nil, fmt.Errorf("msgtrans: ws accept: %w", l.serveErr)
+	}
+}
+
+// Close implements [runtime.Listener]. It closes the listening socket and
+// the HTTP connections not yet upgraded, and waits for the goroutines it
+// started; upgraded connections not yet accepted are closed, accepted ones
+// stay open.
+func (l *listener) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.done)
+		l.closeErr = l.srv.Close()
+		l.wg.Wait()
+	})
+	return l.closeErr
+}
+
+// Addr implements [runtime.Listener].
+func (l *listener) Addr() net.Addr { return l.addr }
+
+// hijackWriter is the ResponseWriter handed to the upgrader: its Hijack
+// wraps the hijacked connection in a [bufConn], so gorilla writes through
+// the buffering connection.
+type hijackWriter struct {
+	http.ResponseWriter
+	bc *bufConn
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("msgtrans: http response writer cannot hijack the connection")
+	}
+	c, brw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.bc = newBufConn(c)
+	return w.bc, brw, nil
+}
+
+// conn is a [runtime.Conn] over a gorilla WebSocket connection.
+type conn struct {
+	ws        *websocket.Conn
+	bc        *bufConn
+	lim       runtime.Limits // with defaults applied
+	maxPacket int            // the read limit: the largest packet lim admits
+
+	// Used only by the goroutine in ReadPacket.
+	hdr       [runtime.HeaderSize]byte
+	inMessage bool // between NextReader returning a message and the message's end
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *conn {
+	c := &conn{ws: ws, bc: bc, lim: cfg.Limits, maxPacket: cfg.MaxPacketSize()}
+	bc.pktTimeout = cfg.Limits.PacketReadTimeout
+	ws.SetReadLimit(int64(c.maxPacket))
+	// A control frame between messages is not the start of a packet: keep
+	// waiting without the packet read deadline. gorilla's default handlers
+	// (pong reply, nothing) still run.
+	ping, pong := ws.PingHandler(), ws.PongHandler()
+	ws.SetPingHandler(func(s string) error { c.controlFrame(); return ping(s) })
+	ws.SetPongHandler(func(s string) error { c.controlFrame(); return pong(s) })
+	return c
+}
+
+func (c *conn) controlFrame() {
+	if !c.inMessage {
+		c.bc.waiting = true
+	}
+}
+
+// ReadPacket implements [runtime.Conn]: it reads one binary message and
+// returns the packet it holds, which owns its memory.
+func (c *conn) ReadPacket() (runtime.Packet, error) {
+	b := c.bc
+	b.waiting = true
+	c.inMessage = false
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return runtime.Packet{}, c.readError(err)
+	}
+	c.inMessage = true
+	if b.waiting {
+		// The message was already buffered: its time counts from when it
+		// arrived.
+		b.waiting = false
+		if err := b.setReadDeadline(b.filled.Add(c.lim.PacketReadTimeout)); err != nil {
+			return runtime.Packet{}, fmt.Errorf("msgtrans: ws read: %w", err)
+		}
+	}
+	if mt != websocket.BinaryMessage {
+		return runtime.Packet{}, fmt.Errorf("%w: text websocket message (msgtrans sends one packet per binary message)", runtime.ErrProtocol)
+	}
+	if n, err := io.ReadFull(r, c.hdr[:]); err != nil {
+		if isMessageEnd(err) {
+			return runtime.Packet{}, fmt.Errorf("%w: binary message of %d bytes, shorter than a packet header", runtime.ErrTruncated, n)
+		}
+		return runtime.Packet{}, c.readError(err)
+	}
+	h, err := runtime.ParseHeader(c.hdr[:], c.lim)
+	if err != nil {
+		return runtime.Packet{}, err
+	}
+	body := make([]byte, h.BodyLen())
+	if n, err := io.ReadFull(r, body); err != nil {
+		if isMessageEnd(err) {
+			return runtime.Packet{}, fmt.Errorf("%w: binary message of %d bytes, its packet header declares %d",
+				runtime.ErrTruncated, runtime.HeaderSize+n, runtime.HeaderSize+len(body))
+		}
+		return runtime.Packet{}, c.readError(err)
+	}
+	// The message must end with the packet.
+	for {
+		n, err := r.Read(c.hdr[:1])
+		if n > 0 {
+			return runtime.Packet{}, fmt.Errorf("%w: binary message longer than the %d-byte packet it starts with",
+				runtime.ErrProtocol, runtime.HeaderSize+len(body))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return runtime.Packet{}, c.readError(err)
+		}
+	}
+	c.inMessage = false
+	return h.Packet(body), nil
+}
+
+// isMessageEnd reports whether err from io.ReadFull on a message reader
+// means the message ended early.
+func isMessageEnd(err error) bool { return err == io.EOF || err == io.ErrUnexpectedEOF }
+
+// readError turns an error from gorilla's reader into the error ReadPacket
+// reports.
+func (c *conn) readError(err error) error {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce):
+		switch ce.Code {
+		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+			if !c.inMessage {
+				return io.EOF
+			}
+		case websocket.CloseAbnormalClosure: // gorilla's report of a connection ending without a close frame
+			if !c.inMessage {
+				return fmt.Errorf("msgtrans: ws: connection ended without a close frame: %w", io.ErrUnexpectedEOF)
+			}
+		default:
+			return fmt.Errorf("msgtrans: ws: peer closed the connection: %w", err)
+		}
+		return fmt.Errorf("%w: connection closed inside a websocket message", runtime.ErrTruncated)
+	case errors.Is(err, websocket.ErrReadLimit):
+		return fmt.Errorf("%w: websocket message over the %d-byte packet limit", runtime.ErrTooLarge, c.maxPacket)
+	case errors.As(err, &ne):
+		if ne.Timeout() && c.inMessage {
+			return fmt.Errorf("msgtrans: ws: packet not read within %v: %w", c.lim.PacketReadTimeout, err)
+		}
+		return fmt.Errorf("msgtrans: ws read: %w", err)
+	default:
+		// What remains are gorilla's framing errors: bad opcode, unmasked
+		// client frame, invalid close frame and the like.
+		return fmt.Errorf("%w: %v", runtime.ErrProtocol, err)
+	}
+}
+
+// WritePackets implements [runtime.Conn]: each packet becomes one binary
+// message, and the whole batch reaches the socket in one flush.
+func (c *conn) WritePackets(pkts [][]byte) error {
+	if len(pkts) == 0 {
+		return nil
+	}
+	c.bc.beginBatch()
+	var err error
+	for _, p := range pkts {
+		if err = c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+			break
+		}
+	}
+	if ferr := c.bc.endBatch(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return fmt.Errorf("msgtrans: ws write: %w", err)
+	}
+	return nil
+}
+
+// SetWriteDeadline implements [runtime.Conn]. It may be called while
+// WritePackets is blocked, to unblock it.
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.bc.setBatchDeadline(t) }
+
+// Close implements [runtime.Conn]. Unless a write is in progress, it first
+// sends a normal-closure close frame so that the peer sees a clean close,
+// waiting at most a fraction of a second for it.
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.bc.closing.Store(true)
+		if !c.bc.batching.Load() {
+			_ = c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
+		}
+		c.closeErr = c.bc.Conn.Close()
+	})
+	return c.closeErr
+}
+
+// LocalAddr implements [runtime.Conn].
+func (c *conn) LocalAddr() net.Addr { return c.bc.LocalAddr() }
+
+// RemoteAddr implements [runtime.Conn].
+func (c *conn) RemoteAddr() net.Addr { return c.bc.RemoteAddr() }
+
+// bufConn is the net.Conn gorilla reads from and writes to.
+//
+// Writes: between beginBatch and endBatch, everything gorilla writes (the
+// batch's data frames, and any control frame another goroutine sends
+// meanwhile) is gathered in a pooled buffer and flushed once by endBatch.
+// Outside a batch, writes go straight to the socket. Frames never
+// interleave on the wire: a direct write happens only while no batch is
+// open, and gorilla writes each frame under its own lock.
+//
+// Reads: it times the packet read deadline. While ReadPacket waits for the
+// next message (waiting), reads run without a deadline; the first read that
+// returns data sets the deadline to that moment plus the packet read
+// timeout.
+type bufConn struct {
+	net.Conn
+
+	mu       sync.Mutex    // serialises writes to Conn; guards bw and err
+	bw       *bufio.Writer // pooled; non-nil only in a batch that has written
+	err      error         // first write error, returned by every later write
+	batching atomic.Bool   // a batch is open; set without mu, cleared under it
+	closing  atomic.Bool   // Close has begun: writes no longer wait for mu
+
+	// frameDeadline is the write deadline gorilla set for its next write.
+	// gorilla sets it and writes under its own write lock (or during the
+	// handshake, before the connection is shared).
+	frameDeadline time.Time
+
+	dlMu       sync.Mutex // guards batchDL; never held during I/O
+	batchDL    time.Time  // the runtime's deadline for WritePackets
+	pktTimeout time.Duration
+
+	// Used only by the goroutine reading (gorilla's reader, during the
+	// handshake and then in ReadPacket).
+	waiting bool      // between messages
+	filled  time.Time // when the last read that returned data returned
+	readDL  time.Time // the read deadline currently set on Conn
+}
+
+func newBufConn(c net.Conn) *bufConn { return &bufConn{Conn: c} }
+
+// Read reads from the socket, timing the packet read deadline.
+func (b *bufConn) Read(p []byte) (int, error) {
+	if b.waiting {
+		// Wait for the next message without a deadline.
+		if err := b.setReadDeadline(time.Time{}); err != nil {
+			return 0, err
+		}
+	}
+	n, err := b.Conn.Read(p)
+	if n > 0 {
+		b.filled = time.Now()
+		if b.waiting {
+			b.waiting = false
+			if dlErr := b.setReadDeadline(b.filled.Add(b.pktTimeout)); dlErr != nil && err == nil {
+				err = dlErr
+			}
+		}
+	}
+	return n, err
+}
+
+func (b *bufConn) setReadDeadline(t time.Time) error {
+	if t.Equal(b.readDL) {
+		return nil
+	}
+	b.readDL = t
+	return b.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline is called by gorilla around handshakes.
+func (b *bufConn) SetDeadline(t time.Time) error {
+	b.frameDeadline = t
+	b.readDL = t
+	return b.Conn.SetDeadline(t)
+}
+
+// SetReadDeadline is called by gorilla around handshakes.
+func (b *bufConn) SetReadDeadline(t time.Time) error {
+	b.readDL = t
+	return b.Conn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline records gorilla's deadline for its next write; the write
+// applies it.
+func (b *bufConn) SetWriteDeadline(t time.Time) error {
+	b.frameDeadline = t
+	return nil
+}
+
+// Write is gorilla's write: gathered during a batch, direct otherwise.
+func (b *bufConn) Write(p []byte) (int, error) {
+	if b.closing.Load() {
+		// Close must not wait behind a blocked write.
+		if !b.mu.TryLock() {
+			return 0, net.ErrClosed
+		}
+	} else {
+		b.mu.Lock()
+	}
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return 0, b.err
+	}
+	var n int
+	var err error
+	if b.batching.Load() {
+		if b.bw == nil {
+			b.bw = batchPool.Get().(*bufio.Writer)
+			b.bw.Reset((*batchSink)(b))
+		}
+		n, err = b.bw.Write(p)
+	} else {
+		if err = b.Conn.SetWriteDeadline(b.frameDeadline); err == nil {
+			n, err = b.Conn.Write(p)
+		}
+	}
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *bufConn) beginBatch() { b.batching.Store(true) }
+
+// endBatch closes the batch: it flushes what the batch gathered and returns
+// the buffer to its pool.
+func (b *bufConn) endBatch() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batching.Store(false)
+	if b.bw != nil {
+		if b.err == nil {
+			b.err = b.bw.Flush()
+		}
+		b.bw.Reset(nil)
+		batchPool.Put(b.bw)
+		b.bw = nil
+	}
+	return b.err
+}
+
+func (b *bufConn) setBatchDeadline(t time.Time) error {
+	b.dlMu.Lock()
+	b.batchDL = t
+	b.dlMu.Unlock()
+	// Also apply it now, so that it reaches a write already blocked.
+	return b.Conn.SetWriteDeadline(t)
+}
+
+// batchSink is where a batch's buffer flushes to: the socket, under the
+// runtime's write deadline. It is only called with b.mu held.
+type batchSink bufConn
+
+func (s *batchSink) Write(p []byte) (int, error) {
+	b := (*bufConn)(s)
+	b.dlMu.Lock()
+	dl := b.batchDL
+	b.dlMu.Unlock()
+	if err := b.Conn.SetWriteDeadline(dl); err != nil {
+		return 0, err
+	}
+	return b.Conn.Write(p)
+}
