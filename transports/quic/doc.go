@@ -33,8 +33,9 @@
 // before it allocates anything of the declared size, so a peer cannot make it
 // allocate more than the limits allow. Violations are reported as errors
 // wrapping [runtime.ErrProtocol] or [runtime.ErrTooLarge]; a stream that ends
-// inside a packet gives [runtime.ErrTruncated]; a stream that ends between
-// packets, or a connection the peer closes between packets, gives io.EOF.
+// inside a packet, or that the peer resets (which discards unread data), gives
+// [runtime.ErrTruncated]; a stream that ends between packets, or a connection
+// the peer closes between packets, gives io.EOF.
 //
 // Writes gather a batch of packets and their length prefixes into a few
 // stream writes ([runtime.GatherWrite]). Reads hold no buffer while a

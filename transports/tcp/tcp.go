@@ -92,7 +92,7 @@ type listener struct {
 	cfg *runtime.TransportConfig
 
 	// TLS only: handshakes run off the accepting goroutine.
-	tls   *tls.Config
+	tls    *tls.Config
 	ready  chan net.Conn
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
