@@ -110,13 +110,16 @@ func (s *Server) Listen(ctx context.Context, addrs ...string) error {
 	return nil
 }
 
-// Serve listens on the addresses and serves until ctx is cancelled, then
-// shuts down gracefully as [Server.Shutdown] does, allowing 5 s for queues
-// to flush. It returns nil after a shutdown caused by ctx or by a call to
-// Shutdown or Close, and the listen error otherwise.
+// Serve listens on the addresses (in addition to any bound earlier with
+// [Server.Listen]) and serves until ctx is cancelled, then shuts down
+// gracefully as [Server.Shutdown] does, allowing 5 s for queues to flush. It
+// returns nil after a shutdown caused by ctx or by a call to Shutdown or
+// Close, and the listen error otherwise.
 func (s *Server) Serve(ctx context.Context, addrs ...string) error {
-	if err := s.Listen(ctx, addrs...); err != nil {
-		return err
+	if len(addrs) > 0 || len(s.Addrs()) == 0 {
+		if err := s.Listen(ctx, addrs...); err != nil {
+			return err
+		}
 	}
 	select {
 	case <-ctx.Done():

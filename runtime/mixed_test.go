@@ -1,0 +1,81 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/msgtrans/msgtrans-go/internal/testcert"
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// mixedAddrs are the listen addresses of one server speaking every network
+// transport at once.
+var mixedAddrs = []string{"tcp://127.0.0.1:0", "ws://127.0.0.1:0/ws", "wss://127.0.0.1:0/ws", "tls://127.0.0.1:0"}
+
+// TestOneServerEveryTransport: one server, one group holding a client of
+// each transport; a group message reaches them all, and a request from each
+// reaches the same handler.
+func TestOneServerEveryTransport(t *testing.T) {
+	certs := testcert.New()
+	joined := make(chan *runtime.Session, len(mixedAddrs))
+	srv, err := runtime.NewServer(runtime.WithTLS(certs.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handle(bizJoin, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+		joined <- s
+		return p.Reply([]byte(s.Transport())), srv.Join("room", s)
+	}))
+	if err := srv.Listen(context.Background(), mixedAddrs...); err != nil {
+		t.Fatal(err)
+	}
+	addrs := srv.Addrs()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve returned %v after cancellation, want nil", err)
+		}
+	}()
+
+	var inbox []chan *runtime.Packet
+	for _, addr := range addrs {
+		c, err := runtime.Dial(context.Background(), addr, runtime.WithTLS(certs.Client))
+		if err != nil {
+			t.Fatalf("Dial(%s): %v", addr, err)
+		}
+		defer c.Close()
+		ch := make(chan *runtime.Packet, 1)
+		c.Handle(bizNote, collect(ch))
+		inbox = append(inbox, ch)
+		resp, err := c.Request(context.Background(), runtime.NewRequest(bizJoin, nil))
+		if err != nil {
+			t.Fatalf("%s: join: %v", addr, err)
+		}
+		if want := addr[:len(resp.Payload)]; resp.Text() != want {
+			t.Errorf("session transport %q, want %q", resp.Text(), want)
+		}
+		<-joined
+	}
+	if n, err := srv.SendGroup("room", runtime.NewText(bizNote, "hello, everyone")); err != nil || n != len(addrs) {
+		t.Fatalf("SendGroup = %d, %v; want %d", n, err, len(addrs))
+	}
+	for i, ch := range inbox {
+		if p := recv(t, ch); p.Text() != "hello, everyone" {
+			t.Errorf("%s client got %q", addrs[i], p.Text())
+		}
+	}
+}
+
+func TestServeReturnsListenError(t *testing.T) {
+	srv, err := runtime.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(context.Background(), "nope://x"); !errors.Is(err, runtime.ErrUnknownScheme) {
+		t.Errorf("Serve = %v, want ErrUnknownScheme", err)
+	}
+}
