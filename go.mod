@@ -1,13 +1,16 @@
 module github.com/msgtrans/msgtrans-go
 
-go 1.26
+go 1.26.0
 
 require (
-	github.com/alphadose/haxmap v1.4.0 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
-	github.com/klauspost/compress v1.20.4 // indirect
-	github.com/quic-go/quic-go v0.65.0 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
+	github.com/alphadose/haxmap v1.4.0
+	github.com/gorilla/websocket v1.5.3
+	github.com/klauspost/compress v1.20.4
+	github.com/quic-go/quic-go v0.65.0
+	go.uber.org/goleak v1.3.0
+)
+
+require (
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/exp v0.0.0-20221031165847-c99f073a8326 // indirect
 	golang.org/x/net v0.56.0 // indirect

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,22 +18,24 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); re
 // readDeadliner is implemented by connections whose reads can time out.
 type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
-// Decoder reads packets one at a time from a byte stream (TCP, or the QUIC
-// stream after its length prefixes are removed by the caller).
+// Decoder reads packets one at a time from a byte stream: TCP, where the
+// header's lengths frame each packet, or a QUIC stream, where each packet is
+// also preceded by its length (see [NewFramedDecoder]).
 //
 // An idle Decoder holds no read buffer: it waits for the next header in a
-// 16-byte array inside itself and takes a pooled buffer only while packets are
+// small array inside itself and takes a pooled buffer only while packets are
 // arriving, returning it once everything read has been consumed. Each packet
 // it returns owns its memory (one allocation for ext header and payload).
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
-	r   io.Reader
-	lim Limits
-	hdr [HeaderSize]byte
-	buf *[]byte // pooled read-ahead, nil while idle
-	r0  int     // unread bytes are (*buf)[r0:r1]
-	r1  int
+	r        io.Reader
+	lim      Limits
+	pre      int // length-prefix bytes before each packet: 0 or 4
+	maxFrame int // the largest length prefix accepted
+	head     [4 + HeaderSize]byte
+	buf      *[]byte // pooled read-ahead, nil while idle
+	r0, r1   int     // unread bytes are (*buf)[r0:r1]
 
 	// Whole-packet read deadline, used when r has SetReadDeadline.
 	dl       readDeadliner
@@ -41,13 +44,25 @@ type Decoder struct {
 	deadline time.Time // the read deadline currently set on r
 }
 
-// NewDecoder returns a decoder reading from r under the given limits. When r
-// has a SetReadDeadline method, the decoder bounds each packet's read time by
-// [Limits.PacketReadTimeout], counted from the packet's first byte; waiting
-// between packets is not bounded.
+// NewDecoder returns a decoder reading packets back to back from r under
+// the given limits. When r has a SetReadDeadline method, the decoder bounds
+// each packet's read time by [Limits.PacketReadTimeout], counted from the
+// packet's first byte; waiting between packets is not bounded.
 func NewDecoder(r io.Reader, lim Limits) *Decoder {
 	d := &Decoder{r: r, lim: lim.withDefaults()}
 	d.dl, _ = r.(readDeadliner)
+	return d
+}
+
+// NewFramedDecoder is [NewDecoder] for streams on which each packet is
+// preceded by its length as a big-endian u32, as on QUIC. A prefix over
+// maxFrame (or over what the limits admit) fails with [ErrTooLarge]; one
+// shorter than a header, or disagreeing with the header's lengths, with
+// [ErrProtocol]. Both are detected before the body is allocated.
+func NewFramedDecoder(r io.Reader, lim Limits, maxFrame int) *Decoder {
+	d := NewDecoder(r, lim)
+	d.pre = 4
+	d.maxFrame = min(maxFrame, d.lim.maxPacket())
 	return d
 }
 
@@ -66,19 +81,28 @@ func (d *Decoder) Next() (Packet, error) {
 
 func (d *Decoder) next() (Packet, error) {
 	d.pktStart = d.filled // correct when the packet starts in buffered bytes
-	var hb []byte
-	if d.buffered() >= HeaderSize {
-		hb = (*d.buf)[d.r0 : d.r0+HeaderSize]
-		d.r0 += HeaderSize
-	} else {
-		if err := d.readHeader(); err != nil {
+	var frame uint32
+	if d.pre > 0 {
+		if err := d.fill(0, d.pre); err != nil {
 			return Packet{}, err
 		}
-		hb = d.hdr[:]
+		frame = binary.BigEndian.Uint32(d.head[:d.pre])
+		switch {
+		case uint64(frame) > uint64(d.maxFrame):
+			return Packet{}, fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrTooLarge, frame, d.maxFrame)
+		case frame < HeaderSize:
+			return Packet{}, fmt.Errorf("%w: frame of %d bytes is shorter than a packet header", ErrProtocol, frame)
+		}
 	}
-	h, err := ParseHeader(hb, d.lim)
+	if err := d.fill(d.pre, d.pre+HeaderSize); err != nil {
+		return Packet{}, err
+	}
+	h, err := ParseHeader(d.head[d.pre:d.pre+HeaderSize], d.lim)
 	if err != nil {
 		return Packet{}, err
+	}
+	if want := HeaderSize + h.BodyLen(); d.pre > 0 && int(frame) != want {
+		return Packet{}, fmt.Errorf("%w: frame length %d does not match the packet header's %d", ErrProtocol, frame, want)
 	}
 	body := make([]byte, h.BodyLen())
 	if err := d.readBody(body); err != nil {
@@ -92,20 +116,25 @@ func (d *Decoder) next() (Packet, error) {
 
 func (d *Decoder) buffered() int { return d.r1 - d.r0 }
 
-// readHeader fills d.hdr with the next header, from what is buffered and then
-// from the reader. With nothing buffered it reads into d.hdr directly, so an
-// idle connection waits without a read buffer.
-func (d *Decoder) readHeader() error {
-	n := copy(d.hdr[:], d.unread())
-	d.r0 += n
-	d.release()
-	for n < HeaderSize {
-		m, err := d.read(d.hdr[n:], 1, n > 0)
+// fill fills head[from:to], first from the read-ahead buffer and then from
+// the reader directly, so that an idle connection waits without a buffer.
+func (d *Decoder) fill(from, to int) error {
+	n := from
+	if d.buf != nil {
+		c := copy(d.head[n:to], (*d.buf)[d.r0:d.r1])
+		d.r0 += c
+		n += c
+		if d.buffered() == 0 {
+			d.release()
+		}
+	}
+	for n < to {
+		m, err := d.read(d.head[n:to], 1, n > 0)
 		if n == 0 && m > 0 {
 			d.pktStart = d.filled
 		}
 		n += m
-		if err != nil && n < HeaderSize {
+		if err != nil && n < to {
 			return d.readErr(err, n)
 		}
 	}
@@ -115,15 +144,19 @@ func (d *Decoder) readHeader() error {
 // readBody fills body from the buffer and then the reader, reading ahead into
 // a pooled buffer so that following packets need no further system calls.
 func (d *Decoder) readBody(body []byte) error {
-	n := copy(body, d.unread())
-	d.r0 += n
+	n := 0
+	if d.buf != nil {
+		n = copy(body, (*d.buf)[d.r0:d.r1])
+		d.r0 += n
+	}
+	got := d.pre + HeaderSize
 	for n < len(body) {
 		need := len(body) - n
 		if need >= readBufSize {
 			// A large remainder is read straight into the packet.
 			m, err := d.read(body[n:], need, true)
 			if err != nil {
-				return d.readErr(err, HeaderSize+n+m)
+				return d.readErr(err, got+n+m)
 			}
 			return nil
 		}
@@ -135,7 +168,7 @@ func (d *Decoder) readBody(body []byte) error {
 		d.r0, d.r1 = c, m
 		n += c
 		if err != nil && n < len(body) {
-			return d.readErr(err, HeaderSize+n)
+			return d.readErr(err, got+n)
 		}
 	}
 	return nil
@@ -163,13 +196,6 @@ func (d *Decoder) read(p []byte, min int, partial bool) (int, error) {
 	return n, err
 }
 
-func (d *Decoder) unread() []byte {
-	if d.buf == nil {
-		return nil
-	}
-	return (*d.buf)[d.r0:d.r1]
-}
-
 func (d *Decoder) release() {
 	if d.buf != nil {
 		readBufPool.Put(d.buf)
@@ -187,5 +213,5 @@ func (d *Decoder) readErr(err error, got int) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: stream ended after %d bytes of a packet", ErrTruncated, got)
 	}
-	return err
+	return err // a packet read timeout stays a net.Error with Timeout() true
 }

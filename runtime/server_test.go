@@ -219,8 +219,13 @@ func TestShutdownFlushes(t *testing.T) {
 				t.Fatalf("Shutdown: %v", err)
 			}
 			for i := range n {
-				if p := recv(t, got); p.Text() != fmt.Sprint(i) {
-					t.Fatalf("packet %d = %q", i, p.Text())
+				select {
+				case p := <-got:
+					if p.Text() != fmt.Sprint(i) {
+						t.Fatalf("packet %d = %q", i, p.Text())
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("only %d of %d packets arrived; client closed with %v; server session with %v", i, n, c.Err(), sess.Err())
 				}
 			}
 			<-c.Done()

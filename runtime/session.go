@@ -376,6 +376,9 @@ func (s *Session) run() error {
 			}
 			s.closeWith(err)
 			s.wg.Wait()
+			if r, ok := s.conn.(interface{ Released() <-chan struct{} }); ok {
+				<-r.Released()
+			}
 			return s.Err()
 		}
 	}
@@ -484,7 +487,9 @@ func (s *Session) answer(req *Packet, resp *Packet, err error) {
 	}
 }
 
-// control handles the runtime's own control packets.
+// control handles the runtime's own control packets. A reply that cannot
+// be queued (the session is closing or overflowed, which closes it anyway)
+// is not an error of the packet, so it never ends the read loop.
 func (s *Session) control(p *Packet, kind ControlKind) error {
 	switch kind {
 	case ControlHello:
@@ -492,10 +497,10 @@ func (s *Session) control(p *Packet, kind ControlKind) error {
 			s.peerComp.Store(uint32(p.Payload[0]))
 		}
 		if s.srv != nil {
-			return s.sendAs(helloPacket(s.cfg), OneWay, s.nextID())
+			_ = s.sendAs(helloPacket(s.cfg), OneWay, s.nextID())
 		}
 	case ControlPing:
-		return s.sendAs(controlPacket(ControlPong, p.Payload), OneWay, s.nextID())
+		_ = s.sendAs(controlPacket(ControlPong, p.Payload), OneWay, s.nextID())
 	case ControlPong:
 	case ControlGoAway:
 		if s.srv == nil {

@@ -29,9 +29,10 @@ type transportCase struct {
 
 // rawPeer is a misbehaving peer: it writes frames of arbitrary bytes.
 type rawPeer interface {
-	// WriteFrame writes b as the transport frames one packet (as is on byte
-	// streams, as one binary message on WebSocket, length-prefixed on QUIC).
-	WriteFrame(b []byte) error
+	// WriteFrame writes b as the transport frames one packet: as is on byte
+	// streams, as one binary message on WebSocket, and on QUIC after a
+	// length prefix of declared bytes (which may promise more than b holds).
+	WriteFrame(b []byte, declared int) error
 	// WriteText sends a text message where the transport has them.
 	WriteText(s string) error
 	// CloseWrite ends the peer's sending side (EOF at the server).
@@ -444,6 +445,7 @@ func validPacket(text string) []byte {
 func testBadInput(t *testing.T, tc transportCase) {
 	type step struct {
 		frame    []byte
+		declared int    // the length a length-prefixed framing claims; 0: len(frame)
 		text     string // a text message instead, where the transport has them
 		eof      bool   // end the stream after the frame
 		wantErr  error
@@ -453,9 +455,9 @@ func testBadInput(t *testing.T, tc transportCase) {
 		name string
 		step step
 	}{
-		{"short header then EOF", step{frame: header(1, 0, 0, 0, 0)[:10], eof: true, wantErr: runtime.ErrTruncated}},
-		{"truncated ext header", step{frame: append(header(1, 0, 0, 8, 0), 1, 2, 3), eof: true, wantErr: runtime.ErrTruncated}},
-		{"truncated payload", step{frame: append(header(1, 0, 0, 0, 10), 'a', 'b'), eof: true, wantErr: runtime.ErrTruncated}},
+		{"short header then EOF", step{frame: header(1, 0, 0, 0, 0)[:10], declared: 16, eof: true, wantErr: runtime.ErrTruncated}},
+		{"truncated ext header", step{frame: append(header(1, 0, 0, 8, 0), 1, 2, 3), declared: 24, eof: true, wantErr: runtime.ErrTruncated}},
+		{"truncated payload", step{frame: append(header(1, 0, 0, 0, 10), 'a', 'b'), declared: 26, eof: true, wantErr: runtime.ErrTruncated}},
 		{"version 0", step{frame: header(0, 0, 0, 0, 0), wantErr: runtime.ErrProtocol}},
 		{"version 2", step{frame: header(2, 0, 0, 0, 0), wantErr: runtime.ErrProtocol}},
 		{"packet_type 3", step{frame: header(1, 0, 3, 0, 0), wantErr: runtime.ErrProtocol}},
@@ -482,13 +484,18 @@ func testBadInput(t *testing.T, tc transportCase) {
 				}
 			} else {
 				// A valid packet first: it is delivered, nothing after it is.
-				if err := p.WriteFrame(validPacket("before")); err != nil {
+				before := validPacket("before")
+				if err := p.WriteFrame(before, len(before)); err != nil {
 					t.Fatalf("write: %v", err)
 				}
 				if got := recv(t, delivered).Text(); got != "before" {
 					t.Fatalf("got %q, want the valid packet", got)
 				}
-				_ = p.WriteFrame(cs.step.frame)
+				declared := cs.step.declared
+				if declared == 0 {
+					declared = len(cs.step.frame)
+				}
+				_ = p.WriteFrame(cs.step.frame, declared)
 				if cs.step.eof {
 					_ = p.CloseWrite()
 				}
@@ -513,9 +520,9 @@ var errNoText = errors.New("no text messages on this transport")
 // streamPeer is a raw peer over a byte stream.
 type streamPeer struct{ c net.Conn }
 
-func (p streamPeer) WriteFrame(b []byte) error { _, err := p.c.Write(b); return err }
-func (p streamPeer) WriteText(string) error    { return errNoText }
-func (p streamPeer) Close() error              { return p.c.Close() }
+func (p streamPeer) WriteFrame(b []byte, _ int) error { _, err := p.c.Write(b); return err }
+func (p streamPeer) WriteText(string) error           { return errNoText }
+func (p streamPeer) Close() error                     { return p.c.Close() }
 func (p streamPeer) CloseWrite() error {
 	if cw, ok := p.c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()

@@ -18,10 +18,12 @@ func init() {
 // wsPeer is a raw WebSocket peer: each frame is one binary message.
 type wsPeer struct{ c *websocket.Conn }
 
-func (p wsPeer) WriteFrame(b []byte) error { return p.c.WriteMessage(websocket.BinaryMessage, b) }
-func (p wsPeer) WriteText(s string) error  { return p.c.WriteMessage(websocket.TextMessage, []byte(s)) }
-func (p wsPeer) CloseWrite() error         { return p.c.UnderlyingConn().Close() }
-func (p wsPeer) Close() error              { return p.c.Close() }
+func (p wsPeer) WriteFrame(b []byte, _ int) error {
+	return p.c.WriteMessage(websocket.BinaryMessage, b)
+}
+func (p wsPeer) WriteText(s string) error { return p.c.WriteMessage(websocket.TextMessage, []byte(s)) }
+func (p wsPeer) CloseWrite() error        { return p.c.UnderlyingConn().Close() }
+func (p wsPeer) Close() error             { return p.c.Close() }
 
 func wsRaw(t *testing.T, addr string, tc *tls.Config) rawPeer {
 	u, _ := url.Parse(addr)

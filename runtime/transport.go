@@ -34,7 +34,11 @@ type Conn interface {
 	WritePackets(pkts [][]byte) error
 	// SetWriteDeadline sets the deadline for WritePackets.
 	SetWriteDeadline(t time.Time) error
-	// Close closes the connection.
+	// Close closes the connection. A transport whose Close returns before
+	// the connection is released (QUIC lingers until the peer has what was
+	// written) also implements Released() <-chan struct{}, closed once it
+	// is; the runtime waits for that before it reports the session closed,
+	// so a server's Shutdown returns with every socket released.
 	Close() error
 	// LocalAddr returns the local network address.
 	LocalAddr() net.Addr

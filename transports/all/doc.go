@@ -7,7 +7,8 @@
 package all
 
 import (
-	_ "github.com/msgtrans/msgtrans-go/transports/mem" // mem://
-	_ "github.com/msgtrans/msgtrans-go/transports/tcp" // tcp://, tls://
-	_ "github.com/msgtrans/msgtrans-go/transports/ws"  // ws://, wss://
+	_ "github.com/msgtrans/msgtrans-go/transports/mem"  // mem://
+	_ "github.com/msgtrans/msgtrans-go/transports/quic" // quic://
+	_ "github.com/msgtrans/msgtrans-go/transports/tcp"  // tcp://, tls://
+	_ "github.com/msgtrans/msgtrans-go/transports/ws"   // ws://, wss://
 )

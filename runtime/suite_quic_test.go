@@ -1,0 +1,49 @@
+package runtime_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"net/url"
+	"testing"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/msgtrans/msgtrans-go/transports/quic"
+)
+
+func init() {
+	extraTransportCases = append(extraTransportCases,
+		transportCase{name: "quic", listen: loopback("quic", ""), tls: true, raw: quicRaw})
+	mixedAddrs = append(mixedAddrs, "quic://127.0.0.1:0")
+}
+
+// quicPeer is a raw QUIC peer writing length-prefixed frames on one stream.
+type quicPeer struct {
+	c *quicgo.Conn
+	s *quicgo.Stream
+}
+
+func (p quicPeer) WriteFrame(b []byte, declared int) error {
+	_, err := p.s.Write(append(binary.BigEndian.AppendUint32(nil, uint32(declared)), b...))
+	return err
+}
+func (p quicPeer) WriteText(string) error { return errNoText }
+func (p quicPeer) CloseWrite() error      { return p.s.Close() }
+func (p quicPeer) Close() error           { return p.c.CloseWithError(0, "") }
+
+func quicRaw(t *testing.T, addr string, tc *tls.Config) rawPeer {
+	u, _ := url.Parse(addr)
+	tc = tc.Clone()
+	tc.ServerName = u.Hostname()
+	tc.NextProtos = []string{quic.ALPN}
+	c, err := quicgo.DialAddr(context.Background(), u.Host, tc, nil)
+	if err != nil {
+		t.Fatalf("raw quic dial: %v", err)
+	}
+	s, err := c.OpenStreamSync(context.Background())
+	if err != nil {
+		t.Fatalf("raw quic stream: %v", err)
+	}
+	return quicPeer{c, s}
+}
