@@ -2,7 +2,10 @@ package runtime_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
@@ -77,5 +80,33 @@ func TestServeReturnsListenError(t *testing.T) {
 	}
 	if err := srv.Serve(context.Background(), "nope://x"); !errors.Is(err, runtime.ErrUnknownScheme) {
 		t.Errorf("Serve = %v, want ErrUnknownScheme", err)
+	}
+}
+
+// TestTLSVerifiesByDefault: a client given no CA pool refuses the test
+// server's certificate on every TLS transport; given the pool, it connects.
+func TestTLSVerifiesByDefault(t *testing.T) {
+	certs := testcert.New()
+	srv, err := runtime.NewServer(runtime.WithTLS(certs.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := srv.Listen(context.Background(), "tls://127.0.0.1:0", "wss://127.0.0.1:0/ws", "quic://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range srv.Addrs() {
+		t.Run(addr[:strings.Index(addr, ":")], func(t *testing.T) {
+			_, err := runtime.Dial(context.Background(), addr, runtime.WithoutReconnect())
+			var unknownAuthority x509.UnknownAuthorityError
+			if !errors.As(err, &unknownAuthority) {
+				t.Errorf("Dial without the CA = %v, want x509.UnknownAuthorityError", err)
+			}
+			c, err := runtime.Dial(context.Background(), addr, runtime.WithTLS(&tls.Config{RootCAs: certs.CAPool}))
+			if err != nil {
+				t.Fatalf("Dial with the CA pool: %v", err)
+			}
+			_ = c.Close()
+		})
 	}
 }
