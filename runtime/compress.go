@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"compress/zlib"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -49,10 +50,18 @@ var (
 		return e
 	}}
 	zstdDecoders = sync.Pool{New: func() any {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow))
 		return d
 	}}
+	zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(nil) }}
 )
+
+// zstdMaxWindow is the largest zstd window Decompress accepts: 8 MiB, what
+// RFC 8878 recommends every decoder support. A frame may declare a window
+// far larger than its output, and the decoder allocates the window up
+// front, so without this bound a 10-byte payload could cost 512 MiB.
+const zstdMaxWindow = 8 << 20
 
 func compressPayload(alg Compression, src []byte) ([]byte, error) {
 	switch alg {
@@ -62,7 +71,9 @@ func compressPayload(alg Compression, src []byte) ([]byte, error) {
 		return e.EncodeAll(src, nil), nil
 	case CompressionZlib:
 		var b bytes.Buffer
-		w := zlib.NewWriter(&b)
+		w := zlibWriters.Get().(*zlib.Writer)
+		defer zlibWriters.Put(w)
+		w.Reset(&b)
 		if _, err := w.Write(src); err != nil {
 			return nil, err
 		}
@@ -106,6 +117,9 @@ func Decompress(p *Packet, max int) error {
 		return fmt.Errorf("%w: unknown compression %d", ErrProtocol, p.Compression)
 	}
 	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
+	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+		return fmt.Errorf("%w: zstd window over %d bytes", ErrTooLarge, zstdMaxWindow)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %s payload: %v", ErrProtocol, p.Compression, err)
 	}

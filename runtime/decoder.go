@@ -80,7 +80,7 @@ func (d *Decoder) Next() (Packet, error) {
 }
 
 func (d *Decoder) next() (Packet, error) {
-	d.pktStart = d.filled // correct when the packet starts in buffered bytes
+	d.pktStart = time.Time{} // set by the packet's first read (fill, read)
 	var frame uint32
 	if d.pre > 0 {
 		if err := d.fill(0, d.pre); err != nil {
@@ -181,6 +181,11 @@ func (d *Decoder) read(p []byte, min int, partial bool) (int, error) {
 	if d.dl != nil {
 		var want time.Time
 		if partial {
+			if d.pktStart.IsZero() {
+				// The packet began in read-ahead bytes: time it from now,
+				// so the caller's own delays never count against the peer.
+				d.pktStart = time.Now()
+			}
 			want = d.pktStart.Add(d.lim.PacketReadTimeout)
 		}
 		// A failure here means the connection is closed; the read below

@@ -556,8 +556,6 @@ func TestDecoderDeadlineIsPerPacket(t *testing.T) {
 }
 
 func TestDecoderDeadlineExcludesCallerDelay(t *testing.T) {
-	t.Skip("known bug in decoder.go: a packet that starts in read-ahead bytes is timed from when those bytes " +
-		"arrived, so time the caller spends between Next calls counts against the peer (see the test report)")
 	// The peer sends packet A and the first 20 bytes of packet B at once, and
 	// the rest of B as soon as the caller asks for it. The caller spends three
 	// read timeouts between the two Next calls. B must still decode.

@@ -232,7 +232,7 @@ func ParsePacket(b []byte, lim Limits) (p Packet, n int, err error) {
 	if len(b) < n {
 		return Packet{}, 0, fmt.Errorf("%w: packet of %d bytes, have %d", ErrTruncated, n, len(b))
 	}
-	return h.Packet(b[HeaderSize:n]), n, nil
+	return h.Packet(b[HeaderSize:n:n]), n, nil
 }
 
 // Packet builds the packet for h from its body (ext header then payload),
@@ -245,7 +245,7 @@ func (h Header) Packet(body []byte) Packet {
 		MessageID:   h.MessageID,
 		Flags:       h.Flags,
 		Ext:         nilIfEmpty(body[:h.ExtLen:h.ExtLen]),
-		Payload:     nilIfEmpty(body[h.ExtLen:]),
+		Payload:     nilIfEmpty(body[h.ExtLen:len(body):len(body)]),
 	}
 }
 

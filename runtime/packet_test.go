@@ -680,3 +680,19 @@ func TestPacketStrings(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePacketPayloadCapacity(t *testing.T) {
+	two := append(validPacketBytes(2, 3), validPacketBytes(2, 3)...)
+	p, n, err := runtime.ParsePacket(two, runtime.Limits{})
+	if err != nil {
+		t.Fatalf("ParsePacket: %v", err)
+	}
+	if cap(p.Payload) != len(p.Payload) {
+		t.Errorf("cap(Payload) = %d, want %d: appending to the payload would overwrite the bytes after the packet",
+			cap(p.Payload), len(p.Payload))
+	}
+	_ = append(p.Payload, 0xEE)
+	if two[n] != runtime.Version {
+		t.Errorf("appending to the payload changed the next packet's first byte to %#x", two[n])
+	}
+}

@@ -108,10 +108,16 @@ func TestCompression(t *testing.T) {
 			f := newFixture(t, countCase, comp)
 			atServer := make(chan *runtime.Packet, 1)
 			f.srv.Handle(bizNote, collect(atServer))
+			f.srv.Handle(bizEcho, echo)
 			c := f.dial(comp)
 			got := make(chan *runtime.Packet, 2)
 			c.Handle(bizNote, collect(got))
 			f.waitSessions(1)
+			// A round trip: the server has read the client's hello (sent
+			// first), so it knows which compressions the client accepts.
+			if _, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); err != nil {
+				t.Fatal(err)
+			}
 
 			before := countBytes.Load()
 			if _, err := f.srv.Broadcast(runtime.NewText(bizNote, text)); err != nil {
