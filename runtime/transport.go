@@ -174,3 +174,27 @@ func DialConn(ctx context.Context, addr string, cfg *TransportConfig) (Conn, err
 	}
 	return t.Dial(ctx, u, cfg.WithDefaults())
 }
+
+// ServerTLS returns the TLS configuration a listener for scheme must use,
+// or an error when it holds no certificate.
+func (c *TransportConfig) ServerTLS(scheme string) (*tls.Config, error) {
+	t := c.TLS
+	if t == nil || (len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil) {
+		return nil, fmt.Errorf("msgtrans: %s listener needs a TLS certificate (runtime.WithTLS)", scheme)
+	}
+	return t, nil
+}
+
+// ClientTLS returns the TLS configuration for dialing u: a clone of c.TLS
+// (or a new one, which verifies against the system roots) with the server
+// name taken from u when unset. Callers may change the clone.
+func (c *TransportConfig) ClientTLS(u *url.URL) *tls.Config {
+	t := &tls.Config{}
+	if c.TLS != nil {
+		t = c.TLS.Clone()
+	}
+	if t.ServerName == "" {
+		t.ServerName = u.Hostname()
+	}
+	return t
+}

@@ -54,8 +54,9 @@ type Transport struct{}
 // All connections of the listener share one UDP socket bound to u.Host.
 func (Transport) Listen(_ context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Listener, error) {
 	cfg = cfg.WithDefaults()
-	if cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil) {
-		return nil, fmt.Errorf("msgtrans: %s listener needs a TLS certificate", u.Scheme)
+	base, err := cfg.ServerTLS(u.Scheme)
+	if err != nil {
+		return nil, err
 	}
 	laddr, err := net.ResolveUDPAddr("udp", u.Host)
 	if err != nil {
@@ -69,7 +70,7 @@ func (Transport) Listen(_ context.Context, u *url.URL, cfg *runtime.TransportCon
 	// quic.ListenAddr) so that it decides when the socket closes: not while
 	// accepted connections are open, and at once when none are.
 	tr := &quicgo.Transport{Conn: udp}
-	ql, err := tr.Listen(serverTLS(cfg.TLS), quicConfig(cfg, 1))
+	ql, err := tr.Listen(serverTLS(base), quicConfig(cfg, 1))
 	if err != nil {
 		_ = tr.Close()
 		_ = udp.Close()
@@ -112,7 +113,7 @@ func (Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportCon
 		_ = tr.Close()
 		_ = udp.Close()
 	}
-	qc, err := tr.Dial(ctx, raddr, clientTLS(cfg.TLS, u), quicConfig(cfg, -1))
+	qc, err := tr.Dial(ctx, raddr, clientTLS(cfg, u), quicConfig(cfg, -1))
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
@@ -158,16 +159,9 @@ func serverTLS(base *tls.Config) *tls.Config {
 	return c
 }
 
-// clientTLS returns the client TLS configuration for u: a clone of base (or
-// a new one) with the server name taken from u when unset, offering [ALPN].
-func clientTLS(base *tls.Config, u *url.URL) *tls.Config {
-	c := &tls.Config{}
-	if base != nil {
-		c = base.Clone()
-	}
-	if c.ServerName == "" {
-		c.ServerName = u.Hostname()
-	}
+// clientTLS returns the client TLS configuration for u, offering [ALPN].
+func clientTLS(cfg *runtime.TransportConfig, u *url.URL) *tls.Config {
+	c := cfg.ClientTLS(u)
 	c.NextProtos = []string{ALPN}
 	return c
 }

@@ -29,8 +29,12 @@ type Transport struct {
 // Listen implements [runtime.Transport].
 func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Listener, error) {
 	cfg = cfg.WithDefaults()
-	if t.TLS && (cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil)) {
-		return nil, fmt.Errorf("msgtrans: %s listener needs a TLS certificate", u.Scheme)
+	var serverTLS *tls.Config
+	if t.TLS {
+		var err error
+		if serverTLS, err = cfg.ServerTLS(u.Scheme); err != nil {
+			return nil, err
+		}
 	}
 	var lc net.ListenConfig
 	nl, err := lc.Listen(ctx, "tcp", u.Host)
@@ -39,7 +43,7 @@ func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.Transpor
 	}
 	l := &listener{nl: nl, cfg: cfg}
 	if t.TLS {
-		l.tls = cfg.TLS
+		l.tls = serverTLS
 		l.ready = make(chan net.Conn)
 		l.ctx, l.cancel = context.WithCancel(context.Background())
 		l.wg.Add(1)
@@ -58,7 +62,7 @@ func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 	}
 	setNoDelay(c)
 	if t.TLS {
-		tc := tls.Client(c, clientTLS(cfg.TLS, u))
+		tc := tls.Client(c, cfg.ClientTLS(u))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("msgtrans: tls handshake with %s: %w", u.Host, err)
@@ -66,19 +70,6 @@ func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 		c = tc
 	}
 	return runtime.NewStreamConn(c, cfg.Limits), nil
-}
-
-// clientTLS returns the client TLS configuration for u: a clone of base (or
-// a new one) with the server name taken from u when unset.
-func clientTLS(base *tls.Config, u *url.URL) *tls.Config {
-	c := &tls.Config{}
-	if base != nil {
-		c = base.Clone()
-	}
-	if c.ServerName == "" {
-		c.ServerName = u.Hostname()
-	}
-	return c
 }
 
 func setNoDelay(c net.Conn) {

@@ -66,8 +66,10 @@ type Transport struct {
 // cfg.TLS.
 func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Listener, error) {
 	cfg = cfg.WithDefaults()
-	if t.TLS && (cfg.TLS == nil || (len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil)) {
-		return nil, fmt.Errorf("msgtrans: %s listener needs a TLS certificate", u.Scheme)
+	if t.TLS {
+		if _, err := cfg.ServerTLS(u.Scheme); err != nil {
+			return nil, err
+		}
 	}
 	var lc net.ListenConfig
 	nl, err := lc.Listen(ctx, "tcp", u.Host)
@@ -99,7 +101,7 @@ func (t Transport) dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 			return nil, err
 		}
 		if t.TLS {
-			tc := tls.Client(c, tlsConfig(cfg.TLS, u.Hostname()))
+			tc := tls.Client(c, http11(cfg.ClientTLS(u)))
 			if err := tc.HandshakeContext(ctx); err != nil {
 				c.Close()
 				return nil, fmt.Errorf("tls handshake: %w", err)
@@ -140,17 +142,8 @@ func (t Transport) dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 	return newConn(ws, bc, cfg), nil
 }
 
-// tlsConfig returns a clone of base (or a new configuration) that offers
-// only HTTP/1.1, the protocol WebSocket upgrades use, and, when serverName
-// is not empty, verifies that name unless base sets one.
-func tlsConfig(base *tls.Config, serverName string) *tls.Config {
-	c := &tls.Config{}
-	if base != nil {
-		c = base.Clone()
-	}
-	if c.ServerName == "" {
-		c.ServerName = serverName
-	}
+// http11 makes c offer only HTTP/1.1, which WebSocket upgrades need.
+func http11(c *tls.Config) *tls.Config {
 	c.NextProtos = []string{"http/1.1"}
 	return c
 }
@@ -214,7 +207,7 @@ func (t Transport) serve(nl net.Listener, u *url.URL, cfg *runtime.TransportConf
 		// TLS runs inside the http.Server's connection goroutines, within
 		// the handshake timeout; Hijack then returns the *tls.Conn, so the
 		// buffering connection sits above TLS.
-		nl = tls.NewListener(nl, tlsConfig(cfg.TLS, ""))
+		nl = tls.NewListener(nl, http11(cfg.TLS.Clone()))
 	}
 	l.wg.Add(1)
 	go func() {
