@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -98,14 +99,19 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.cause }
 
 // CodeOf returns the code of the first [*Error] in err's chain, CodeOK for a
-// nil err, and CodeUnknown for any other error.
+// nil err, CodeDeadlineExceeded and CodeCanceled for the context package's
+// errors, and CodeUnknown for any other error.
 func CodeOf(err error) Code {
-	if err == nil {
-		return CodeOK
-	}
 	var e *Error
-	if errors.As(err, &e) {
+	switch {
+	case err == nil:
+		return CodeOK
+	case errors.As(err, &e):
 		return e.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return CodeDeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		return CodeCanceled
 	}
 	return CodeUnknown
 }

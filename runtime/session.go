@@ -444,7 +444,13 @@ func (s *Session) serve(p *Packet, ext *Ext) {
 		}
 		return
 	}
-	resp, err := s.call(h, p)
+	ctx := s.ctx
+	if ext != nil && ext.TimeoutMS > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(ext.TimeoutMS)*time.Millisecond)
+		defer cancel()
+	}
+	resp, err := s.call(ctx, h, p)
 	s.answer(p, resp, err)
 }
 
@@ -456,15 +462,17 @@ func (s *Session) handlerFor(p *Packet, ext *Ext) Handler {
 }
 
 // call runs h, turning a panic into CodeInternal so the session survives.
-func (s *Session) call(h Handler, p *Packet) (resp *Packet, err error) {
+func (s *Session) call(ctx context.Context, h Handler, p *Packet) (resp *Packet, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.logger.Error("msgtrans: handler panic", "session", s.id, "biz_type", p.BizType, "panic", r)
 			resp, err = nil, Errorf(CodeInternal, "handler panic")
 		}
 	}()
-	return h.ServePacket(s.ctx, s, p)
+	return h.ServePacket(ctx, s, p)
 }
+
+func (s *Session) defaultTimeout() time.Duration { return s.cfg.requestTimeout }
 
 // answer sends the response to a Request; for a OneWay packet it logs err.
 func (s *Session) answer(req *Packet, resp *Packet, err error) {

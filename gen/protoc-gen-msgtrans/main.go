@@ -1,0 +1,41 @@
+// Command protoc-gen-msgtrans is a protoc and buf plugin that generates
+// typed msgtrans-go clients, handlers and pushers for the services in
+// .proto files. For each file with services it writes <file>_msgtrans.pb.go
+// beside protoc-gen-go's <file>.pb.go.
+//
+// Install it with
+//
+//	go install github.com/msgtrans/msgtrans-go/gen/protoc-gen-msgtrans@latest
+//
+// and run it through buf (see the repository's buf.gen.yaml) or protoc:
+//
+//	protoc --go_out=. --go_opt=paths=source_relative \
+//	       --msgtrans_out=. --msgtrans_opt=paths=source_relative chat.proto
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"google.golang.org/protobuf/compiler/protogen"
+	"google.golang.org/protobuf/types/pluginpb"
+)
+
+// version is the plugin's version, printed by --version and written into
+// the header of generated files.
+const version = "v0.1.0"
+
+func main() {
+	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
+		fmt.Println("protoc-gen-msgtrans", version)
+		return
+	}
+	if len(os.Args) > 1 {
+		fmt.Fprintln(os.Stderr, "protoc-gen-msgtrans: a protoc plugin; run it through protoc or buf, or with --version")
+		os.Exit(2)
+	}
+	protogen.Options{}.Run(func(gen *protogen.Plugin) error {
+		gen.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL)
+		return generate(gen)
+	})
+}
