@@ -99,3 +99,20 @@ func FuzzParseExt(f *testing.F) {
 		}
 	})
 }
+
+// TestTypedPacketBytes pins the typed call example of docs/wire.md.
+func TestTypedPacketBytes(t *testing.T) {
+	p := &runtime.Packet{
+		Type: runtime.Request, MessageID: 2, Flags: runtime.FlagHasRouteTag,
+		Ext:     runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: runtime.RouteID("gentest.v1.EchoService.Echo"), TimeoutMS: 300}),
+		Payload: []byte{0x0a, 0x02, 'h', 'i'},
+	}
+	got, err := runtime.AppendPacket(nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := hex.DecodeString("0100010000000002000b000000040004" + "018104ec4ce76d0502ac02" + "0a026869")
+	if !bytes.Equal(got, want) {
+		t.Errorf("typed call = % x\nwant         % x", got, want)
+	}
+}

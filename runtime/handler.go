@@ -21,7 +21,8 @@ import (
 // not wait for a response on its own session (start a goroutine for that).
 // Requests run each in a goroutine of their own, at most the configured
 // in-flight count per session at once. ctx is cancelled when the session
-// closes.
+// closes, and for a typed request also at the caller's deadline, which the
+// request carries.
 type Handler interface {
 	ServePacket(ctx context.Context, s *Session, p *Packet) (*Packet, error)
 }
