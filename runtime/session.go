@@ -172,6 +172,9 @@ func (s *Session) enqueue(b []byte) error {
 
 // pushLocked queues b and starts the writer if it is not running. s.mu is held.
 func (s *Session) pushLocked(b []byte) {
+	if s.queue == nil {
+		s.queue = getBatch()
+	}
 	s.queue = append(s.queue, b)
 	s.queued += len(b)
 	if !s.writing {
@@ -179,6 +182,22 @@ func (s *Session) pushLocked(b []byte) {
 		s.wg.Add(1)
 		go s.writeLoop()
 	}
+}
+
+// batchPool recycles send queues, so that a session whose writer comes and
+// goes (it exits whenever the queue drains) does not grow a new queue for
+// every burst, while an idle session holds none.
+var batchPool = sync.Pool{New: func() any { b := make([][]byte, 0, 64); return &b }}
+
+func getBatch() [][]byte { return (*batchPool.Get().(*[][]byte))[:0] }
+
+func putBatch(b [][]byte) {
+	if b == nil || cap(b) > 4096 {
+		return // let an unusually large queue go
+	}
+	clear(b[:cap(b)])
+	b = b[:0]
+	batchPool.Put(&b)
 }
 
 // writeLoop drains the queue, one WritePackets call per drain. It runs only
@@ -190,6 +209,8 @@ func (s *Session) writeLoop() {
 		s.mu.Lock()
 		if len(s.queue) == 0 || s.closed {
 			s.writing = false
+			putBatch(s.queue)
+			putBatch(s.spare)
 			s.queue, s.spare, s.queued = nil, nil, 0
 			if s.closing && s.flushed != nil {
 				close(s.flushed)
@@ -199,7 +220,10 @@ func (s *Session) writeLoop() {
 			return
 		}
 		batch := s.queue
-		s.queue, s.queued = s.spare[:0], 0
+		s.queue, s.queued = s.spare, 0
+		if s.queue == nil {
+			s.queue = getBatch()
+		}
 		s.mu.Unlock()
 
 		err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
@@ -220,17 +244,19 @@ func (s *Session) writeLoop() {
 // ctx is cancelled, CodeUnavailable when the connection drops, and the
 // peer's code when it answers with an error.
 func (s *Session) Request(ctx context.Context, p *Packet) (*Packet, error) {
+	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.requestTimeout)
-		defer cancel()
+		t := time.NewTimer(s.cfg.requestTimeout)
+		defer t.Stop()
+		timeout = t.C
 	}
 	id := s.nextID()
-	ch := make(chan reply, 1)
+	ch := replyPool.Get().(chan reply)
 	s.pmu.Lock()
 	if s.pending == nil {
 		if s.isClosed() {
 			s.pmu.Unlock()
+			replyPool.Put(ch)
 			return nil, NewError(CodeUnavailable, "connection closed")
 		}
 		s.pending = make(map[uint32]chan reply)
@@ -239,28 +265,45 @@ func (s *Session) Request(ctx context.Context, p *Packet) (*Packet, error) {
 	s.pmu.Unlock()
 
 	if err := s.sendAs(p, Request, id); err != nil {
-		s.forget(id)
+		s.abandon(id, ch)
 		if errors.Is(err, ErrClosed) || errors.Is(err, ErrSlowConsumer) {
 			return nil, wrapError(CodeUnavailable, err)
 		}
 		return nil, err
 	}
+	var err error
 	select {
 	case r := <-ch:
+		replyPool.Put(ch)
 		return r.p, r.err
+	case <-timeout:
+		err = Errorf(CodeDeadlineExceeded, "no response within %v", s.cfg.requestTimeout)
 	case <-ctx.Done():
-		s.forget(id)
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, wrapError(CodeDeadlineExceeded, ctx.Err())
+			err = wrapError(CodeDeadlineExceeded, ctx.Err())
+		} else {
+			err = wrapError(CodeCanceled, ctx.Err())
 		}
-		return nil, wrapError(CodeCanceled, ctx.Err())
 	}
+	s.abandon(id, ch)
+	return nil, err
 }
 
-func (s *Session) forget(id uint32) {
+// replyPool recycles the channels requests wait on. A channel goes back only
+// when no reply can still be sent on it (see abandon).
+var replyPool = sync.Pool{New: func() any { return make(chan reply, 1) }}
+
+// abandon stops waiting for the response to id. When the response is
+// already being delivered, it waits for it, so that ch can be reused.
+func (s *Session) abandon(id uint32, ch chan reply) {
 	s.pmu.Lock()
+	_, waiting := s.pending[id]
 	delete(s.pending, id)
 	s.pmu.Unlock()
+	if !waiting {
+		<-ch // complete or failPending took it from the map and sends now
+	}
+	replyPool.Put(ch)
 }
 
 func (s *Session) isClosed() bool {
