@@ -1,0 +1,125 @@
+package chatserver
+
+import (
+	"slices"
+	"sync"
+
+	chatv1 "github.com/msgtrans/msgtrans-go/examples/chat/gen/chat/v1"
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// room is a chat room: the runtime group of the same name holds its
+// members, and the room itself its history.
+//
+// mu orders everything pushed to the room: a message is numbered, added to
+// the history and queued to the members under it, and so are announcements
+// and membership changes. Every member therefore receives the room's events
+// in one order, the order of the history.
+type room struct {
+	name string
+
+	mu      sync.Mutex
+	seq     uint64 // number of the last message posted
+	history history
+}
+
+// history keeps the latest messages of a room, oldest first, in a ring.
+// It is not safe for concurrent use; its room's mu guards it.
+type history struct {
+	ring  []*chatv1.ChatMessage // len(ring) == capacity once full
+	size  int
+	first int // index of the oldest message once the ring is full
+}
+
+func newHistory(size int) history {
+	return history{ring: make([]*chatv1.ChatMessage, 0, size), size: size}
+}
+
+// add appends m, dropping the oldest message when the history is full. The
+// history keeps m: it must not be modified afterwards.
+func (h *history) add(m *chatv1.ChatMessage) {
+	if h.size <= 0 {
+		return
+	}
+	if len(h.ring) < h.size {
+		h.ring = append(h.ring, m)
+		return
+	}
+	h.ring[h.first] = m
+	h.first = (h.first + 1) % h.size
+}
+
+// messages returns the kept messages, oldest first, in a new slice.
+func (h *history) messages() []*chatv1.ChatMessage {
+	out := make([]*chatv1.ChatMessage, 0, len(h.ring))
+	out = append(out, h.ring[h.first:]...)
+	return append(out, h.ring[:h.first]...)
+}
+
+// Session attributes: the nick (a string) and the room (a *room, nil when
+// in none). They change only under Server.mu, and the room attribute also
+// under the room's mu, so either lock gives a stable view.
+type attrKey int
+
+const (
+	nickAttr attrKey = iota
+	roomAttr
+)
+
+func nickOf(s *runtime.Session) string {
+	v, _ := s.Get(nickAttr)
+	nick, _ := v.(string)
+	return nick
+}
+
+func roomOf(s *runtime.Session) *room {
+	v, _ := s.Get(roomAttr)
+	r, _ := v.(*room)
+	return r
+}
+
+// nicksLocked returns the sorted nicks of r's members. r.mu is held.
+func (s *Server) nicksLocked(r *room) []string {
+	members := s.rt.Members(r.name)
+	nicks := make([]string, 0, len(members))
+	for _, m := range members {
+		nicks = append(nicks, nickOf(m))
+	}
+	slices.Sort(nicks)
+	return nicks
+}
+
+// roomLocked returns the room with the name, creating it. s.mu is held.
+func (s *Server) roomLocked(name string) *room {
+	r := s.rooms[name]
+	if r == nil {
+		r = &room{name: name, history: newHistory(s.cfg.HistorySize)}
+		s.rooms[name] = r
+	}
+	return r
+}
+
+// dropIfEmptyLocked forgets r, history included, once it has no members,
+// so that rooms nobody is in cost nothing. s.mu is held.
+func (s *Server) dropIfEmptyLocked(r *room) {
+	if len(s.rt.Members(r.name)) == 0 && s.rooms[r.name] == r {
+		delete(s.rooms, r.name)
+	}
+}
+
+// leaveLocked takes sess out of r, announcing it to the members (sess
+// included, when it can still receive) if announce is set. s.mu is held.
+func (s *Server) leaveLocked(sess *runtime.Session, r *room, why string, announce bool) {
+	r.mu.Lock()
+	nick := nickOf(sess)
+	if announce {
+		if _, err := s.events.SendMemberLeftToGroup(r.name, &chatv1.MemberLeftRequest{Room: r.name, Nick: nick}); err != nil {
+			s.log.Error("announcing a departure", "room", r.name, "err", err)
+		}
+	}
+	s.rt.Leave(r.name, sess)
+	sess.Delete(roomAttr)
+	r.mu.Unlock()
+	s.dropIfEmptyLocked(r)
+	s.log.Info("left room", "session", sess.ID(), "nick", nick, "room", r.name, "why", why)
+}

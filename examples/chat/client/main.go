@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/msgtrans/msgtrans-go/examples/chat/chatclient"
+	_ "github.com/msgtrans/msgtrans-go/transports/all" // tcp, tls, ws, wss, quic
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the whole command; it returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: client [flags]\n\nChats on a msgtrans-go chat server: lines of standard input are messages\nor commands (/join ROOM, /leave, /nick NAME, /who, /quit, /help).\n\n")
+		fs.PrintDefaults()
+	}
+	server := fs.String("server", "tcp://127.0.0.1:7001", "server `URL`: tcp://, tls://, ws://host:port/ws, wss://, quic://")
+	nick := fs.String("nick", defaultNick(), "your `nick`")
+	room := fs.String("room", "lobby", "the `room` to join at start (empty: none)")
+	insecure := fs.Bool("insecure", false, "do not verify the server's certificate (for the server's development certificate)")
+	caFile := fs.String("ca", "", "verify the server's certificate against the CA certificates in this PEM `file` instead of the system's")
+	verbose := fs.Bool("v", false, "log connection details to standard error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageError := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "client: "+format+"\n", a...)
+		fs.Usage()
+		return 2
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError("unexpected argument %q", fs.Arg(0))
+	case *nick == "":
+		return usageError("-nick is empty")
+	case *server == "":
+		return usageError("-server is empty")
+	case *insecure && *caFile != "":
+		return usageError("-insecure and -ca exclude each other")
+	}
+	tlsConfig, err := chatclient.TLSConfig(*caFile, *insecure)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	cfg := chatclient.Config{
+		Server: *server,
+		Nick:   *nick,
+		Room:   *room,
+		TLS:    tlsConfig,
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	if err := chatclient.Run(ctx, cfg, stdin, stdout); err != nil {
+		fmt.Fprintln(stderr, err) // "chatclient: connect to …: …"
+		return 1
+	}
+	return 0
+}
+
+// defaultNick is the user's login name, or "guest".
+func defaultNick() string {
+	for _, v := range []string{"USER", "USERNAME"} {
+		if n := os.Getenv(v); n != "" {
+			return n
+		}
+	}
+	return "guest"
+}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/msgtrans/msgtrans-go/examples/chat/chatserver"
+	_ "github.com/msgtrans/msgtrans-go/transports/all" // tcp, tls, ws, wss, quic
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+// run is the whole command; it returns the exit status.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: server [flags]\n\nRuns the msgtrans-go chat server.\n\n")
+		fs.PrintDefaults()
+	}
+	listen := fs.String("listen", strings.Join(chatserver.DefaultListen, ","), "comma-separated `URLs` to listen on: tcp://, tls://, ws://, wss://, quic://")
+	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM) for tls://, wss:// and quic://; without it a development certificate is made")
+	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM) of -tls-cert")
+	history := fs.Int("history", chatserver.DefaultHistorySize, "messages each room keeps for members who join later")
+	pingInterval := fs.Duration("ping-interval", chatserver.DefaultPingInterval, "how often to ping every client (0 for the default, negative for never)")
+	pingTimeout := fs.Duration("ping-timeout", chatserver.DefaultPingTimeout, "how long a client has to answer a ping before it is disconnected")
+	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
+	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usageError := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "server: "+format+"\n", a...)
+		fs.Usage()
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usageError("unexpected argument %q", fs.Arg(0))
+	}
+	var addrs []string
+	for a := range strings.SplitSeq(*listen, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return usageError("-listen names no address")
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return usageError("-tls-cert and -tls-key go together")
+	}
+	if *history < 0 || *pingTimeout < 0 {
+		return usageError("-history and -ping-timeout must not be negative")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageError("-log-level: %v", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if *logJSON {
+		handler = slog.NewJSONHandler(stderr, hopts)
+	}
+	logger := slog.New(handler)
+
+	cfg := chatserver.Config{
+		Listen:       addrs,
+		Logger:       logger,
+		HistorySize:  *history,
+		PingInterval: *pingInterval,
+		PingTimeout:  *pingTimeout,
+	}
+	if *certFile != "" {
+		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+		if err != nil {
+			logger.Error("loading the TLS certificate", "cert", *certFile, "key", *keyFile, "err", err)
+			return 1
+		}
+		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := chatserver.Run(ctx, cfg); err != nil {
+		logger.Error("chat server failed", "err", err)
+		return 1
+	}
+	logger.Info("chat server stopped")
+	return 0
+}
