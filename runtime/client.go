@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -23,19 +24,37 @@ type Client struct {
 	u    *url.URL
 	addr string
 
-	mu     sync.Mutex
-	sess   *Session // nil while disconnected
-	closed bool
-	err    error // why the client closed, if it gave up
-	done   chan struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	sess    *Session // nil while disconnected
+	closed  bool
+	started bool  // Connect was called
+	err     error // why the client closed, if it gave up
+	done    chan struct{}
+	wg      sync.WaitGroup
 }
 
 // Dial connects to addr ("tcp://host:port", "ws://host:port/path",
-// "quic://host:port", …) and returns a connected client. The first
-// connection must succeed within ctx and the connect timeout; later drops
-// are repaired in the background.
+// "quic://host:port", …) and returns a connected client: [NewClient]
+// followed by [Client.Connect]. The first connection must succeed within ctx
+// and the connect timeout; later drops are repaired in the background.
+//
+// Handlers registered after Dial returns can miss what the server sends
+// right away; register them between NewClient and Connect instead.
 func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+	c, err := NewClient(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Connect(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewClient returns a client for addr that is not connected yet, so that
+// handlers can be registered before anything arrives. Options are checked
+// here.
+func NewClient(addr string, opts ...Option) (*Client, error) {
 	cfg, err := newConfig(clientSide, opts)
 	if err != nil {
 		return nil, err
@@ -44,13 +63,30 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, t: t, u: u, addr: addr, done: make(chan struct{})}
+	return &Client{cfg: cfg, t: t, u: u, addr: addr, done: make(chan struct{})}, nil
+}
+
+// Connect makes the client's first connection, within ctx and the connect
+// timeout. It may be called once; later drops are repaired in the
+// background.
+func (c *Client) Connect(ctx context.Context) error {
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		return fmt.Errorf("%w: client", ErrClosed)
+	case c.started:
+		c.mu.Unlock()
+		return errors.New("msgtrans: Connect called twice")
+	}
+	c.started = true
+	c.mu.Unlock()
 	sess, err := c.connect(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.start(sess, 0)
-	return c, nil
+	c.start(sess)
+	return nil
 }
 
 // Handle registers h for raw packets of the given biz_type pushed or
@@ -81,7 +117,7 @@ func (c *Client) connect(ctx context.Context) (*Session, error) {
 }
 
 // start makes sess the current session and runs it in the background.
-func (c *Client) start(sess *Session, attempt int) {
+func (c *Client) start(sess *Session) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -91,18 +127,20 @@ func (c *Client) start(sess *Session, attempt int) {
 	c.sess = sess
 	c.wg.Add(1)
 	c.mu.Unlock()
-	go c.run(sess, attempt)
+	go c.run(sess)
 }
 
-func (c *Client) run(sess *Session, attempts int) {
+// run supervises the client's connections: it reads each one in a
+// goroutine of its own (so that event handlers may make requests), reports
+// its events, and reconnects when it drops.
+func (c *Client) run(sess *Session) {
 	defer c.wg.Done()
-	kind := ConnectionEstablished
-	if attempts > 0 {
-		kind = Reconnected
-	}
-	c.emit(Event{Kind: kind, Session: sess, Attempt: attempts})
+	kind, attempts := ConnectionEstablished, 0
 	for {
-		reason := sess.run()
+		ended := make(chan error, 1)
+		go func() { ended <- sess.run() }()
+		c.emit(Event{Kind: kind, Session: sess, Attempt: attempts})
+		reason := <-ended
 		c.mu.Lock()
 		c.sess = nil
 		closed := c.closed
@@ -121,12 +159,12 @@ func (c *Client) run(sess *Session, attempts int) {
 		if c.closed {
 			c.mu.Unlock()
 			next.closeWith(ErrClosed)
-			continue
+			c.finish(ErrClosed)
+			return
 		}
 		c.sess = next
 		c.mu.Unlock()
-		sess = next
-		c.emit(Event{Kind: Reconnected, Session: sess, Attempt: n})
+		sess, kind, attempts = next, Reconnected, n
 	}
 }
 

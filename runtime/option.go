@@ -199,9 +199,15 @@ func WithMaxInFlight(n int) Option {
 	return option{"WithMaxInFlight", bothSides, func(c *config) { c.maxInFlight = n }}
 }
 
-// WithEventHandler sets a function that receives every [Event]. It is
-// called from the connection's own goroutine, in order for each connection,
-// and must not block for long.
+// WithEventHandler sets a function that receives every [Event], in order
+// for each connection. On a server it runs on the session's read goroutine
+// and must not block for long (and must not wait for that session's
+// responses). On a client it runs on the client's supervising goroutine,
+// while the connection is read elsewhere: it may make requests, for example
+// to rejoin a room on [Reconnected]; the next event waits for it.
+//
+// A session's [ConnectionClosed] event comes after its request handlers have
+// returned and it has left the session map and its groups.
 func WithEventHandler(f func(Event)) Option {
 	return option{"WithEventHandler", bothSides, func(c *config) { c.onEvent = f }}
 }

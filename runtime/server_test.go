@@ -409,3 +409,65 @@ func TestGroups(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlersBeforeConnect: a handler registered between NewClient and
+// Connect receives what the server sends the moment the session starts.
+func TestHandlersBeforeConnect(t *testing.T) {
+	addr := fmt.Sprintf("mem://welcome-%d", memCounter.Add(1))
+	srv, err := runtime.NewServer(runtime.WithEventHandler(func(e runtime.Event) {
+		if e.Kind == runtime.ConnectionEstablished {
+			_ = e.Session.Send(runtime.NewText(bizNote, "welcome"))
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(context.Background(), addr); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := runtime.NewClient(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan *runtime.Packet, 1)
+	c.Handle(bizNote, collect(got))
+	if err := c.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if p := recv(t, got); p.Text() != "welcome" {
+		t.Errorf("got %q, want the welcome", p.Text())
+	}
+	if err := c.Connect(context.Background()); err == nil {
+		t.Error("a second Connect succeeded")
+	}
+}
+
+// TestClientEventHandlerMayRequest: a client's event handler can make a
+// request on the connection it reports (to rejoin a room, say).
+func TestClientEventHandlerMayRequest(t *testing.T) {
+	f := newFixture(t, transportCases()[0])
+	f.srv.Handle(bizEcho, echo)
+	answered := make(chan string, 1)
+	c, err := runtime.NewClient(f.addr, runtime.WithEventHandler(func(e runtime.Event) {
+		if e.Kind == runtime.ConnectionEstablished {
+			resp, err := e.Session.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("from the event")))
+			if err != nil {
+				answered <- err.Error()
+				return
+			}
+			answered <- resp.Text()
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-answered; got != "from the event" {
+		t.Errorf("request from the event handler: %s", got)
+	}
+}

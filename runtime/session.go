@@ -521,7 +521,7 @@ func (s *Session) defaultTimeout() time.Duration { return s.cfg.requestTimeout }
 func (s *Session) answer(req *Packet, resp *Packet, err error) {
 	if req.Type != Request {
 		if err != nil {
-			s.cfg.logger.Warn("msgtrans: one-way handler failed", "session", s.id, "biz_type", req.BizType, "err", err)
+			s.cfg.logger.Warn("msgtrans: one-way handler failed", "session", s.id, "biz_type", req.BizType, "route", routeOf(req), "err", err)
 		}
 		return
 	}
@@ -570,6 +570,17 @@ var ErrGoAway = errors.New("msgtrans: server is going away")
 // helloPacket announces the compressions this side accepts: all of them.
 func helloPacket(*config) *Packet {
 	return controlPacket(ControlHello, []byte{1<<CompressionZstd | 1<<CompressionZlib})
+}
+
+// routeOf returns the route of a typed packet as text, "" for a raw one.
+func routeOf(p *Packet) string {
+	if !IsTypedExt(p) {
+		return ""
+	}
+	if e, err := ParseExt(p.Ext); err == nil && e.HasRoute {
+		return fmt.Sprintf("%#08x", e.Route)
+	}
+	return ""
 }
 
 func addrString(a net.Addr) string {

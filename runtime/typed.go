@@ -106,6 +106,16 @@ func PushGroup(srv *Server, group string, route uint32, msg proto.Message) (int,
 	return srv.SendGroup(group, p)
 }
 
+// PushGroupExcept is [PushGroup] skipping one session (typically the one
+// whose action caused the message).
+func PushGroupExcept(srv *Server, group string, except *Session, route uint32, msg proto.Message) (int, error) {
+	p, err := typedPacket(nil, route, msg)
+	if err != nil {
+		return 0, err
+	}
+	return srv.SendGroupExcept(group, p, except)
+}
+
 // PushAll sends msg on the route to every session of the server, encoded
 // once. It returns how many sessions it was queued to.
 func PushAll(srv *Server, route uint32, msg proto.Message) (int, error) {

@@ -415,7 +415,11 @@ func generatePusher(out *jen.File, sm *serviceModel) {
 		m := mm.m
 		msg := jen.Id("msg").Op("*").Add(ident(m.Input.GoIdent))
 		out.Line()
-		doc(out, fmt.Sprintf("Send%s sends %s to one session without waiting for an answer.", m.GoName, mm.fullName), m.Comments.Leading, mm)
+		sendNote := ""
+		if !mm.oneWay {
+			sendNote = "\nThe client's handler runs, but its reply is not sent: use Call" + m.GoName + "\nto wait for it."
+		}
+		doc(out, fmt.Sprintf("Send%s sends %s to one session without waiting for an answer.", m.GoName, mm.fullName)+sendNote, m.Comments.Leading, mm)
 		out.Func().Add(recv()).Id("Send"+m.GoName).Params(jen.Id("s").Op("*").Add(rt("Session")), msg.Clone()).Error().Block(
 			jen.Return(rt("SendOneWay").Call(jen.Id("s"), jen.Id(mm.routeConst), jen.Id("msg"))),
 		)
@@ -423,6 +427,12 @@ func generatePusher(out *jen.File, sm *serviceModel) {
 		doc(out, fmt.Sprintf("Send%sToGroup sends %s to every member of the group,\nencoded once, and returns how many members it was queued to.", m.GoName, mm.fullName), "", mm)
 		out.Func().Add(recv()).Id("Send"+m.GoName+"ToGroup").Params(jen.Id("group").String(), msg.Clone()).Params(jen.Int(), jen.Error()).Block(
 			jen.Return(rt("PushGroup").Call(jen.Id("x").Dot("srv"), jen.Id("group"), jen.Id(mm.routeConst), jen.Id("msg"))),
+		)
+		out.Line()
+		doc(out, fmt.Sprintf("Send%sToGroupExcept is Send%sToGroup skipping the session except.", m.GoName, m.GoName), "", mm)
+		out.Func().Add(recv()).Id("Send"+m.GoName+"ToGroupExcept").
+			Params(jen.Id("group").String(), jen.Id("except").Op("*").Add(rt("Session")), msg.Clone()).Params(jen.Int(), jen.Error()).Block(
+			jen.Return(rt("PushGroupExcept").Call(jen.Id("x").Dot("srv"), jen.Id("group"), jen.Id("except"), jen.Id(mm.routeConst), jen.Id("msg"))),
 		)
 		out.Line()
 		doc(out, fmt.Sprintf("Send%sToAll sends %s to every session, encoded once,\nand returns how many sessions it was queued to.", m.GoName, mm.fullName), "", mm)

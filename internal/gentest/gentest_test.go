@@ -320,3 +320,30 @@ func typedPacket(route uint32, payload []byte) *runtime.Packet {
 		Payload: payload,
 	}
 }
+
+// TestPushGroupExcept: the generated ...ToGroupExcept skips one member.
+func TestPushGroupExcept(t *testing.T) {
+	f := start(t, "tcp://127.0.0.1:0")
+	c1, ev1, s1 := f.dial(t)
+	c2, ev2, _ := f.dial(t)
+	for _, c := range []*runtime.Client{c1, c2} {
+		if _, err := gentestv1.NewEchoServiceClient(c).Echo(context.Background(), &gentestv1.EchoRequest{Text: "join"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pusher := gentestv1.NewEchoEventsServicePusher(f.srv)
+	if n, err := pusher.SendNewsToGroupExcept("room", s1, &gentestv1.NewsRequest{Headline: "not for 1"}); err != nil || n != 1 {
+		t.Fatalf("SendNewsToGroupExcept = %d, %v; want 1", n, err)
+	}
+	if _, err := pusher.SendNewsToAll(&gentestv1.NewsRequest{Headline: "for all"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := within(t, ev1.news); got != "for all" {
+		t.Errorf("the skipped client got %q first, want the broadcast", got)
+	}
+	for _, want := range []string{"not for 1", "for all"} {
+		if got := within(t, ev2.news); got != want {
+			t.Errorf("the other client got %q, want %q", got, want)
+		}
+	}
+}

@@ -1,5 +1,6 @@
-// Package testcert makes throw-away TLS certificates at run time for tests:
-// a CA and a server certificate for localhost, 127.0.0.1 and ::1.
+// Package testcert makes throw-away TLS certificates at run time, for tests
+// and for development servers: a CA and a server certificate for localhost,
+// 127.0.0.1 and ::1, valid for 30 days.
 package testcert
 
 import (
@@ -9,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"time"
@@ -20,7 +22,11 @@ type Pair struct {
 	Server *tls.Config
 	Client *tls.Config
 	CAPool *x509.CertPool
+	// CAPEM is the CA certificate in PEM, for clients in other processes.
+	CAPEM []byte
 }
+
+const validity = 30 * 24 * time.Hour
 
 // New returns a fresh [Pair]. It panics on failure, which only a broken
 // crypto/rand can cause.
@@ -31,7 +37,7 @@ func New() Pair {
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "msgtrans test CA"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(24 * time.Hour),
+		NotAfter:              now.Add(validity),
 		IsCA:                  true,
 		KeyUsage:              x509.KeyUsageCertSign,
 		BasicConstraintsValid: true,
@@ -44,7 +50,7 @@ func New() Pair {
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "localhost"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost"},
@@ -57,6 +63,7 @@ func New() Pair {
 		Server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
 		Client: &tls.Config{RootCAs: pool},
 		CAPool: pool,
+		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 	}
 }
 

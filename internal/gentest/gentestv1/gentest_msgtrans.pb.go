@@ -169,6 +169,11 @@ func (x *EchoEventsServicePusher) SendNewsToGroup(group string, msg *NewsRequest
 	return runtime.PushGroup(x.srv, group, EchoEventsServiceNewsRoute, msg)
 }
 
+// SendNewsToGroupExcept is SendNewsToGroup skipping the session except.
+func (x *EchoEventsServicePusher) SendNewsToGroupExcept(group string, except *runtime.Session, msg *NewsRequest) (int, error) {
+	return runtime.PushGroupExcept(x.srv, group, except, EchoEventsServiceNewsRoute, msg)
+}
+
 // SendNewsToAll sends gentest.v1.EchoEventsService.News to every session, encoded once,
 // and returns how many sessions it was queued to.
 func (x *EchoEventsServicePusher) SendNewsToAll(msg *NewsRequest) (int, error) {
@@ -176,6 +181,8 @@ func (x *EchoEventsServicePusher) SendNewsToAll(msg *NewsRequest) (int, error) {
 }
 
 // SendPing sends gentest.v1.EchoEventsService.Ping to one session without waiting for an answer.
+// The client's handler runs, but its reply is not sent: use CallPing
+// to wait for it.
 //
 // Ping asks a client to answer.
 func (x *EchoEventsServicePusher) SendPing(s *runtime.Session, msg *PingRequest) error {
@@ -186,6 +193,11 @@ func (x *EchoEventsServicePusher) SendPing(s *runtime.Session, msg *PingRequest)
 // encoded once, and returns how many members it was queued to.
 func (x *EchoEventsServicePusher) SendPingToGroup(group string, msg *PingRequest) (int, error) {
 	return runtime.PushGroup(x.srv, group, EchoEventsServicePingRoute, msg)
+}
+
+// SendPingToGroupExcept is SendPingToGroup skipping the session except.
+func (x *EchoEventsServicePusher) SendPingToGroupExcept(group string, except *runtime.Session, msg *PingRequest) (int, error) {
+	return runtime.PushGroupExcept(x.srv, group, except, EchoEventsServicePingRoute, msg)
 }
 
 // SendPingToAll sends gentest.v1.EchoEventsService.Ping to every session, encoded once,

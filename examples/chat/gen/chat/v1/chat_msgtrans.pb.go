@@ -191,6 +191,11 @@ func (x *ChatEventsServicePusher) SendRoomMessageToGroup(group string, msg *Room
 	return runtime.PushGroup(x.srv, group, ChatEventsServiceRoomMessageRoute, msg)
 }
 
+// SendRoomMessageToGroupExcept is SendRoomMessageToGroup skipping the session except.
+func (x *ChatEventsServicePusher) SendRoomMessageToGroupExcept(group string, except *runtime.Session, msg *RoomMessageRequest) (int, error) {
+	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceRoomMessageRoute, msg)
+}
+
 // SendRoomMessageToAll sends chat.v1.ChatEventsService.RoomMessage to every session, encoded once,
 // and returns how many sessions it was queued to.
 func (x *ChatEventsServicePusher) SendRoomMessageToAll(msg *RoomMessageRequest) (int, error) {
@@ -208,6 +213,11 @@ func (x *ChatEventsServicePusher) SendMemberJoined(s *runtime.Session, msg *Memb
 // encoded once, and returns how many members it was queued to.
 func (x *ChatEventsServicePusher) SendMemberJoinedToGroup(group string, msg *MemberJoinedRequest) (int, error) {
 	return runtime.PushGroup(x.srv, group, ChatEventsServiceMemberJoinedRoute, msg)
+}
+
+// SendMemberJoinedToGroupExcept is SendMemberJoinedToGroup skipping the session except.
+func (x *ChatEventsServicePusher) SendMemberJoinedToGroupExcept(group string, except *runtime.Session, msg *MemberJoinedRequest) (int, error) {
+	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceMemberJoinedRoute, msg)
 }
 
 // SendMemberJoinedToAll sends chat.v1.ChatEventsService.MemberJoined to every session, encoded once,
@@ -230,6 +240,11 @@ func (x *ChatEventsServicePusher) SendMemberLeftToGroup(group string, msg *Membe
 	return runtime.PushGroup(x.srv, group, ChatEventsServiceMemberLeftRoute, msg)
 }
 
+// SendMemberLeftToGroupExcept is SendMemberLeftToGroup skipping the session except.
+func (x *ChatEventsServicePusher) SendMemberLeftToGroupExcept(group string, except *runtime.Session, msg *MemberLeftRequest) (int, error) {
+	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceMemberLeftRoute, msg)
+}
+
 // SendMemberLeftToAll sends chat.v1.ChatEventsService.MemberLeft to every session, encoded once,
 // and returns how many sessions it was queued to.
 func (x *ChatEventsServicePusher) SendMemberLeftToAll(msg *MemberLeftRequest) (int, error) {
@@ -249,6 +264,11 @@ func (x *ChatEventsServicePusher) SendNickChangedToGroup(group string, msg *Nick
 	return runtime.PushGroup(x.srv, group, ChatEventsServiceNickChangedRoute, msg)
 }
 
+// SendNickChangedToGroupExcept is SendNickChangedToGroup skipping the session except.
+func (x *ChatEventsServicePusher) SendNickChangedToGroupExcept(group string, except *runtime.Session, msg *NickChangedRequest) (int, error) {
+	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceNickChangedRoute, msg)
+}
+
 // SendNickChangedToAll sends chat.v1.ChatEventsService.NickChanged to every session, encoded once,
 // and returns how many sessions it was queued to.
 func (x *ChatEventsServicePusher) SendNickChangedToAll(msg *NickChangedRequest) (int, error) {
@@ -256,6 +276,8 @@ func (x *ChatEventsServicePusher) SendNickChangedToAll(msg *NickChangedRequest) 
 }
 
 // SendPing sends chat.v1.ChatEventsService.Ping to one session without waiting for an answer.
+// The client's handler runs, but its reply is not sent: use CallPing
+// to wait for it.
 //
 // Ping asks the client to answer; the server closes sessions that do not.
 func (x *ChatEventsServicePusher) SendPing(s *runtime.Session, msg *PingRequest) error {
@@ -266,6 +288,11 @@ func (x *ChatEventsServicePusher) SendPing(s *runtime.Session, msg *PingRequest)
 // encoded once, and returns how many members it was queued to.
 func (x *ChatEventsServicePusher) SendPingToGroup(group string, msg *PingRequest) (int, error) {
 	return runtime.PushGroup(x.srv, group, ChatEventsServicePingRoute, msg)
+}
+
+// SendPingToGroupExcept is SendPingToGroup skipping the session except.
+func (x *ChatEventsServicePusher) SendPingToGroupExcept(group string, except *runtime.Session, msg *PingRequest) (int, error) {
+	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServicePingRoute, msg)
 }
 
 // SendPingToAll sends chat.v1.ChatEventsService.Ping to every session, encoded once,
