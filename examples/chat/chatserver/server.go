@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"net/url"
 	"slices"
 	"strings"
@@ -43,10 +44,14 @@ type Config struct {
 	Listen []string
 	// TLS holds the certificate for tls://, wss:// and quic:// listeners.
 	// When it is nil and a listener needs one, the server makes a
-	// self-signed development certificate for localhost, 127.0.0.1 and ::1
-	// at start-up (valid for 24 hours) and logs that it did; clients then
-	// have to skip verification.
+	// development certificate for localhost, 127.0.0.1 and ::1, signed by a
+	// throw-away CA, at start-up (valid for 30 days) and logs that it did;
+	// clients then verify it with the CA written to DevCAFile, or skip
+	// verification.
 	TLS *tls.Config
+	// DevCAFile is where the CA of a development certificate is written
+	// (PEM), for clients' -ca flag. Empty: not written.
+	DevCAFile string
 	// Logger receives the server's structured logs and the runtime's.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -117,8 +122,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS == nil && needsTLS(cfg.Listen) {
 		// testcert makes exactly the development certificate we want: a
 		// throw-away CA and a certificate for localhost, 127.0.0.1 and ::1.
-		cfg.TLS = testcert.New().Server
-		cfg.Logger.Warn("no TLS certificate configured: using a self-signed development certificate for localhost, 127.0.0.1 and ::1, valid for 24 hours; clients must skip verification (-insecure)")
+		dev := testcert.New()
+		cfg.TLS = dev.Server
+		how := "clients must skip verification (-insecure)"
+		if cfg.DevCAFile != "" {
+			if err := os.WriteFile(cfg.DevCAFile, dev.CAPEM, 0o644); err != nil {
+				return nil, fmt.Errorf("chatserver: writing the development CA: %w", err)
+			}
+			how = "clients verify it with -ca " + cfg.DevCAFile + " or skip verification with -insecure"
+		}
+		cfg.Logger.Warn("no TLS certificate configured: using a development certificate for localhost, 127.0.0.1 and ::1, valid for 30 days; " + how)
 	}
 
 	s := &Server{
