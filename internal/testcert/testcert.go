@@ -24,6 +24,9 @@ type Pair struct {
 	CAPool *x509.CertPool
 	// CAPEM is the CA certificate in PEM, for clients in other processes.
 	CAPEM []byte
+	// CertPEM and KeyPEM are the server's certificate and private key in
+	// PEM, to keep the same certificate across restarts.
+	CertPEM, KeyPEM []byte
 }
 
 const validity = 30 * 24 * time.Hour
@@ -60,10 +63,12 @@ func New() Pair {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return Pair{
-		Server: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		Client: &tls.Config{RootCAs: pool},
-		CAPool: pool,
-		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		Server:  &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		Client:  &tls.Config{RootCAs: pool},
+		CAPool:  pool,
+		CAPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: must(x509.MarshalECPrivateKey(key))}),
 	}
 }
 

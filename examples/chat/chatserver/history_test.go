@@ -1,7 +1,11 @@
 package chatserver
 
 import (
+	"bytes"
+	"crypto/x509"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -94,5 +98,40 @@ func TestCleanText(t *testing.T) {
 		if got := cleanText(tt.in); got != tt.want {
 			t.Errorf("cleanText(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestDevCertificateKept: a restarted server presents the same development
+// certificate, so clients that trust its CA reconnect.
+func TestDevCertificateKept(t *testing.T) {
+	dir := t.TempDir()
+	first, reused, err := devCertificate(dir)
+	if err != nil || reused {
+		t.Fatalf("first: reused=%v err=%v", reused, err)
+	}
+	second, reused, err := devCertificate(dir)
+	if err != nil || !reused {
+		t.Fatalf("second: reused=%v err=%v", reused, err)
+	}
+	if !bytes.Equal(first.Certificates[0].Certificate[0], second.Certificates[0].Certificate[0]) {
+		t.Error("the second start made a different certificate")
+	}
+	ca, err := os.ReadFile(filepath.Join(dir, devCAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatal("ca.pem holds no certificate")
+	}
+	leaf, err := x509.ParseCertificate(second.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "localhost"}); err != nil {
+		t.Errorf("the kept certificate does not verify against ca.pem: %v", err)
+	}
+	if fresh, reused, err := devCertificate(""); err != nil || reused || fresh == nil {
+		t.Errorf("without a directory: reused=%v err=%v", reused, err)
 	}
 }

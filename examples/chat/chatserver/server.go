@@ -7,8 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	chatv1 "github.com/msgtrans/msgtrans-go/examples/chat/gen/chat/v1"
-	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
 )
 
@@ -46,12 +45,14 @@ type Config struct {
 	// When it is nil and a listener needs one, the server makes a
 	// development certificate for localhost, 127.0.0.1 and ::1, signed by a
 	// throw-away CA, at start-up (valid for 30 days) and logs that it did;
-	// clients then verify it with the CA written to DevCAFile, or skip
+	// clients then verify it with the CA kept in DevCertDir, or skip
 	// verification.
 	TLS *tls.Config
-	// DevCAFile is where the CA of a development certificate is written
-	// (PEM), for clients' -ca flag. Empty: not written.
-	DevCAFile string
+	// DevCertDir keeps the development certificate (cert.pem, key.pem) and
+	// its CA (ca.pem, for clients' -ca), so that a restarted server presents
+	// the same certificate and connected clients can reconnect. Empty: a new
+	// certificate at every start, kept nowhere.
+	DevCertDir string
 	// Logger receives the server's structured logs and the runtime's.
 	// Default slog.Default().
 	Logger *slog.Logger
@@ -122,16 +123,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS == nil && needsTLS(cfg.Listen) {
 		// testcert makes exactly the development certificate we want: a
 		// throw-away CA and a certificate for localhost, 127.0.0.1 and ::1.
-		dev := testcert.New()
-		cfg.TLS = dev.Server
-		how := "clients must skip verification (-insecure)"
-		if cfg.DevCAFile != "" {
-			if err := os.WriteFile(cfg.DevCAFile, dev.CAPEM, 0o644); err != nil {
-				return nil, fmt.Errorf("chatserver: writing the development CA: %w", err)
-			}
-			how = "clients verify it with -ca " + cfg.DevCAFile + " or skip verification with -insecure"
+		dev, reused, err := devCertificate(cfg.DevCertDir)
+		if err != nil {
+			return nil, err
 		}
-		cfg.Logger.Warn("no TLS certificate configured: using a development certificate for localhost, 127.0.0.1 and ::1, valid for 30 days; " + how)
+		cfg.TLS = dev
+		how := "clients must skip verification (-insecure)"
+		if cfg.DevCertDir != "" {
+			how = "clients verify it with -ca " + filepath.Join(cfg.DevCertDir, devCAFile) + " or skip verification with -insecure"
+			if reused {
+				how = "reused from " + cfg.DevCertDir + "; " + how
+			}
+		}
+		cfg.Logger.Warn("no TLS certificate configured: using a development certificate for localhost, 127.0.0.1 and ::1; " + how)
 	}
 
 	s := &Server{

@@ -35,7 +35,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	listen := fs.String("listen", strings.Join(chatserver.DefaultListen, ","), "comma-separated `URLs` to listen on: tcp://, tls://, ws://, wss://, quic://")
 	certFile := fs.String("tls-cert", "", "TLS certificate `file` (PEM) for tls://, wss:// and quic://; without it a development certificate is made")
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM) of -tls-cert")
-	devCA := fs.String("dev-ca-out", filepath.Join(os.TempDir(), "msgtrans-chat-dev-ca.pem"), "where to write the development certificate's CA `file` (PEM) for clients' -ca; empty: nowhere")
+	devDir := fs.String("dev-cert-dir", filepath.Join(os.TempDir(), "msgtrans-chat-dev"), "`directory` keeping the development certificate and its CA (ca.pem, for clients' -ca) across restarts; empty: a new one each start")
 	history := fs.Int("history", chatserver.DefaultHistorySize, "messages each room keeps for members who join later")
 	pingInterval := fs.Duration("ping-interval", chatserver.DefaultPingInterval, "how often to ping every client (0 for the default, negative for never)")
 	pingTimeout := fs.Duration("ping-timeout", chatserver.DefaultPingTimeout, "how long a client has to answer a ping before it is disconnected")
@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		HistorySize:  *history,
 		PingInterval: *pingInterval,
 		PingTimeout:  *pingTimeout,
-		DevCAFile:    *devCA,
+		DevCertDir:   *devDir,
 	}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
