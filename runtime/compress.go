@@ -24,14 +24,17 @@ type Compressor struct {
 
 const defaultCompressThreshold = 1 << 10
 
+func (c Compressor) threshold() int {
+	if c.Threshold <= 0 {
+		return defaultCompressThreshold
+	}
+	return c.Threshold
+}
+
 // compress returns p with its payload compressed when c asks for it and that
 // makes the payload smaller; otherwise p unchanged.
 func (c Compressor) compress(p *Packet) *Packet {
-	th := c.Threshold
-	if th <= 0 {
-		th = defaultCompressThreshold
-	}
-	if c.Algorithm == CompressionNone || p.Compression != CompressionNone || len(p.Payload) < th {
+	if c.Algorithm == CompressionNone || p.Compression != CompressionNone || len(p.Payload) < c.threshold() {
 		return p
 	}
 	out, err := compressPayload(c.Algorithm, p.Payload)

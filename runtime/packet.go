@@ -178,11 +178,19 @@ func (p *Packet) validate() error {
 }
 
 func appendHeader(dst []byte, p *Packet) []byte {
-	dst = append(dst, Version, byte(p.Compression), byte(p.Type), p.BizType)
-	dst = binary.BigEndian.AppendUint32(dst, p.MessageID)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(p.Ext)))
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(p.Payload)))
-	return binary.BigEndian.AppendUint16(dst, uint16(p.Flags))
+	dst = append(dst, make([]byte, HeaderSize)...)
+	putHeader(dst[len(dst)-HeaderSize:], p.Type, p.Compression, p.BizType, p.MessageID, len(p.Ext), len(p.Payload), p.Flags)
+	return dst
+}
+
+// putHeader writes a fixed header into b[:HeaderSize].
+func putHeader(b []byte, t PacketType, c Compression, biz uint8, id uint32, extLen, payloadLen int, f Flags) {
+	_ = b[HeaderSize-1]
+	b[0], b[1], b[2], b[3] = Version, byte(c), byte(t), biz
+	binary.BigEndian.PutUint32(b[4:8], id)
+	binary.BigEndian.PutUint16(b[8:10], uint16(extLen))
+	binary.BigEndian.PutUint32(b[10:14], uint32(payloadLen))
+	binary.BigEndian.PutUint16(b[14:16], uint16(f))
 }
 
 // ParseHeader decodes and checks the fixed header at the start of b, which

@@ -147,10 +147,18 @@ func (s *Session) sendAs(p *Packet, t PacketType, id uint32) error {
 func (s *Session) encode(p *Packet, t PacketType, id uint32) ([]byte, error) {
 	q := *p
 	q.Type, q.MessageID = t, id
-	if s.cfg.compressor.Algorithm != CompressionNone && s.peerComp.Load()&(1<<s.cfg.compressor.Algorithm) != 0 {
+	if s.compresses(len(q.Payload)) {
 		q = *s.cfg.compressor.compress(&q)
 	}
 	return AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
+}
+
+// compresses reports whether a payload of n bytes sent on s is compressed:
+// compression is configured, the peer accepts it, and n reaches the
+// threshold.
+func (s *Session) compresses(n int) bool {
+	c := s.cfg.compressor
+	return c.Algorithm != CompressionNone && s.peerComp.Load()&(1<<c.Algorithm) != 0 && n >= c.threshold()
 }
 
 func (s *Session) enqueue(b []byte) error {
@@ -244,6 +252,12 @@ func (s *Session) writeLoop() {
 // ctx is cancelled, CodeUnavailable when the connection drops, and the
 // peer's code when it answers with an error.
 func (s *Session) Request(ctx context.Context, p *Packet) (*Packet, error) {
+	return s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, Request, id) })
+}
+
+// request registers a pending request, queues what encode returns for its
+// id, and waits for the response.
+func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, error)) (*Packet, error) {
 	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
 		t := time.NewTimer(s.cfg.requestTimeout)
@@ -264,14 +278,17 @@ func (s *Session) Request(ctx context.Context, p *Packet) (*Packet, error) {
 	s.pending[id] = ch
 	s.pmu.Unlock()
 
-	if err := s.sendAs(p, Request, id); err != nil {
+	b, err := encode(id)
+	if err == nil {
+		err = s.enqueue(b)
+	}
+	if err != nil {
 		s.abandon(id, ch)
 		if errors.Is(err, ErrClosed) || errors.Is(err, ErrSlowConsumer) {
 			return nil, wrapError(CodeUnavailable, err)
 		}
 		return nil, err
 	}
-	var err error
 	select {
 	case r := <-ch:
 		replyPool.Put(ch)
@@ -313,7 +330,7 @@ func (s *Session) isClosed() bool {
 }
 
 // complete hands a Response to the request waiting for it.
-func (s *Session) complete(p *Packet, ext *Ext) {
+func (s *Session) complete(p *Packet, ext Ext) {
 	s.pmu.Lock()
 	ch, ok := s.pending[p.MessageID]
 	delete(s.pending, p.MessageID)
@@ -322,7 +339,7 @@ func (s *Session) complete(p *Packet, ext *Ext) {
 		s.cfg.logger.Debug("msgtrans: response to no pending request", "session", s.id, "message_id", p.MessageID)
 		return
 	}
-	if ext != nil && ext.Code != CodeOK {
+	if ext.Code != CodeOK {
 		ch <- reply{err: &Error{Code: ext.Code, Message: ext.Message}}
 		return
 	}
@@ -438,13 +455,14 @@ func (s *Session) receive(p *Packet) error {
 			return err
 		}
 	}
-	var ext *Ext
+	// A raw packet has the zero Ext: no route, status OK.
+	var ext Ext
 	if IsTypedExt(p) {
 		e, err := ParseExt(p.Ext)
 		if err != nil {
 			return err
 		}
-		ext = &e
+		ext = e
 		if e.HasRoute && e.Route == ControlRoute && p.Type == OneWay {
 			return s.control(p, e.Control)
 		}
@@ -474,11 +492,11 @@ func (s *Session) receive(p *Packet) error {
 
 // serve runs the handler for a Request or OneWay packet and sends a
 // Request's response.
-func (s *Session) serve(p *Packet, ext *Ext) {
+func (s *Session) serve(p *Packet, ext Ext) {
 	h := s.handlerFor(p, ext)
 	if h == nil {
 		switch {
-		case ext != nil && ext.HasRoute:
+		case ext.HasRoute:
 			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for route %#08x", ext.Route))
 		case p.Type == Request:
 			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for biz_type %d", p.BizType))
@@ -488,7 +506,7 @@ func (s *Session) serve(p *Packet, ext *Ext) {
 		return
 	}
 	ctx := s.ctx
-	if ext != nil && ext.TimeoutMS > 0 {
+	if ext.TimeoutMS > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(ext.TimeoutMS)*time.Millisecond)
 		defer cancel()
@@ -497,8 +515,8 @@ func (s *Session) serve(p *Packet, ext *Ext) {
 	s.answer(p, resp, err)
 }
 
-func (s *Session) handlerFor(p *Packet, ext *Ext) Handler {
-	if ext != nil && ext.HasRoute {
+func (s *Session) handlerFor(p *Packet, ext Ext) Handler {
+	if ext.HasRoute {
 		return s.mux.routeHandler(ext.Route)
 	}
 	return s.mux.bizHandler(p.BizType)

@@ -49,7 +49,7 @@ type message[T any] interface {
 func typedPacket(ctx context.Context, route uint32, msg proto.Message) (*Packet, error) {
 	payload, err := proto.Marshal(msg)
 	if err != nil {
-		return nil, Errorf(CodeInternal, "marshal %s: %v", msg.ProtoReflect().Descriptor().FullName(), err)
+		return nil, marshalError(msg, err)
 	}
 	e := Ext{HasRoute: true, Route: route}
 	if ctx != nil {
@@ -63,20 +63,27 @@ func typedPacket(ctx context.Context, route uint32, msg proto.Message) (*Packet,
 // CallUnary sends req on the route and decodes the response into a new Resp.
 // Generated client methods call it.
 func CallUnary[Resp any, PResp message[Resp]](ctx context.Context, c Caller, route uint32, req proto.Message) (PResp, error) {
-	if tc, ok := c.(interface{ defaultTimeout() time.Duration }); ok {
-		if _, has := ctx.Deadline(); !has {
-			// Carry the timeout the request will wait, so that the
-			// handler's context ends when the caller stops waiting.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, tc.defaultTimeout())
-			defer cancel()
+	var rp *Packet
+	s, err := sessionOf(c)
+	switch {
+	case err != nil:
+		return nil, err
+	case s != nil:
+		// The timeout carried to the handler is the caller's deadline, or
+		// the request timeout the caller will wait.
+		timeout := s.cfg.requestTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		rp, err = s.request(ctx, func(id uint32) ([]byte, error) {
+			return s.encodeTyped(Request, id, route, timeoutMS(timeout), req)
+		})
+	default:
+		var p *Packet
+		if p, err = typedPacket(ctx, route, req); err == nil {
+			rp, err = c.Request(ctx, p)
 		}
 	}
-	p, err := typedPacket(ctx, route, req)
-	if err != nil {
-		return nil, err
-	}
-	rp, err := c.Request(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -89,11 +96,67 @@ func CallUnary[Resp any, PResp message[Resp]](ctx context.Context, c Caller, rou
 
 // SendOneWay sends msg on the route as a one-way message.
 func SendOneWay(c Caller, route uint32, msg proto.Message) error {
-	p, err := typedPacket(nil, route, msg)
+	s, err := sessionOf(c)
 	if err != nil {
 		return err
 	}
-	return c.Send(p)
+	if s == nil {
+		p, err := typedPacket(nil, route, msg)
+		if err != nil {
+			return err
+		}
+		return c.Send(p)
+	}
+	b, err := s.encodeTyped(OneWay, s.nextID(), route, 0, msg)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(b)
+}
+
+// sessionOf returns the session a *Session or *Client caller sends on, for
+// the single-allocation typed path; nil for other Callers.
+func sessionOf(c Caller) (*Session, error) {
+	switch c := c.(type) {
+	case *Session:
+		return c, nil
+	case *Client:
+		return c.current()
+	}
+	return nil, nil
+}
+
+func timeoutMS(d time.Duration) uint64 { return uint64(max(d.Milliseconds(), 1)) }
+
+// encodeTyped encodes a typed packet carrying msg into one new buffer: the
+// header, the ext header and the marshalled message, with no intermediate
+// copies. When the payload is to be compressed it takes the general path.
+func (s *Session) encodeTyped(t PacketType, id, route uint32, timeoutMS uint64, msg proto.Message) ([]byte, error) {
+	size := proto.Size(msg)
+	buf := make([]byte, HeaderSize, HeaderSize+maxTypedExt+size)
+	buf = AppendExt(buf, &Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS})
+	ext := buf[HeaderSize:]
+	if s.compresses(size) {
+		payload, err := proto.Marshal(msg)
+		if err != nil {
+			return nil, marshalError(msg, err)
+		}
+		return s.encode(&Packet{Flags: FlagHasRouteTag, Ext: ext, Payload: payload}, t, id)
+	}
+	buf, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, msg)
+	if err != nil {
+		return nil, marshalError(msg, err)
+	}
+	putHeader(buf, t, CompressionNone, 0, id, len(ext), len(buf)-HeaderSize-len(ext), FlagHasRouteTag)
+	return buf, nil
+}
+
+// maxTypedExt bounds the ext header encodeTyped writes: the version byte, a
+// route (6 bytes) and a timeout (2 bytes and a varint of up to 10).
+const maxTypedExt = 1 + 6 + 2 + 10
+
+func marshalError(msg proto.Message, err error) error {
+	return Errorf(CodeInternal, "marshal %s: %v", msg.ProtoReflect().Descriptor().FullName(), err)
 }
 
 // PushGroup sends msg on the route to every member of the group, encoded
