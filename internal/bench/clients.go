@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/msgtrans/msgtrans-go/internal/bench/gen/benchv1"
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// The clients process: scenarios with thousands of connections (broadcast,
+// idle) run their clients in a second process, so that the server's memory
+// and CPU are measured apart from theirs. The tool starts itself as
+//
+//	bench clients -impl msgtrans|raw|gorilla -transport tcp|ws|quic -addr A -n N [-beat D]
+//
+// with the server's certificate in $BENCH_CERT (base64 DER) and talks to it
+// over stdin and stdout, one line each way:
+//
+//	child:  PROGRESS <connected>                  while dialing
+//	child:  READY <connected> <failed> [error]    all dials done
+//	parent: RESET <expected deliveries>           child: OK
+//	child:  DONE <deliveries> <last receipt, Unix ns> <p50 ns> <p99 ns>
+//	        when the expected broadcast deliveries have arrived (or none came
+//	        for a few seconds)
+//	parent: QUIT (or end of input)                child: exits
+
+const (
+	clientsCommand = "clients"
+	certEnv        = "BENCH_CERT"
+)
+
+// clientConn is one connection of the clients process.
+type clientConn interface {
+	beat(seq uint64) error
+}
+
+func clientsMain(args []string) int {
+	fs := flag.NewFlagSet(clientsCommand, flag.ContinueOnError)
+	impl := fs.String("impl", implMsgtrans, "msgtrans, raw or gorilla")
+	transport := fs.String("transport", "tcp", "tcp, ws or quic")
+	addr := fs.String("addr", "", "server address")
+	n := fs.Int("n", 1000, "connections")
+	conc := fs.Int("conc", 32, "concurrent dials")
+	beat := fs.Duration("beat", 0, "send each connection's heartbeat this often (0: never)")
+	stopOnError := fs.Bool("stop-on-error", false, "stop dialing at the first failure")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := raiseFileLimit(); err != nil {
+		fmt.Fprintln(os.Stderr, "clients:", err)
+	}
+	out := &lineWriter{w: os.Stdout}
+	tlsConf := &tls.Config{}
+	if der, err := base64.StdEncoding.DecodeString(os.Getenv(certEnv)); err == nil && len(der) > 0 {
+		pool, err := leafPool(der)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "clients:", err)
+			return 1
+		}
+		tlsConf.RootCAs = pool
+	}
+	rec := newRecorder(*n)
+	// Only errors: the clients see their server go away at the end of
+	// every measurement.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+
+	conns := make([]clientConn, *n)
+	var connected, failed atomic.Int64
+	var firstErr atomic.Pointer[error]
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range max(1, *conc) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if *stopOnError && firstErr.Load() != nil {
+					return
+				}
+				i := int(next.Add(1) - 1)
+				if i >= *n {
+					return
+				}
+				c, err := dialClient(*impl, *transport, *addr, tlsConf, log, func(p *benchv1.Payload) { rec.deliver(i, p) })
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
+					continue
+				}
+				conns[i] = c
+				if k := connected.Add(1); k%1000 == 0 {
+					out.printf("PROGRESS %d", k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	msg := ""
+	if p := firstErr.Load(); p != nil {
+		msg = " " + strings.ReplaceAll((*p).Error(), "\n", " ")
+	}
+	out.printf("READY %d %d%s", connected.Load(), failed.Load(), msg)
+
+	if *beat > 0 {
+		go heartbeats(conns, *beat)
+	}
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "RESET":
+			want, _ := strconv.ParseInt(f[1], 10, 64)
+			rec.reset(want)
+			out.printf("OK")
+			go func() {
+				d, last, p50, p99 := rec.wait(5 * time.Second)
+				out.printf("DONE %d %d %d %d", d, last, p50, p99)
+			}()
+		case "QUIT":
+			return 0
+		}
+	}
+	return 0
+}
+
+// heartbeats sends each connection's heartbeat once per interval, spread
+// evenly over it: every 10 ms, the share of connections due.
+func heartbeats(conns []clientConn, every time.Duration) {
+	const tick = 10 * time.Millisecond
+	perTick := max(1, int((int64(len(conns))*int64(tick)+int64(every)-1)/int64(every)))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	next := 0
+	for seq := uint64(0); ; seq++ {
+		<-t.C
+		for range perTick {
+			if c := conns[next]; c != nil {
+				_ = c.beat(seq)
+			}
+			next = (next + 1) % len(conns)
+		}
+	}
+}
+
+// dialClient connects one client of impl; deliver is called for each
+// broadcast it receives.
+func dialClient(impl, transport, addr string, tlsConf *tls.Config, log *slog.Logger, deliver func(*benchv1.Payload)) (clientConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	switch impl {
+	case implMsgtrans:
+		c, err := runtime.Dial(ctx, addr, runtime.WithTLS(tlsConf), runtime.WithLogger(log), runtime.WithoutReconnect())
+		if err != nil {
+			return nil, err
+		}
+		benchv1.RegisterBenchEventsServiceHandler(c, &eventsHandler{fanout: deliver})
+		return &mtClientConn{c: benchv1.NewBenchServiceClient(c)}, nil
+	case "raw":
+		c, err := dialRaw(ctx, transport, addr, tlsConf)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			for {
+				b, err := c.read()
+				if err != nil {
+					return
+				}
+				var m benchv1.FanoutRequest
+				if proto.Unmarshal(b, &m) == nil && m.Payload != nil {
+					deliver(m.Payload)
+				}
+			}
+		}()
+		return rawClientConn{c}, nil
+	case "gorilla":
+		ws, err := dialGorilla(ctx, addr, tunedReadBuffer, tunedWriteBuffer)
+		if err != nil {
+			return nil, err
+		}
+		go func() {
+			for {
+				if _, _, err := ws.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+		return gorillaClientConn{ws}, nil
+	}
+	return nil, fmt.Errorf("no client implementation %q", impl)
+}
+
+type mtClientConn struct{ c *benchv1.BenchServiceClient }
+
+func (m *mtClientConn) beat(seq uint64) error {
+	return m.c.Beat(context.Background(), &benchv1.BeatRequest{Seq: seq})
+}
+
+type rawClientConn struct{ c *rawConn }
+
+func (r rawClientConn) beat(seq uint64) error {
+	return r.c.send(marshal(&benchv1.BeatRequest{Seq: seq}))
+}
+
+type gorillaClientConn struct{ ws *websocket.Conn }
+
+func (g gorillaClientConn) beat(seq uint64) error {
+	return g.ws.WriteMessage(websocket.BinaryMessage, marshal(&benchv1.BeatRequest{Seq: seq}))
+}
+
+// recorder counts broadcast deliveries and their latencies, per connection
+// so that connections never contend.
+type recorder struct {
+	slots   []slot
+	count   atomic.Int64
+	expect  atomic.Int64
+	reached chan struct{} // signalled when count reaches expect
+}
+
+type slot struct {
+	mu   sync.Mutex
+	lats []int64
+	last int64
+}
+
+func newRecorder(n int) *recorder {
+	r := &recorder{slots: make([]slot, n), reached: make(chan struct{}, 1)}
+	r.expect.Store(-1)
+	return r
+}
+
+func (r *recorder) deliver(i int, p *benchv1.Payload) {
+	now := time.Now().UnixNano()
+	s := &r.slots[i]
+	s.mu.Lock()
+	s.lats = append(s.lats, now-p.SentUnixNano)
+	s.last = max(s.last, now)
+	s.mu.Unlock()
+	if r.count.Add(1) == r.expect.Load() {
+		select {
+		case r.reached <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *recorder) reset(expect int64) {
+	r.expect.Store(-1)
+	for i := range r.slots {
+		s := &r.slots[i]
+		s.mu.Lock()
+		s.lats, s.last = s.lats[:0], 0
+		s.mu.Unlock()
+	}
+	select {
+	case <-r.reached:
+	default:
+	}
+	r.count.Store(0)
+	r.expect.Store(expect)
+}
+
+// wait waits until the expected deliveries arrived, or none arrived for
+// idle, and returns the deliveries, the last receipt time and the p50 and
+// p99 latencies.
+func (r *recorder) wait(idle time.Duration) (deliveries, last, p50, p99 int64) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	seen, since := int64(-1), time.Now()
+wait:
+	for {
+		select {
+		case <-r.reached:
+			break wait
+		case <-tick.C:
+			if c := r.count.Load(); c != seen {
+				seen, since = c, time.Now()
+			} else if time.Since(since) > idle {
+				break wait
+			}
+		}
+	}
+	var all latencies
+	for i := range r.slots {
+		s := &r.slots[i]
+		s.mu.Lock()
+		for _, l := range s.lats {
+			all = append(all, time.Duration(l))
+		}
+		last = max(last, s.last)
+		s.mu.Unlock()
+	}
+	q := all.quantiles(50, 99)
+	return int64(len(all)), last, int64(q[0]), int64(q[1])
+}
+
+// lineWriter writes whole lines from any goroutine.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineWriter) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format+"\n", args...)
+}
+
+// clientProc is the parent's handle on a child process (clients, or the
+// idle scenario's server).
+type clientProc struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
+	e     *env
+}
+
+// startClients starts a clients process with the arguments and waits until
+// it has dialed (READY); it returns the process and the number connected.
+func startClients(e *env, timeout time.Duration, args ...string) (*clientProc, int, error) {
+	p, f, err := startChild(e, timeout, e.certs.Server.Certificates[0].Certificate[0], clientsCommand, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	connected, _ := strconv.Atoi(f[1])
+	if f[2] != "0" {
+		e.logf("clients: %s dials failed: %s", f[2], strings.Join(f[3:], " "))
+	}
+	return p, connected, nil
+}
+
+// startChild runs this program with the hidden subcommand and arguments
+// and waits for its READY line, whose fields it returns.
+// cert is the DER of the certificate the child's clients trust.
+func startChild(e *env, timeout time.Duration, cert []byte, command string, args ...string) (*clientProc, []string, error) {
+	cmd := exec.Command(os.Args[0], append([]string{command}, args...)...)
+	cmd.Env = append(os.Environ(), certEnv+"="+base64.StdEncoding.EncodeToString(cert))
+	cmd.Stderr = e.stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	outp, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	p := &clientProc{cmd: cmd, in: in, lines: make(chan string, 16), e: e}
+	go func() {
+		defer close(p.lines)
+		sc := bufio.NewScanner(outp)
+		for sc.Scan() {
+			p.lines <- sc.Text()
+		}
+	}()
+	f, err := p.expect("READY", timeout)
+	if err != nil {
+		p.quit()
+		return nil, nil, err
+	}
+	return p, f, nil
+}
+
+// expect waits for a line starting with word and returns its fields,
+// logging progress lines on the way.
+func (p *clientProc) expect(word string, timeout time.Duration) ([]string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				return nil, errors.New("clients process exited")
+			}
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			if f[0] == "PROGRESS" {
+				p.e.logf("clients: %s connected", f[1])
+				continue
+			}
+			if f[0] == word {
+				return f, nil
+			}
+			p.e.logf("clients: unexpected %q", line)
+		case <-t.C:
+			return nil, fmt.Errorf("clients process: no %s within %v", word, timeout)
+		}
+	}
+}
+
+func (p *clientProc) send(line string) error {
+	_, err := io.WriteString(p.in, line+"\n")
+	return err
+}
+
+// quit tells the process to exit and waits for it (killing it after a
+// while).
+func (p *clientProc) quit() {
+	_ = p.send("QUIT")
+	_ = p.in.Close()
+	done := make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
