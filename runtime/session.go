@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	goruntime "runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,6 +214,10 @@ func putBatch(b [][]byte) {
 // goroutine and holds no queue.
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
+	// Let goroutines that are ready to send on this session (request
+	// handlers answering a batch of requests, say) queue their packets
+	// first, so that they share this write.
+	goruntime.Gosched()
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 || s.closed {
