@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ var (
 	countWriteCalls atomic.Int64
 	countPackets    atomic.Int64
 	countBytes      atomic.Int64
+	// countBuffers counts, per backing array, the packets written from it.
+	countBuffers sync.Map // *byte -> *atomic.Int64
 )
 
 func init() { runtime.RegisterTransport("count", countTransport{}) }
@@ -58,6 +61,10 @@ func (c countConn) WritePackets(pkts [][]byte) error {
 	countPackets.Add(int64(len(pkts)))
 	for _, p := range pkts {
 		countBytes.Add(int64(len(p)))
+		if len(p) > 0 {
+			n, _ := countBuffers.LoadOrStore(&p[0], new(atomic.Int64))
+			n.(*atomic.Int64).Add(1)
+		}
 	}
 	return c.Conn.WritePackets(pkts)
 }
@@ -469,5 +476,33 @@ func TestClientEventHandlerMayRequest(t *testing.T) {
 	}
 	if got := <-answered; got != "from the event" {
 		t.Errorf("request from the event handler: %s", got)
+	}
+}
+
+// TestBroadcastEncodesOnce: a broadcast to 100 sessions writes one and the
+// same encoded buffer to every connection.
+func TestBroadcastEncodesOnce(t *testing.T) {
+	const n = 100
+	f := newFixture(t, countCase)
+	got := make(chan *runtime.Packet, n)
+	for range n {
+		f.dial().Handle(bizNote, collect(got))
+	}
+	f.waitSessions(n)
+	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, "once")); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		recv(t, got)
+	}
+	shared := 0
+	countBuffers.Range(func(_, v any) bool {
+		if c := v.(*atomic.Int64).Load(); c == n {
+			shared++
+		}
+		return true
+	})
+	if shared != 1 {
+		t.Errorf("%d buffers were each written to all %d sessions, want exactly 1 (the one encoding)", shared, n)
 	}
 }
