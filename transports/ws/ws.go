@@ -27,9 +27,9 @@ func init() {
 
 const (
 	// readBufferSize is gorilla's per-connection read buffer, held for the
-	// connection's life: kept small so idle connections are cheap. Larger
-	// reads bypass it.
-	readBufferSize = 1 << 10
+	// connection's life: kept small so idle connections are cheap. Under
+	// load, reads go through the pooled read-ahead buffer of bufConn.
+	readBufferSize = 512
 	// frameBufferSize is gorilla's frame-building buffer, pooled and held
 	// only while a message is being written. A client message larger than
 	// this is sent as several frames.
@@ -531,12 +531,62 @@ type bufConn struct {
 	waiting bool      // between messages
 	filled  time.Time // when the last read that returned data returned
 	readDL  time.Time // the read deadline currently set on Conn
+
+	// Read-ahead while data streams in: gorilla's own read buffer is kept
+	// small for idle connections, so under load reads go through a pooled
+	// larger buffer instead, held only while it has unread bytes or the
+	// last socket read filled it (more is then likely waiting).
+	ra     *[]byte
+	r0, r1 int  // unread bytes are (*ra)[r0:r1]
+	busy   bool // the last socket read filled the buffer it was given
 }
+
+// readAheadSize is the pooled read-ahead buffer of a busy connection.
+const readAheadSize = 16 << 10
+
+var readAheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
 
 func newBufConn(c net.Conn) *bufConn { return &bufConn{Conn: c} }
 
-// Read reads from the socket, timing the packet read deadline.
+// Read serves gorilla's reads: from the read-ahead buffer when it holds
+// data, through it when the connection is busy, and straight from the
+// socket otherwise (so an idle connection waits without it).
 func (b *bufConn) Read(p []byte) (int, error) {
+	if b.ra != nil {
+		n := copy(p, (*b.ra)[b.r0:b.r1])
+		b.r0 += n
+		if b.r0 == b.r1 {
+			readAheadPool.Put(b.ra)
+			b.ra = nil
+		}
+		if b.waiting {
+			// A message starts in bytes already read: time it from now.
+			b.waiting = false
+			if err := b.setReadDeadline(time.Now().Add(b.pktTimeout)); err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	if !b.busy || len(p) >= readAheadSize {
+		n, err := b.socketRead(p)
+		b.busy = n == len(p)
+		return n, err
+	}
+	buf := readAheadPool.Get().(*[]byte)
+	n, err := b.socketRead(*buf)
+	b.busy = n == len(*buf)
+	c := copy(p, (*buf)[:n])
+	if c < n {
+		b.ra, b.r0, b.r1 = buf, c, n
+	} else {
+		readAheadPool.Put(buf)
+	}
+	return c, err
+}
+
+// socketRead reads from the socket, timing the packet read deadline.
+func (b *bufConn) socketRead(p []byte) (int, error) {
 	if b.waiting {
 		// Wait for the next message without a deadline.
 		if err := b.setReadDeadline(time.Time{}); err != nil {
