@@ -18,11 +18,12 @@ import (
 //
 // All methods are safe for concurrent use.
 type Client struct {
-	cfg  *config
-	mux  mux
-	t    Transport
-	u    *url.URL
-	addr string
+	cfg   *config
+	mux   mux
+	t     Transport
+	u     *url.URL
+	addr  string
+	clock *clock
 
 	mu      sync.Mutex
 	sess    *Session // nil while disconnected
@@ -63,7 +64,7 @@ func NewClient(addr string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, t: t, u: u, addr: addr, done: make(chan struct{})}, nil
+	return &Client{cfg: cfg, t: t, u: u, addr: addr, done: make(chan struct{}), clock: newClock()}, nil
 }
 
 // Connect makes the client's first connection, within ctx and the connect
@@ -108,7 +109,7 @@ func (c *Client) connect(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := newSession(conn, c.u.Scheme, c.cfg, &c.mux, new(atomic.Uint32))
+	sess := newSession(conn, c.u.Scheme, c.cfg, &c.mux, new(atomic.Uint32), c.clock)
 	if err := sess.Send(helloPacket(c.cfg)); err != nil {
 		sess.closeWith(err)
 		return nil, err
@@ -139,6 +140,8 @@ func (c *Client) run(sess *Session) {
 	for {
 		ended := make(chan error, 1)
 		go func() { ended <- sess.run() }()
+		c.wg.Add(1)
+		go c.heartbeat(sess)
 		c.emit(Event{Kind: kind, Session: sess, Attempt: attempts})
 		reason := <-ended
 		c.mu.Lock()

@@ -58,6 +58,9 @@ type config struct {
 	maxInFlight      int
 	onEvent          func(Event)
 
+	heartbeatInterval time.Duration
+	heartbeatTimeout  time.Duration
+
 	// client only
 	connectTimeout time.Duration
 	backoff        Backoff
@@ -102,6 +105,8 @@ func (c *config) validate() error {
 	neg("connect timeout", int64(c.connectTimeout))
 	neg("handshake timeout", int64(c.handshakeTimeout))
 	neg("max in-flight handlers", int64(c.maxInFlight))
+	neg("heartbeat interval", int64(c.heartbeatInterval))
+	neg("heartbeat timeout", int64(c.heartbeatTimeout))
 	if c.limits.MaxExtHeader > 0xFFFF {
 		errs = append(errs, fmt.Errorf("msgtrans: MaxExtHeader %d exceeds the wire maximum of 65535", c.limits.MaxExtHeader))
 	}
@@ -132,6 +137,15 @@ func (c *config) validate() error {
 	}
 	if c.maxInFlight == 0 {
 		c.maxInFlight = DefaultMaxInFlight
+	}
+	if c.heartbeatInterval == 0 {
+		c.heartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.heartbeatTimeout == 0 {
+		c.heartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if c.heartbeatTimeout <= c.heartbeatInterval && c.heartbeatInterval > 0 {
+		errs = append(errs, fmt.Errorf("msgtrans: heartbeat timeout %v must exceed the interval %v", c.heartbeatTimeout, c.heartbeatInterval))
 	}
 	c.backoff = c.backoff.withDefaults()
 	return errors.Join(errs...)

@@ -27,10 +27,12 @@ type Server struct {
 	groups   groups
 	ids      atomic.Uint32 // message ids of everything the server sends
 	nextSess atomic.Uint64
+	clock    *clock
 
 	mu        sync.Mutex
 	listeners []boundListener
 	shutdown  bool
+	ticking   bool          // the heartbeat goroutine runs
 	stopped   chan struct{} // closed when Shutdown or Close begins
 	acceptWG  sync.WaitGroup
 	sessWG    sync.WaitGroup
@@ -57,6 +59,7 @@ func NewServer(opts ...Option) (*Server, error) {
 		cfg:      cfg,
 		sessions: haxmap.New[uint64, *Session](),
 		stopped:  make(chan struct{}),
+		clock:    newClock(),
 	}, nil
 }
 
@@ -100,6 +103,11 @@ func (s *Server) Listen(ctx context.Context, addrs ...string) error {
 	defer s.mu.Unlock()
 	if s.shutdown {
 		return fail(fmt.Errorf("%w: server is shut down", ErrClosed))
+	}
+	if !s.ticking {
+		s.ticking = true
+		s.acceptWG.Add(1)
+		go s.heartbeat()
 	}
 	for _, b := range bound {
 		s.listeners = append(s.listeners, b)
@@ -171,7 +179,7 @@ func (s *Server) startSession(c Conn, scheme string) {
 	s.sessWG.Add(1)
 	s.mu.Unlock()
 
-	sess := newSession(c, scheme, s.cfg, &s.mux, &s.ids)
+	sess := newSession(c, scheme, s.cfg, &s.mux, &s.ids, s.clock)
 	sess.srv = s
 	sess.id = s.nextSess.Add(1) & (1<<sessionIDBits - 1)
 	s.sessions.Set(sess.id, sess)

@@ -489,6 +489,7 @@ func TestBroadcastEncodesOnce(t *testing.T) {
 		f.dial().Handle(bizNote, collect(got))
 	}
 	f.waitSessions(n)
+	countBuffers.Clear()
 	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, "once")); err != nil {
 		t.Fatal(err)
 	}

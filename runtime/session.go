@@ -38,6 +38,13 @@ type Session struct {
 
 	// peerComp is the bitmask of compressions the peer accepts.
 	peerComp atomic.Uint32
+	// Heartbeat state: when the last packet arrived (by the owner's coarse
+	// clock), whether the peer sent a hello (and so heartbeats), and the
+	// pings it sent since the server's last heartbeat tick.
+	clock    *clock
+	lastRecv atomic.Int64
+	hello    atomic.Bool
+	pings    atomic.Int32
 
 	mu       sync.Mutex
 	queue    [][]byte
@@ -61,8 +68,9 @@ type reply struct {
 	err error
 }
 
-func newSession(conn Conn, scheme string, cfg *config, m *mux, ids *atomic.Uint32) *Session {
-	s := &Session{conn: conn, scheme: scheme, cfg: cfg, mux: m, ids: ids}
+func newSession(conn Conn, scheme string, cfg *config, m *mux, ids *atomic.Uint32, clk *clock) *Session {
+	s := &Session{conn: conn, scheme: scheme, cfg: cfg, mux: m, ids: ids, clock: clk}
+	s.lastRecv.Store(clk.tick())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.inflight = make(chan struct{}, cfg.maxInFlight)
 	return s
@@ -455,6 +463,7 @@ var ErrPeerClosed = errors.New("msgtrans: closed by peer")
 
 // receive dispatches one packet. An error closes the connection.
 func (s *Session) receive(p *Packet) error {
+	s.lastRecv.Store(s.clock.now.Load())
 	if p.Compression != CompressionNone {
 		if err := Decompress(p, s.cfg.limits.MaxDecompressed); err != nil {
 			return err
@@ -567,6 +576,7 @@ func (s *Session) answer(req *Packet, resp *Packet, err error) {
 func (s *Session) control(p *Packet, kind ControlKind) error {
 	switch kind {
 	case ControlHello:
+		s.hello.Store(true)
 		if len(p.Payload) > 0 {
 			s.peerComp.Store(uint32(p.Payload[0]))
 		}
@@ -574,6 +584,9 @@ func (s *Session) control(p *Packet, kind ControlKind) error {
 			_ = s.sendAs(helloPacket(s.cfg), OneWay, s.nextID())
 		}
 	case ControlPing:
+		if s.srv != nil && s.pings.Add(1) > pingFloodLimit {
+			return ErrPingFlood
+		}
 		_ = s.sendAs(controlPacket(ControlPong, p.Payload), OneWay, s.nextID())
 	case ControlPong:
 	case ControlGoAway:

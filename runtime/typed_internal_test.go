@@ -25,7 +25,7 @@ func testSession(t testing.TB) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newSession(discardConn{}, "test", cfg, &mux{}, new(atomic.Uint32))
+	return newSession(discardConn{}, "test", cfg, &mux{}, new(atomic.Uint32), newClock())
 }
 
 // TestTypedSendAllocations: encoding a typed message for sending costs one
