@@ -39,9 +39,11 @@ type Decoder struct {
 
 	// Whole-packet read deadline, used when r has SetReadDeadline.
 	dl       readDeadliner
-	filled   time.Time // when the last read that returned data returned
-	pktStart time.Time // when the current packet's first byte arrived
-	deadline time.Time // the read deadline currently set on r
+	// Unix nanoseconds (0: unset), not time.Time: idle connections are
+	// many, so a decoder is kept small.
+	filled   int64 // when the last read that returned data returned
+	pktStart int64 // when the current packet's first byte arrived
+	deadline int64 // the read deadline currently set on r
 }
 
 // NewDecoder returns a decoder reading packets back to back from r under
@@ -80,7 +82,7 @@ func (d *Decoder) Next() (Packet, error) {
 }
 
 func (d *Decoder) next() (Packet, error) {
-	d.pktStart = time.Time{} // set by the packet's first read (fill, read)
+	d.pktStart = 0 // set by the packet's first read (fill, read)
 	var frame uint32
 	if d.pre > 0 {
 		if err := d.fill(0, d.pre); err != nil {
@@ -179,24 +181,24 @@ func (d *Decoder) readBody(body []byte) error {
 // timeout; between packets no deadline is set.
 func (d *Decoder) read(p []byte, min int, partial bool) (int, error) {
 	if d.dl != nil {
-		var want time.Time
+		var want int64
 		if partial {
-			if d.pktStart.IsZero() {
+			if d.pktStart == 0 {
 				// The packet began in read-ahead bytes: time it from now,
 				// so the caller's own delays never count against the peer.
-				d.pktStart = time.Now()
+				d.pktStart = time.Now().UnixNano()
 			}
-			want = d.pktStart.Add(d.lim.PacketReadTimeout)
+			want = d.pktStart + int64(d.lim.PacketReadTimeout)
 		}
 		// A failure here means the connection is closed; the read below
 		// then reports that (or the peer's EOF) better than this would.
-		if !want.Equal(d.deadline) && d.dl.SetReadDeadline(want) == nil {
+		if want != d.deadline && d.dl.SetReadDeadline(unixNanoTime(want)) == nil {
 			d.deadline = want
 		}
 	}
 	n, err := io.ReadAtLeast(d.r, p, min)
 	if n > 0 && d.dl != nil {
-		d.filled = time.Now()
+		d.filled = time.Now().UnixNano()
 	}
 	return n, err
 }
@@ -219,4 +221,12 @@ func (d *Decoder) readErr(err error, got int) error {
 		return fmt.Errorf("%w: stream ended after %d bytes of a packet", ErrTruncated, got)
 	}
 	return err // a packet read timeout stays a net.Error with Timeout() true
+}
+
+// unixNanoTime is the time of Unix nanoseconds n, the zero Time for 0.
+func unixNanoTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }

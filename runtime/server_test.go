@@ -507,3 +507,20 @@ func TestBroadcastEncodesOnce(t *testing.T) {
 		t.Errorf("%d buffers were each written to all %d sessions, want exactly 1 (the one encoding)", shared, n)
 	}
 }
+
+func TestSessionAttributes(t *testing.T) {
+	f := newFixture(t, transportCases()[0])
+	f.dial()
+	s := f.waitSessions(1)[0]
+	if _, ok := s.Get("user"); ok {
+		t.Error("a new session has attributes")
+	}
+	s.Set("user", 42)
+	if v, ok := s.Get("user"); !ok || v != 42 {
+		t.Errorf("Get after Set = %v, %v", v, ok)
+	}
+	s.Delete("user")
+	if _, ok := s.Get("user"); ok {
+		t.Error("Delete left the attribute")
+	}
+}

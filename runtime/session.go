@@ -34,7 +34,6 @@ type Session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the writer and request handlers
-	attrs  sync.Map
 
 	// peerComp is the bitmask of compressions the peer accepts.
 	peerComp atomic.Uint32
@@ -48,7 +47,6 @@ type Session struct {
 
 	mu       sync.Mutex
 	queue    [][]byte
-	spare    [][]byte
 	queued   int  // bytes in queue
 	writing  bool // a writer goroutine is running
 	closing  bool // no new sends; close once flushed
@@ -56,6 +54,7 @@ type Session struct {
 	closed   bool
 	closeErr error
 	groups   map[string]struct{}
+	attrs    map[any]any // guarded by mu; nil until the first Set
 
 	pmu     sync.Mutex
 	pending map[uint32]chan reply
@@ -97,13 +96,29 @@ func (s *Session) Done() <-chan struct{} { return s.ctx.Done() }
 
 // Set stores an attribute on the session, for example the user id bound at
 // login.
-func (s *Session) Set(key, value any) { s.attrs.Store(key, value) }
+func (s *Session) Set(key, value any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.attrs == nil {
+		s.attrs = make(map[any]any, 1)
+	}
+	s.attrs[key] = value
+}
 
 // Get returns an attribute stored with [Session.Set].
-func (s *Session) Get(key any) (any, bool) { return s.attrs.Load(key) }
+func (s *Session) Get(key any) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.attrs[key]
+	return v, ok
+}
 
 // Delete removes an attribute.
-func (s *Session) Delete(key any) { s.attrs.Delete(key) }
+func (s *Session) Delete(key any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.attrs, key)
+}
 
 // Err returns why the session closed, or nil while it is open.
 func (s *Session) Err() error {
@@ -226,13 +241,14 @@ func (s *Session) writeLoop() {
 	// handlers answering a batch of requests, say) queue their packets
 	// first, so that they share this write.
 	goruntime.Gosched()
+	var spare [][]byte // the previous batch, emptied, to queue into next
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 || s.closed {
 			s.writing = false
 			putBatch(s.queue)
-			putBatch(s.spare)
-			s.queue, s.spare, s.queued = nil, nil, 0
+			putBatch(spare)
+			s.queue, s.queued = nil, 0
 			if s.closing && s.flushed != nil {
 				close(s.flushed)
 				s.flushed = nil
@@ -241,7 +257,7 @@ func (s *Session) writeLoop() {
 			return
 		}
 		batch := s.queue
-		s.queue, s.queued = s.spare, 0
+		s.queue, s.queued = spare, 0
 		if s.queue == nil {
 			s.queue = getBatch()
 		}
@@ -252,7 +268,7 @@ func (s *Session) writeLoop() {
 			err = s.conn.WritePackets(batch)
 		}
 		clear(batch)
-		s.spare = batch[:0]
+		spare = batch[:0]
 		if err != nil {
 			s.closeWith(fmt.Errorf("msgtrans: write: %w", err))
 		}
