@@ -18,7 +18,8 @@ type group struct {
 }
 
 // Join adds the session to the named group. Joining twice is harmless. A
-// closed session cannot join.
+// closed session cannot join, nor one already in as many groups as
+// [WithMaxGroupsPerSession] allows (CodeResourceExhausted).
 func (s *Server) Join(group string, sess *Session) error {
 	return s.groups.join(group, sess)
 }
@@ -105,6 +106,9 @@ func (gs *groups) join(name string, sess *Session) error {
 	}
 	if _, ok := sess.groups[name]; ok {
 		return nil
+	}
+	if len(sess.groups) >= sess.cfg.maxGroups {
+		return Errorf(CodeResourceExhausted, "session %d is in %d groups, the most allowed", sess.id, sess.cfg.maxGroups)
 	}
 	if sess.groups == nil {
 		sess.groups = make(map[string]struct{})

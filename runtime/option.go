@@ -15,6 +15,7 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultMaxInFlight    = 16
+	DefaultMaxGroups      = 128
 )
 
 // Option configures a [Server] (through [NewServer]) or a [Client] (through
@@ -60,6 +61,7 @@ type config struct {
 
 	heartbeatInterval time.Duration
 	heartbeatTimeout  time.Duration
+	maxGroups         int
 
 	// client only
 	connectTimeout time.Duration
@@ -106,6 +108,7 @@ func (c *config) validate() error {
 	neg("handshake timeout", int64(c.handshakeTimeout))
 	neg("max in-flight handlers", int64(c.maxInFlight))
 	neg("heartbeat interval", int64(c.heartbeatInterval))
+	neg("max groups per session", int64(c.maxGroups))
 	neg("heartbeat timeout", int64(c.heartbeatTimeout))
 	if c.limits.MaxExtHeader > 0xFFFF {
 		errs = append(errs, fmt.Errorf("msgtrans: MaxExtHeader %d exceeds the wire maximum of 65535", c.limits.MaxExtHeader))
@@ -137,6 +140,9 @@ func (c *config) validate() error {
 	}
 	if c.maxInFlight == 0 {
 		c.maxInFlight = DefaultMaxInFlight
+	}
+	if c.maxGroups == 0 {
+		c.maxGroups = DefaultMaxGroups
 	}
 	if c.heartbeatInterval == 0 {
 		c.heartbeatInterval = DefaultHeartbeatInterval
@@ -224,6 +230,12 @@ func WithMaxInFlight(n int) Option {
 // returned and it has left the session map and its groups.
 func WithEventHandler(f func(Event)) Option {
 	return option{"WithEventHandler", bothSides, func(c *config) { c.onEvent = f }}
+}
+
+// WithMaxGroupsPerSession bounds how many groups one session may belong to;
+// [Server.Join] beyond it fails with CodeResourceExhausted. Default 128.
+func WithMaxGroupsPerSession(n int) Option {
+	return option{"WithMaxGroupsPerSession", serverSide, func(c *config) { c.maxGroups = n }}
 }
 
 // WithConnectTimeout bounds each connection attempt of a client, including

@@ -524,3 +524,23 @@ func TestSessionAttributes(t *testing.T) {
 		t.Error("Delete left the attribute")
 	}
 }
+
+func TestMaxGroupsPerSession(t *testing.T) {
+	f := newFixture(t, transportCases()[0], runtime.WithMaxGroupsPerSession(3))
+	f.dial()
+	s := f.waitSessions(1)[0]
+	for i := range 3 {
+		if err := f.srv.Join(fmt.Sprint("g", i), s); err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+	}
+	if err := f.srv.Join("g0", s); err != nil {
+		t.Errorf("rejoining a group it is in: %v", err)
+	}
+	if err := f.srv.Join("one too many", s); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
+		t.Errorf("fourth group: %v, want resource_exhausted", err)
+	}
+	if f.srv.Leave("g1", s); f.srv.Join("one too many", s) != nil {
+		t.Error("no room after a leave")
+	}
+}
