@@ -232,8 +232,11 @@ func (c *Client) Session() *Session {
 func (c *Client) current() (*Session, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sess != nil {
+	if c.sess != nil && !c.sess.goaway.Load() {
 		return c.sess, nil
+	}
+	if c.sess != nil {
+		return nil, NewError(CodeUnavailable, "the server is going away; reconnecting")
 	}
 	if c.closed {
 		if c.err != nil && c.err != ErrClosed {

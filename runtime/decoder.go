@@ -38,7 +38,7 @@ type Decoder struct {
 	r0, r1   int     // unread bytes are (*buf)[r0:r1]
 
 	// Whole-packet read deadline, used when r has SetReadDeadline.
-	dl       readDeadliner
+	dl readDeadliner
 	// Unix nanoseconds (0: unset), not time.Time: idle connections are
 	// many, so a decoder is kept small.
 	filled   int64 // when the last read that returned data returned

@@ -305,8 +305,10 @@ func (s *Server) nextID() uint32 {
 }
 
 // Shutdown stops accepting, tells every client the server is going away,
-// lets each session flush what is queued, closes the sessions, and returns
-// once every goroutine the server started has exited. If ctx ends first,
+// lets the request handlers already running finish (requests arriving after
+// the go-away are answered CodeUnavailable), lets each session flush what is
+// queued, closes the sessions, and returns once every goroutine the server
+// started has exited. If ctx ends first,
 // the remaining sessions are closed at once and ctx's error is returned
 // after they have exited.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -319,7 +321,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sess.closeFlushed(ctx, ErrServerShutdown, controlPacket(ControlGoAway, nil))
+			_ = sess.Send(controlPacket(ControlGoAway, nil))
+			sess.drain(ctx)
+			sess.closeFlushed(ctx, ErrServerShutdown, nil)
 		}()
 	}
 	wg.Wait()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -542,5 +543,53 @@ func TestMaxGroupsPerSession(t *testing.T) {
 	}
 	if f.srv.Leave("g1", s); f.srv.Join("one too many", s) != nil {
 		t.Error("no room after a leave")
+	}
+}
+
+// TestShutdownAnswersAcceptedRequests: a request accepted before the
+// go-away gets its response even though Shutdown has begun; one sent after
+// it is refused without waiting.
+func TestShutdownAnswersAcceptedRequests(t *testing.T) {
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc)
+			started := make(chan struct{})
+			release := make(chan struct{})
+			f.srv.Handle(bizBlock, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+				close(started)
+				<-release
+				return p.Reply([]byte("finished")), nil
+			}))
+			c := f.dial(runtime.WithoutReconnect())
+			answered := make(chan error, 1)
+			go func() {
+				resp, err := c.Request(context.Background(), runtime.NewRequest(bizBlock, nil))
+				if err == nil && resp.Text() != "finished" {
+					err = fmt.Errorf("response %q", resp.Text())
+				}
+				answered <- err
+			}()
+			<-started
+			shut := make(chan error, 1)
+			go func() { shut <- f.srv.Shutdown(context.Background()) }()
+			// Once the client has the go-away it sends nothing new; wait for
+			// that (there is no event for it) before letting the handler end.
+			giveUp := time.After(10 * time.Second)
+			for c.Send(runtime.NewText(bizNote, "probe")) == nil {
+				select {
+				case <-giveUp:
+					t.Fatal("the client never got the go-away")
+				default:
+					goruntime.Gosched()
+				}
+			}
+			close(release)
+			if err := <-answered; err != nil {
+				t.Errorf("the accepted request: %v", err)
+			}
+			if err := <-shut; err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
 	}
 }

@@ -50,6 +50,7 @@ type Session struct {
 	queued   int  // bytes in queue
 	writing  bool // a writer goroutine is running
 	closing  bool // no new sends; close once flushed
+	draining bool // new requests are refused; those running finish
 	flushed  chan struct{}
 	closed   bool
 	closeErr error
@@ -58,6 +59,9 @@ type Session struct {
 
 	pmu     sync.Mutex
 	pending map[uint32]chan reply
+
+	handlers sync.WaitGroup // request handlers running; see drain
+	goaway   atomic.Bool    // the server said it is going away (client side)
 
 	inflight chan struct{}
 }
@@ -411,6 +415,25 @@ func (s *Session) closeWith(reason error) {
 	s.failPending(reason)
 }
 
+// drain refuses new requests (answering them CodeUnavailable) and waits,
+// until ctx is done, for the request handlers already running to finish, so
+// that every request accepted before a shutdown gets its response.
+func (s *Session) drain(ctx context.Context) {
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.handlers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Handlers still running end with the session's context.
+	}
+}
+
 // closeFlushed stops new sends, queues final (when not nil) as the last
 // packet, waits until the queue is written or ctx is done, and closes the
 // session.
@@ -462,6 +485,9 @@ func (s *Session) run() error {
 			}
 			if errors.Is(err, io.EOF) {
 				err = ErrPeerClosed
+				if s.goaway.Load() {
+					err = ErrGoAway
+				}
 			}
 			s.closeWith(err)
 			s.wg.Wait()
@@ -507,9 +533,21 @@ func (s *Session) receive(p *Packet) error {
 		case <-s.ctx.Done():
 			return nil
 		}
+		// Checked and counted under mu, so that drain, which sets draining
+		// under mu, waits for exactly the requests accepted before it.
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			<-s.inflight
+			s.answer(p, nil, Errorf(CodeUnavailable, "server is shutting down"))
+			return nil
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.handlers.Done()
 			defer func() { <-s.inflight }()
 			s.serve(p, ext)
 		}()
@@ -606,8 +644,10 @@ func (s *Session) control(p *Packet, kind ControlKind) error {
 		_ = s.sendAs(controlPacket(ControlPong, p.Payload), OneWay, s.nextID())
 	case ControlPong:
 	case ControlGoAway:
+		// The server stops taking requests, answers those it has, and
+		// closes: the client sends nothing new here and reconnects later.
 		if s.srv == nil {
-			s.closeWith(ErrGoAway)
+			s.goaway.Store(true)
 		}
 	default:
 		s.cfg.logger.Debug("msgtrans: unknown control packet", "session", s.id, "kind", kind)
