@@ -1,0 +1,170 @@
+package runtime_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// Each option's effect, shown where the suite does not already show it.
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestWithLogger(t *testing.T) {
+	var logs syncBuffer
+	tc := transportCases()[1]
+	f := newFixture(t, tc, runtime.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	p := tc.raw(t, f.addr, nil)
+	defer p.Close()
+	_ = p.WriteFrame(header(9, 0, 0, 0, 0), 16)
+	f.waitEvent(runtime.ConnectionClosed)
+	if got := logs.String(); !strings.Contains(got, "closing connection") || !strings.Contains(got, "version 9") {
+		t.Errorf("the protocol error was not logged to the given logger; got:\n%s", got)
+	}
+}
+
+func TestWithLimits(t *testing.T) {
+	f := newFixture(t, transportCases()[1], runtime.WithLimits(runtime.Limits{MaxPayload: 100}))
+	f.srv.Handle(bizEcho, echo)
+	c := f.dial(runtime.WithoutReconnect())
+	if _, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, make([]byte, 100))); err != nil {
+		t.Fatalf("a payload at the limit: %v", err)
+	}
+	_, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, make([]byte, 101)))
+	if runtime.CodeOf(err) != runtime.CodeUnavailable {
+		t.Errorf("a payload over the limit: %v, want the connection closed (unavailable)", err)
+	}
+	if e := f.waitEvent(runtime.ConnectionClosed); !errors.Is(e.Err, runtime.ErrTooLarge) {
+		t.Errorf("closed with %v, want ErrTooLarge", e.Err)
+	}
+}
+
+// TestWithMaxInFlight: with one handler in flight per session, a second
+// request waits until the first has been answered.
+func TestWithMaxInFlight(t *testing.T) {
+	f := newFixture(t, transportCases()[0], runtime.WithMaxInFlight(1))
+	release := make(chan struct{})
+	running := make(chan string, 2)
+	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+		running <- p.Text()
+		<-release
+		return p.Reply(nil), nil
+	}))
+	c := f.dial()
+	done := make(chan error, 2)
+	for _, name := range []string{"first", "second"} {
+		go func() {
+			_, err := c.Request(context.Background(), runtime.NewRequest(bizBlock, []byte(name)))
+			done <- err
+		}()
+		if name == "first" {
+			<-running
+		}
+	}
+	select {
+	case got := <-running:
+		t.Fatalf("%s ran while another handler was in flight", got)
+	case <-time.After(100 * time.Millisecond):
+		// Nothing more started: the limit holds (a negative check needs a
+		// bound; the positive one follows).
+	}
+	release <- struct{}{}
+	if got := <-running; got != "second" {
+		t.Errorf("then %q ran, want second", got)
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestWithWriteTimeout: a peer that stops reading makes the writer block
+// once the socket buffers fill; the write timeout then closes the session.
+func TestWithWriteTimeout(t *testing.T) {
+	tc := transportCases()[1]
+	f := newFixture(t, tc, runtime.WithWriteTimeout(100*time.Millisecond), runtime.WithSendQueueBytes(1<<30))
+	p := tc.raw(t, f.addr, nil)
+	defer p.Close()
+	s := f.waitSessions(1)[0]
+	chunk := runtime.NewOneWay(bizNote, make([]byte, 64<<10))
+	for i := 0; i < 4096; i++ { // 256 MiB at most; the buffers hold a few MiB
+		if s.Send(chunk) != nil {
+			break
+		}
+		select {
+		case <-s.Done():
+			i = 4096
+		default:
+		}
+	}
+	e := f.waitEvent(runtime.ConnectionClosed)
+	var ne net.Error
+	if !errors.As(e.Err, &ne) || !ne.Timeout() {
+		t.Errorf("closed with %v, want a write timeout", e.Err)
+	}
+}
+
+// TestWithConnectTimeout: a dial whose handshake never completes gives up
+// at the connect timeout.
+func TestWithConnectTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }() // never answers the TLS hello
+		}
+	}()
+	_, err = runtime.Dial(context.Background(), "tls://"+l.Addr().String(), runtime.WithConnectTimeout(100*time.Millisecond))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Dial = %v, want the connect timeout", err)
+	}
+}
+
+// TestWithHandshakeTimeout: a peer that opens a TCP connection to a tls://
+// listener and never starts TLS is dropped at the handshake timeout.
+func TestWithHandshakeTimeout(t *testing.T) {
+	f := newFixture(t, transportCases()[2], runtime.WithHandshakeTimeout(100*time.Millisecond))
+	c, err := net.Dial("tcp", strings.TrimPrefix(f.addr, "tls://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("read %v, want EOF: the server closing the silent peer", err)
+	}
+}
