@@ -16,6 +16,8 @@ const (
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultMaxInFlight    = 16
 	DefaultMaxGroups      = 128
+	DefaultMaxConns       = 10000
+	DefaultMaxConnsPerIP  = 100
 )
 
 // Option configures a [Server] (through [NewServer]) or a [Client] (through
@@ -62,6 +64,8 @@ type config struct {
 	heartbeatInterval time.Duration
 	heartbeatTimeout  time.Duration
 	maxGroups         int
+	maxConns          int
+	maxConnsPerIP     int
 
 	// client only
 	connectTimeout time.Duration
@@ -109,6 +113,8 @@ func (c *config) validate() error {
 	neg("max in-flight handlers", int64(c.maxInFlight))
 	neg("heartbeat interval", int64(c.heartbeatInterval))
 	neg("max groups per session", int64(c.maxGroups))
+	neg("max connections", int64(c.maxConns))
+	neg("max connections per IP", int64(c.maxConnsPerIP))
 	neg("heartbeat timeout", int64(c.heartbeatTimeout))
 	if c.limits.MaxExtHeader > 0xFFFF {
 		errs = append(errs, fmt.Errorf("msgtrans: MaxExtHeader %d exceeds the wire maximum of 65535", c.limits.MaxExtHeader))
@@ -143,6 +149,12 @@ func (c *config) validate() error {
 	}
 	if c.maxGroups == 0 {
 		c.maxGroups = DefaultMaxGroups
+	}
+	if c.maxConns == 0 {
+		c.maxConns = DefaultMaxConns
+	}
+	if c.maxConnsPerIP == 0 {
+		c.maxConnsPerIP = DefaultMaxConnsPerIP
 	}
 	if c.heartbeatInterval == 0 {
 		c.heartbeatInterval = DefaultHeartbeatInterval
@@ -236,6 +248,20 @@ func WithEventHandler(f func(Event)) Option {
 // [Server.Join] beyond it fails with CodeResourceExhausted. Default 128.
 func WithMaxGroupsPerSession(n int) Option {
 	return option{"WithMaxGroupsPerSession", serverSide, func(c *config) { c.maxGroups = n }}
+}
+
+// WithMaxConnections bounds the connections a server holds at once, and
+// WithMaxConnectionsPerIP those from one remote host. A connection over
+// either is refused at accept: it gets a go-away carrying
+// CodeResourceExhausted and the reason, which a msgtrans-go client reports
+// as its close reason, and is closed. Defaults 10,000 and 100.
+func WithMaxConnections(n int) Option {
+	return option{"WithMaxConnections", serverSide, func(c *config) { c.maxConns = n }}
+}
+
+// WithMaxConnectionsPerIP: see [WithMaxConnections].
+func WithMaxConnectionsPerIP(n int) Option {
+	return option{"WithMaxConnectionsPerIP", serverSide, func(c *config) { c.maxConnsPerIP = n }}
 }
 
 // WithConnectTimeout bounds each connection attempt of a client, including

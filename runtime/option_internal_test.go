@@ -27,6 +27,8 @@ func TestDefaults(t *testing.T) {
 		{"connect timeout", c.connectTimeout, 10 * time.Second},
 		{"in-flight handlers", c.maxInFlight, 16},
 		{"groups per session", c.maxGroups, 128},
+		{"connections", c.maxConns, 10000},
+		{"connections per IP", c.maxConnsPerIP, 100},
 		{"heartbeat interval", c.heartbeatInterval, 15 * time.Second},
 		{"heartbeat timeout", c.heartbeatTimeout, 45 * time.Second},
 		{"reconnect base", c.backoff.Base, 100 * time.Millisecond},

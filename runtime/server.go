@@ -32,8 +32,10 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []boundListener
 	shutdown  bool
-	ticking   bool          // the heartbeat goroutine runs
-	stopped   chan struct{} // closed when Shutdown or Close begins
+	ticking   bool           // the heartbeat goroutine runs
+	open      int            // connections holding a place under the caps
+	perIP     map[string]int // of those, per remote host
+	stopped   chan struct{}  // closed when Shutdown or Close begins
 	acceptWG  sync.WaitGroup
 	sessWG    sync.WaitGroup
 }
@@ -170,6 +172,7 @@ func (s *Server) acceptLoop(b boundListener) {
 }
 
 func (s *Server) startSession(c Conn, scheme string) {
+	ip := hostOf(c.RemoteAddr())
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -177,7 +180,24 @@ func (s *Server) startSession(c Conn, scheme string) {
 		return
 	}
 	s.sessWG.Add(1)
+	var refusal error
+	switch {
+	case s.open >= s.cfg.maxConns:
+		refusal = Errorf(CodeResourceExhausted, "the server holds its maximum of %d connections", s.cfg.maxConns)
+	case s.perIP[ip] >= s.cfg.maxConnsPerIP:
+		refusal = Errorf(CodeResourceExhausted, "too many connections from %s (at most %d)", ip, s.cfg.maxConnsPerIP)
+	default:
+		s.open++
+		if s.perIP == nil {
+			s.perIP = make(map[string]int)
+		}
+		s.perIP[ip]++
+	}
 	s.mu.Unlock()
+	if refusal != nil {
+		go s.refuse(c, refusal)
+		return
+	}
 
 	sess := newSession(c, scheme, s.cfg, &s.mux, &s.ids, s.clock)
 	sess.srv = s
@@ -191,8 +211,58 @@ func (s *Server) startSession(c Conn, scheme string) {
 		s.groups.leaveAll(sess)
 		s.sessions.Del(sess.id)
 		s.count.Add(-1)
+		s.mu.Lock()
+		s.open--
+		if s.perIP[ip]--; s.perIP[ip] == 0 {
+			delete(s.perIP, ip)
+		}
+		s.mu.Unlock()
 		s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
 	}()
+}
+
+// refuse tells a connection over the caps why it is refused (a go-away
+// carrying the status, which a msgtrans-go client reports as its close
+// reason) and closes it.
+func (s *Server) refuse(c Conn, why error) {
+	defer s.sessWG.Done()
+	s.cfg.logger.Warn("msgtrans: connection refused", "remote", addrString(c.RemoteAddr()), "reason", why)
+	p := controlPacket(ControlGoAway, nil)
+	e := Ext{HasRoute: true, Route: ControlRoute, Control: ControlGoAway, Code: CodeOf(why)}
+	var te *Error
+	if errors.As(why, &te) {
+		e.Message = te.Message
+	}
+	p.Ext = AppendExt(nil, &e)
+	p.MessageID = s.nextID()
+	if b, err := AppendPacket(nil, p); err == nil && c.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
+		_ = c.WritePackets([][]byte{b})
+	}
+	// Read until the peer closes (a msgtrans-go client does on reading the
+	// refusal) or a second passes: closing with unread input would reset
+	// the connection and could destroy the refusal before it is read.
+	t := time.AfterFunc(time.Second, func() { _ = c.Close() })
+	for {
+		if _, err := c.ReadPacket(); err != nil {
+			break
+		}
+	}
+	t.Stop()
+	_ = c.Close()
+	if r, ok := c.(interface{ Released() <-chan struct{} }); ok {
+		<-r.Released()
+	}
+}
+
+// hostOf returns the host part of a network address ("" when it has none).
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
 }
 
 func (s *Server) emit(e Event) {

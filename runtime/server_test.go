@@ -593,3 +593,42 @@ func TestShutdownAnswersAcceptedRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectionCaps: a connection over the global or per-host cap is
+// refused with a reason the client reports; the server keeps serving.
+func TestConnectionCaps(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  runtime.Option
+		want string
+	}{
+		{"global", runtime.WithMaxConnections(2), "maximum of 2 connections"},
+		{"per IP", runtime.WithMaxConnectionsPerIP(2), "too many connections from 127.0.0.1 (at most 2)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, transportCases()[1], tt.opt)
+			f.srv.Handle(bizEcho, echo)
+			first := f.dial()
+			f.dial()
+			f.waitSessions(2)
+			over, err := runtime.Dial(context.Background(), f.addr, runtime.WithoutReconnect())
+			if err != nil {
+				t.Fatal(err) // the transport connects; the refusal follows
+			}
+			defer over.Close()
+			<-over.Done()
+			var e *runtime.Error
+			if err := over.Err(); !errors.As(err, &e) || e.Code != runtime.CodeResourceExhausted || !strings.Contains(e.Message, tt.want) {
+				t.Errorf("refused client closed with %v, want resource_exhausted %q", err, tt.want)
+			}
+			if _, err := first.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); err != nil {
+				t.Errorf("a client within the cap: %v", err)
+			}
+			// A place frees up when a client leaves.
+			_ = first.Close()
+			f.waitEvent(runtime.ConnectionClosed)
+			f.healthy()
+		})
+	}
+}

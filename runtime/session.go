@@ -646,8 +646,13 @@ func (s *Session) control(p *Packet, kind ControlKind) error {
 	case ControlGoAway:
 		// The server stops taking requests, answers those it has, and
 		// closes: the client sends nothing new here and reconnects later.
+		// A go-away with a status refuses the connection outright; the
+		// status becomes the close reason.
 		if s.srv == nil {
 			s.goaway.Store(true)
+			if e, err := ParseExt(p.Ext); err == nil && e.Code != CodeOK {
+				s.closeWith(&Error{Code: e.Code, Message: e.Message})
+			}
 		}
 	default:
 		s.cfg.logger.Debug("msgtrans: unknown control packet", "session", s.id, "kind", kind)

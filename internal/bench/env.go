@@ -132,6 +132,10 @@ func (b *benchServer) Beat(context.Context, *runtime.Session, *benchv1.BeatReque
 	return nil
 }
 
+// benchMaxConns is the connection cap of the servers under test: above
+// anything the scenarios open.
+const benchMaxConns = 50000
+
 // mtServer is a msgtrans server serving the BenchService on one transport.
 type mtServer struct {
 	srv     *runtime.Server
@@ -143,7 +147,12 @@ type mtServer struct {
 // startMsgtrans starts a msgtrans server on the transport with the default
 // options (plus a certificate and the tool's logger) and any extra ones.
 func (e *env) startMsgtrans(transport string, extra ...runtime.Option) (*mtServer, error) {
-	opts := append([]runtime.Option{runtime.WithTLS(e.certs.Server), runtime.WithLogger(e.log)}, extra...)
+	opts := append([]runtime.Option{
+		runtime.WithTLS(e.certs.Server), runtime.WithLogger(e.log),
+		// Every benchmark client comes from 127.0.0.1, up to the 19,000 the
+		// file limit allows: raise the connection caps above that.
+		runtime.WithMaxConnections(benchMaxConns), runtime.WithMaxConnectionsPerIP(benchMaxConns),
+	}, extra...)
 	srv, err := runtime.NewServer(opts...)
 	if err != nil {
 		return nil, err
