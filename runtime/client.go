@@ -149,7 +149,7 @@ func (c *Client) run(sess *Session) {
 		closed := c.closed
 		c.mu.Unlock()
 		c.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
-		if closed || !c.cfg.reconnect {
+		if closed || !c.cfg.reconnect || terminal(reason) {
 			c.finish(reason)
 			return
 		}
@@ -169,6 +169,13 @@ func (c *Client) run(sess *Session) {
 		c.mu.Unlock()
 		sess, kind, attempts = next, Reconnected, n
 	}
+}
+
+// terminal reports whether a close reason forbids reconnecting: the server
+// refused the client's credentials.
+func terminal(reason error) bool {
+	var e *Error
+	return errors.As(reason, &e) && (e.Code == CodeUnauthenticated || e.Code == CodePermissionDenied)
 }
 
 // reconnect dials until it succeeds, the attempts run out, or the client is

@@ -20,6 +20,7 @@ const (
 	tagCode      = 0x03               // uvarint status code of a response
 	tagMessage   = 0x04               // UTF-8 status message of a response
 	tagTimeoutMS = 0x05               // uvarint: the caller's remaining time, in milliseconds
+	tagAuth      = 0x06               // bytes: credentials, in a hello
 )
 
 // ControlRoute is the route id of the runtime's own control packets.
@@ -54,6 +55,9 @@ type Ext struct {
 	Message string
 	// TimeoutMS is the caller's remaining time in milliseconds; 0 when absent.
 	TimeoutMS uint64
+	// Auth is the credentials a hello carries for the server's
+	// authenticator; nil when absent.
+	Auth []byte
 }
 
 // IsTypedExt reports whether p carries an ext header in this package's
@@ -84,6 +88,11 @@ func AppendExt(dst []byte, e *Ext) []byte {
 	if e.TimeoutMS != 0 {
 		dst = append(dst, tagTimeoutMS, byte(uvarintLen(e.TimeoutMS)))
 		dst = binary.AppendUvarint(dst, e.TimeoutMS)
+	}
+	if e.Auth != nil {
+		dst = append(dst, tagAuth)
+		dst = binary.AppendUvarint(dst, uint64(len(e.Auth)))
+		dst = append(dst, e.Auth...)
 	}
 	return dst
 }
@@ -125,6 +134,8 @@ func ParseExt(b []byte) (Ext, error) {
 			e.Message = string(v)
 		case tagTimeoutMS:
 			e.TimeoutMS, err = fieldUvarint(v)
+		case tagAuth:
+			e.Auth = v
 		default:
 			if tag&extCritical != 0 {
 				return e, fmt.Errorf("%w: unknown critical ext field %#x", ErrProtocol, tag)

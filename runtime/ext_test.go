@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ func TestExtLayout(t *testing.T) {
 		{"error status", runtime.Ext{Code: runtime.CodeNotFound, Message: "no such room"}, "01 03 01 05 04 0c" + hex.EncodeToString([]byte("no such room"))},
 		{"route and timeout", runtime.Ext{HasRoute: true, Route: 0xDEADBEEF, TimeoutMS: 300}, "01 81 04 deadbeef 05 02 ac02"},
 		{"empty", runtime.Ext{}, "01"},
+		{"hello with credentials", runtime.Ext{HasRoute: true, Control: runtime.ControlHello, Auth: []byte("tok")}, "01 81 04 00000000 82 01 01 06 03 746f6b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,7 +35,7 @@ func TestExtLayout(t *testing.T) {
 				t.Errorf("AppendExt = % x, want % x", got, want)
 			}
 			back, err := runtime.ParseExt(want)
-			if err != nil || back != tt.ext {
+			if err != nil || !reflect.DeepEqual(back, tt.ext) {
 				t.Errorf("ParseExt = %+v, %v; want %+v", back, err, tt.ext)
 			}
 		})
@@ -86,7 +88,7 @@ func TestParseExtRejects(t *testing.T) {
 
 func FuzzParseExt(f *testing.F) {
 	f.Add([]byte{1, 0x81, 4, 0, 0, 0, 7})
-	f.Add(runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: 9, Code: 5, Message: "m", TimeoutMS: 99}))
+	f.Add(runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: 9, Code: 5, Message: "m", TimeoutMS: 99, Auth: []byte("t")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := runtime.ParseExt(b)
 		if err != nil {
@@ -94,7 +96,7 @@ func FuzzParseExt(f *testing.F) {
 		}
 		// Whatever parses re-encodes to something that parses the same.
 		again, err := runtime.ParseExt(runtime.AppendExt(nil, &e))
-		if err != nil || again != e {
+		if err != nil || !reflect.DeepEqual(again, e) {
 			t.Fatalf("round trip of %+v gave %+v, %v", e, again, err)
 		}
 	})

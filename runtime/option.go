@@ -66,6 +66,8 @@ type config struct {
 	maxGroups         int
 	maxConns          int
 	maxConnsPerIP     int
+	authenticator     Authenticator
+	credentials       []byte // client: sent in the hello
 
 	// client only
 	connectTimeout time.Duration

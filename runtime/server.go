@@ -206,7 +206,12 @@ func (s *Server) startSession(c Conn, scheme string) {
 	s.count.Add(1)
 	go func() {
 		defer s.sessWG.Done()
-		s.emit(Event{Kind: ConnectionEstablished, Session: sess})
+		if s.cfg.authenticator == nil {
+			sess.ready.Store(true)
+			s.emit(Event{Kind: ConnectionEstablished, Session: sess})
+		} else {
+			defer sess.authTimer().Stop()
+		}
 		reason := sess.run()
 		s.groups.leaveAll(sess)
 		s.sessions.Del(sess.id)
@@ -217,7 +222,9 @@ func (s *Server) startSession(c Conn, scheme string) {
 			delete(s.perIP, ip)
 		}
 		s.mu.Unlock()
-		s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
+		if sess.ready.Load() {
+			s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
+		}
 	}()
 }
 
@@ -227,13 +234,7 @@ func (s *Server) startSession(c Conn, scheme string) {
 func (s *Server) refuse(c Conn, why error) {
 	defer s.sessWG.Done()
 	s.cfg.logger.Warn("msgtrans: connection refused", "remote", addrString(c.RemoteAddr()), "reason", why)
-	p := controlPacket(ControlGoAway, nil)
-	e := Ext{HasRoute: true, Route: ControlRoute, Control: ControlGoAway, Code: CodeOf(why)}
-	var te *Error
-	if errors.As(why, &te) {
-		e.Message = te.Message
-	}
-	p.Ext = AppendExt(nil, &e)
+	p := refusalPacket(why)
 	p.MessageID = s.nextID()
 	if b, err := AppendPacket(nil, p); err == nil && c.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
 		_ = c.WritePackets([][]byte{b})
@@ -252,6 +253,27 @@ func (s *Server) refuse(c Conn, why error) {
 	if r, ok := c.(interface{ Released() <-chan struct{} }); ok {
 		<-r.Released()
 	}
+}
+
+// refusalPacket is a go-away carrying why a connection is refused.
+func refusalPacket(why error) *Packet {
+	e := Ext{HasRoute: true, Route: ControlRoute, Control: ControlGoAway, Code: CodeOf(why), Message: why.Error()}
+	var te *Error
+	if errors.As(why, &te) {
+		e.Message = te.Message
+	}
+	p := controlPacket(ControlGoAway, nil)
+	p.Ext = AppendExt(nil, &e)
+	return p
+}
+
+// refuseSession refuses a session that failed authentication: the refusal
+// is queued behind nothing (the session has sent nothing else), flushed,
+// and the session closed with why as its reason.
+func (s *Server) refuseSession(sess *Session, why error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	sess.closeFlushed(ctx, why, refusalPacket(why))
 }
 
 // hostOf returns the host part of a network address ("" when it has none).
@@ -326,7 +348,7 @@ func (s *Server) Broadcast(p *Packet) (int, error) {
 	}
 	n := 0
 	s.sessions.ForEach(func(_ uint64, sess *Session) bool {
-		if f.send(sess) == nil {
+		if sess.ready.Load() && f.send(sess) == nil {
 			n++
 		}
 		return true

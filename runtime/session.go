@@ -61,7 +61,13 @@ type Session struct {
 	pending map[uint32]chan reply
 
 	handlers sync.WaitGroup // request handlers running; see drain
-	goaway   atomic.Bool    // the server said it is going away (client side)
+
+	// Server side: ready is set once the session may be served (at once,
+	// or when the authenticator accepts its hello); identity is what the
+	// authenticator bound, written before ready.
+	ready    atomic.Bool
+	identity string
+	goaway   atomic.Bool // the server said it is going away (client side)
 
 	inflight chan struct{}
 }
@@ -519,9 +525,15 @@ func (s *Session) receive(p *Packet) error {
 			return err
 		}
 		ext = e
-		if e.HasRoute && e.Route == ControlRoute && p.Type == OneWay {
-			return s.control(p, e.Control)
+	}
+	isControl := ext.HasRoute && ext.Route == ControlRoute && p.Type == OneWay
+	if s.srv != nil && !s.ready.Load() {
+		if err := s.authenticate(p, ext, isControl && ext.Control == ControlHello); err != nil {
+			return err
 		}
+	}
+	if isControl {
+		return s.control(p, ext.Control)
 	}
 	switch p.Type {
 	case Response:
@@ -665,8 +677,12 @@ func (s *Session) control(p *Packet, kind ControlKind) error {
 var ErrGoAway = errors.New("msgtrans: server is going away")
 
 // helloPacket announces the compressions this side accepts: all of them.
-func helloPacket(*config) *Packet {
-	return controlPacket(ControlHello, []byte{1<<CompressionZstd | 1<<CompressionZlib})
+func helloPacket(cfg *config) *Packet {
+	p := controlPacket(ControlHello, []byte{1<<CompressionZstd | 1<<CompressionZlib})
+	if cfg.credentials != nil {
+		p.Ext = AppendExt(nil, &Ext{HasRoute: true, Route: ControlRoute, Control: ControlHello, Auth: cfg.credentials})
+	}
+	return p
 }
 
 // routeOf returns the route of a typed packet as text, "" for a raw one.

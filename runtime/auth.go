@@ -1,0 +1,99 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// AuthInfo is what an [Authenticator] decides on: the connection and the
+// credentials its hello carried.
+type AuthInfo struct {
+	// Transport is the URL scheme the connection arrived by.
+	Transport string
+	// RemoteAddr is the peer's network address.
+	RemoteAddr net.Addr
+	// Credentials are the bytes the client gave [WithCredentials]; nil when
+	// it gave none.
+	Credentials []byte
+}
+
+// Authenticator decides whether a connection may proceed, from its hello.
+// It returns the identity to bind to the session (for example a user id,
+// then available as [Session.Identity]) or an error: the connection is
+// then refused, with the error's code (CodeUnauthenticated unless the error
+// carries one) and message sent to the client, which does not reconnect.
+// ctx ends at the authentication timeout.
+//
+// Until it succeeds nothing but the hello is processed: any other packet
+// closes the connection, and so does a hello not sent within the
+// handshake timeout.
+type Authenticator func(ctx context.Context, info AuthInfo) (identity string, err error)
+
+// WithAuthenticator makes the server authenticate every connection with a
+// at its hello, before anything else of it is processed. See
+// [Authenticator].
+func WithAuthenticator(a Authenticator) Option {
+	return option{"WithAuthenticator", serverSide, func(c *config) { c.authenticator = a }}
+}
+
+// WithCredentials gives the credentials a client sends in its hello to the
+// server's [Authenticator], on every connection it makes.
+func WithCredentials(credentials []byte) Option {
+	return option{"WithCredentials", clientSide, func(c *config) { c.credentials = credentials }}
+}
+
+// ErrNotAuthenticated is the close reason of a connection that sent
+// something other than its hello before authenticating, or nothing within
+// the handshake timeout.
+var ErrNotAuthenticated = errors.New("msgtrans: not authenticated")
+
+// Identity returns the identity the server's authenticator bound to the
+// session, "" without one.
+func (s *Session) Identity() string {
+	if !s.ready.Load() {
+		return ""
+	}
+	return s.identity
+}
+
+// authenticate handles the packet that must be a session's first when the
+// server authenticates: the hello. It reports whether the session may
+// proceed; when not, the session is being closed.
+func (s *Session) authenticate(p *Packet, ext Ext, isHello bool) error {
+	if !isHello {
+		return fmt.Errorf("%w: %s packet before the hello", ErrNotAuthenticated, p.Type)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.handshakeTimeout)
+	defer cancel()
+	id, err := s.cfg.authenticator(ctx, AuthInfo{Transport: s.scheme, RemoteAddr: s.conn.RemoteAddr(), Credentials: ext.Auth})
+	if err != nil {
+		if CodeOf(err) == CodeUnknown {
+			err = wrapError(CodeUnauthenticated, err)
+		}
+		s.cfg.logger.Info("msgtrans: authentication failed", "session", s.id, "transport", s.scheme,
+			"remote", addrString(s.conn.RemoteAddr()), "err", err)
+		s.srv.refuseSession(s, err)
+		return errRefused
+	}
+	s.identity = id
+	s.ready.Store(true)
+	s.srv.emit(Event{Kind: ConnectionEstablished, Session: s})
+	return nil
+}
+
+// errRefused ends the read loop of a session that was refused; its close
+// reason is already set.
+var errRefused = errors.New("msgtrans: connection refused")
+
+// authTimer closes a session that has not authenticated within the
+// handshake timeout.
+func (s *Session) authTimer() *time.Timer {
+	return time.AfterFunc(s.cfg.handshakeTimeout, func() {
+		if !s.ready.Load() {
+			s.closeWith(fmt.Errorf("%w within %v", ErrNotAuthenticated, s.cfg.handshakeTimeout))
+		}
+	})
+}

@@ -1,0 +1,99 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// tokenAuth accepts the credentials "good" as alice.
+func tokenAuth(_ context.Context, info runtime.AuthInfo) (string, error) {
+	if string(info.Credentials) == "good" {
+		return "alice", nil
+	}
+	return "", runtime.NewError(runtime.CodeUnauthenticated, "bad credentials")
+}
+
+func TestAuthenticator(t *testing.T) {
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc, runtime.WithAuthenticator(tokenAuth))
+			f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+				return p.Reply([]byte(s.Identity())), nil
+			}))
+
+			t.Run("accepted", func(t *testing.T) {
+				c := f.dial(runtime.WithCredentials([]byte("good")))
+				resp, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, nil))
+				if err != nil || resp.Text() != "alice" {
+					t.Fatalf("Request = %v, %v; want the identity alice", resp, err)
+				}
+				if e := f.waitEvent(runtime.ConnectionEstablished); e.Session.Identity() != "alice" {
+					t.Errorf("established session identity %q", e.Session.Identity())
+				}
+			})
+			t.Run("refused, no reconnect", func(t *testing.T) {
+				c, err := runtime.Dial(context.Background(), f.addr, runtime.WithTLS(f.certs.Client), runtime.WithCredentials([]byte("bad")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				select {
+				case <-c.Done():
+				case <-time.After(10 * time.Second):
+					t.Fatal("a refused client kept going")
+				}
+				var e *runtime.Error
+				if err := c.Err(); !errors.As(err, &e) || e.Code != runtime.CodeUnauthenticated || e.Message != "bad credentials" {
+					t.Errorf("client closed with %v, want unauthenticated: bad credentials", err)
+				}
+			})
+		})
+	}
+}
+
+// TestNothingBeforeAuthentication: a peer that sends anything but a hello
+// first, or nothing at all, is closed without a handler running or a
+// session being announced; broadcasts skip peers not yet authenticated.
+func TestNothingBeforeAuthentication(t *testing.T) {
+	tc := transportCases()[1]
+	f := newFixture(t, tc, runtime.WithAuthenticator(tokenAuth), runtime.WithHandshakeTimeout(200*time.Millisecond))
+	ran := make(chan struct{}, 1)
+	f.srv.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *runtime.Packet) (*runtime.Packet, error) {
+		ran <- struct{}{}
+		return nil, nil
+	}))
+
+	early := tc.raw(t, f.addr, nil)
+	defer early.Close()
+	pkt := validPacket("before the hello")
+	_ = early.WriteFrame(pkt, len(pkt))
+	silent := tcpRaw(t, f.addr, nil)
+	defer silent.Close()
+
+	authed := f.dial(runtime.WithCredentials([]byte("good")))
+	f.waitEvent(runtime.ConnectionEstablished)
+	if n, err := f.srv.Broadcast(runtime.NewText(bizNote, "to the authenticated")); err != nil || n != 1 {
+		t.Errorf("Broadcast reached %d sessions (%v), want only the authenticated one", n, err)
+	}
+	for _, p := range []rawPeer{early, silent} {
+		c := p.(streamPeer).c
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Errorf("unauthenticated peer: %v, want the server to close it", err)
+		}
+	}
+	select {
+	case <-ran:
+		t.Error("a handler ran for a packet sent before authentication")
+	default:
+	}
+	if _, err := authed.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeUnimplemented {
+		t.Errorf("the authenticated client: %v", err)
+	}
+}
