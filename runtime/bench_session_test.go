@@ -12,7 +12,7 @@ import (
 // BenchmarkSendEncoded queues an already encoded packet: the cost of one
 // recipient of a broadcast. It should not allocate.
 func BenchmarkSendEncoded(b *testing.B) {
-	f := newFixture(&testing.T{}, countCase)
+	f := newFixture(&testing.T{}, countCase, noRateLimit)
 	defer f.srv.Close()
 	c, err := runtime.Dial(context.Background(), f.addr)
 	if err != nil {
@@ -55,7 +55,7 @@ func BenchmarkEcho(b *testing.B) {
 		}
 		b.Run(tc.name, func(b *testing.B) {
 			t := &testing.T{}
-			f := newFixture(t, tc)
+			f := newFixture(t, tc, noRateLimit)
 			defer f.srv.Close()
 			f.srv.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
 				return nil, s.Send(p)
@@ -99,7 +99,7 @@ func BenchmarkEcho(b *testing.B) {
 func BenchmarkUnaryTCP(b *testing.B) {
 	for _, inflight := range []int{1, 16} {
 		b.Run(fmt.Sprint("inflight=", inflight), func(b *testing.B) {
-			f := newFixture(&testing.T{}, transportCases()[1])
+			f := newFixture(&testing.T{}, transportCases()[1], noRateLimit)
 			defer f.srv.Close()
 			f.srv.Handle(bizEcho, echo)
 			c, err := runtime.Dial(context.Background(), f.addr)
@@ -122,3 +122,6 @@ func BenchmarkUnaryTCP(b *testing.B) {
 		})
 	}
 }
+
+// noRateLimit keeps the per-session rate limit out of the benchmarks.
+var noRateLimit = runtime.WithRateLimit(1e9, 1e9)

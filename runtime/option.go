@@ -67,6 +67,8 @@ type config struct {
 	maxConns          int
 	maxConnsPerIP     int
 	authenticator     Authenticator
+	rateLimit         float64
+	rateBurst         int
 	credentials       []byte // client: sent in the hello
 
 	// client only
@@ -117,6 +119,10 @@ func (c *config) validate() error {
 	neg("max groups per session", int64(c.maxGroups))
 	neg("max connections", int64(c.maxConns))
 	neg("max connections per IP", int64(c.maxConnsPerIP))
+	neg("rate limit burst", int64(c.rateBurst))
+	if c.rateLimit < 0 {
+		errs = append(errs, fmt.Errorf("msgtrans: rate limit must not be negative"))
+	}
 	neg("heartbeat timeout", int64(c.heartbeatTimeout))
 	if c.limits.MaxExtHeader > 0xFFFF {
 		errs = append(errs, fmt.Errorf("msgtrans: MaxExtHeader %d exceeds the wire maximum of 65535", c.limits.MaxExtHeader))
@@ -157,6 +163,12 @@ func (c *config) validate() error {
 	}
 	if c.maxConnsPerIP == 0 {
 		c.maxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.rateLimit == 0 {
+		c.rateLimit = DefaultRateLimit
+	}
+	if c.rateBurst == 0 {
+		c.rateBurst = DefaultRateBurst
 	}
 	if c.heartbeatInterval == 0 {
 		c.heartbeatInterval = DefaultHeartbeatInterval

@@ -29,6 +29,8 @@ func TestDefaults(t *testing.T) {
 		{"groups per session", c.maxGroups, 128},
 		{"connections", c.maxConns, 10000},
 		{"connections per IP", c.maxConnsPerIP, 100},
+		{"rate limit", c.rateLimit, 50000.0},
+		{"rate burst", c.rateBurst, 50000},
 		{"heartbeat interval", c.heartbeatInterval, 15 * time.Second},
 		{"heartbeat timeout", c.heartbeatTimeout, 45 * time.Second},
 		{"reconnect base", c.backoff.Base, 100 * time.Millisecond},

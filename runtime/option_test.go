@@ -168,3 +168,47 @@ func TestWithHandshakeTimeout(t *testing.T) {
 		t.Errorf("read %v, want EOF: the server closing the silent peer", err)
 	}
 }
+
+// TestWithRateLimit: over the limit, requests are refused with
+// resource_exhausted and one-way packets dropped and counted; a session that
+// keeps on is closed; other sessions are served throughout.
+func TestWithRateLimit(t *testing.T) {
+	f := newFixture(t, transportCases()[1], runtime.WithRateLimit(1, 5))
+	f.srv.Handle(bizEcho, echo)
+	notes := make(chan *runtime.Packet, 100)
+	f.srv.Handle(bizNote, collect(notes))
+	c := f.dial(runtime.WithoutReconnect())
+	sess := f.waitSessions(1)[0]
+	ctx := context.Background()
+
+	for i := range 5 { // the burst
+		if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); err != nil {
+			t.Fatalf("request %d within the burst: %v", i, err)
+		}
+	}
+	if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
+		t.Fatalf("request over the limit: %v, want resource_exhausted", err)
+	}
+	if err := c.Send(runtime.NewText(bizNote, "dropped")); err != nil {
+		t.Fatal(err)
+	}
+	// A request after the one-way packet proves it was read (and dropped).
+	if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
+		t.Fatalf("second request over the limit: %v", err)
+	}
+	if got := sess.Dropped(); got != 1 {
+		t.Errorf("Dropped = %d, want 1", got)
+	}
+	select {
+	case p := <-notes:
+		t.Errorf("a one-way packet over the limit was delivered: %q", p.Text())
+	default:
+	}
+	// Keep flooding: closed.
+	for range 10 {
+		_ = c.Send(runtime.NewText(bizNote, "flood"))
+	}
+	if e := f.waitEvent(runtime.ConnectionClosed); !errors.Is(e.Err, runtime.ErrRateLimited) {
+		t.Errorf("closed with %v, want ErrRateLimited", e.Err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Session is one connection between a server and a client, seen from either
@@ -67,7 +69,12 @@ type Session struct {
 	// authenticator bound, written before ready.
 	ready    atomic.Bool
 	identity string
-	goaway   atomic.Bool // the server said it is going away (client side)
+
+	// Rate limit state, used by the read goroutine only (see admit).
+	limiter   *rate.Limiter
+	overLimit int
+	dropped   atomic.Int64
+	goaway    atomic.Bool // the server said it is going away (client side)
 
 	inflight chan struct{}
 }
@@ -534,6 +541,11 @@ func (s *Session) receive(p *Packet) error {
 	}
 	if isControl {
 		return s.control(p, ext.Control)
+	}
+	if p.Type != Response {
+		if ok, err := s.admit(p); !ok {
+			return err
+		}
 	}
 	switch p.Type {
 	case Response:
