@@ -92,11 +92,11 @@ func (c *Client) Connect(ctx context.Context) error {
 
 // Handle registers h for raw packets of the given biz_type pushed or
 // requested by the server; a nil h removes it.
-func (c *Client) Handle(bizType uint8, h Handler) { c.mux.handleBiz(bizType, h) }
+func (c *Client) Handle(bizType uint8, h Handler) { c.mux.handleBiz(bizType, c.cfg.wrap(h)) }
 
 // HandleRoute registers h for typed packets with the route id. Generated
 // register functions call it.
-func (c *Client) HandleRoute(route uint32, h Handler) { c.mux.HandleRoute(route, h) }
+func (c *Client) HandleRoute(route uint32, h Handler) { c.mux.HandleRoute(route, c.cfg.wrap(h)) }
 
 // Addr returns the address the client dials.
 func (c *Client) Addr() string { return c.addr }

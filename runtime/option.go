@@ -68,6 +68,7 @@ type config struct {
 	maxConnsPerIP     int
 	authenticator     Authenticator
 	rateLimit         float64
+	interceptors      []Interceptor
 	rateBurst         int
 	credentials       []byte // client: sent in the hello
 

@@ -68,11 +68,11 @@ func NewServer(opts ...Option) (*Server, error) {
 // Handle registers h for raw packets (no route tag) of the given biz_type,
 // replacing any earlier handler; a nil h removes it. Packets with no handler
 // go to the [MessageReceived] event.
-func (s *Server) Handle(bizType uint8, h Handler) { s.mux.handleBiz(bizType, h) }
+func (s *Server) Handle(bizType uint8, h Handler) { s.mux.handleBiz(bizType, s.cfg.wrap(h)) }
 
 // HandleRoute registers h for typed packets with the route id. Generated
 // register functions call it.
-func (s *Server) HandleRoute(route uint32, h Handler) { s.mux.HandleRoute(route, h) }
+func (s *Server) HandleRoute(route uint32, h Handler) { s.mux.HandleRoute(route, s.cfg.wrap(h)) }
 
 // Listen starts listening on each address ("tcp://0.0.0.0:7001",
 // "ws://0.0.0.0:7002/ws", "quic://0.0.0.0:7003", …) and accepting
