@@ -69,6 +69,7 @@ type config struct {
 	authenticator     Authenticator
 	rateLimit         float64
 	interceptors      []Interceptor
+	allowedOrigins    []string
 	rateBurst         int
 	credentials       []byte // client: sent in the hello
 
@@ -185,7 +186,7 @@ func (c *config) validate() error {
 }
 
 func (c *config) transportConfig() *TransportConfig {
-	return &TransportConfig{TLS: c.tls, Limits: c.limits, HandshakeTimeout: c.handshakeTimeout, Logger: c.logger}
+	return &TransportConfig{TLS: c.tls, Limits: c.limits, HandshakeTimeout: c.handshakeTimeout, Logger: c.logger, AllowedOrigins: c.allowedOrigins}
 }
 
 // WithLogger sets the logger for connection-level events such as protocol
@@ -277,6 +278,14 @@ func WithMaxConnections(n int) Option {
 // WithMaxConnectionsPerIP: see [WithMaxConnections].
 func WithMaxConnectionsPerIP(n int) Option {
 	return option{"WithMaxConnectionsPerIP", serverSide, func(c *config) { c.maxConnsPerIP = n }}
+}
+
+// WithAllowedOrigins restricts which web pages may open WebSocket
+// connections to the server: an upgrade whose Origin header is not listed
+// is refused with 403. Requests without an Origin header (clients other
+// than browsers) are accepted. Default: every origin (see docs/security.md).
+func WithAllowedOrigins(origins ...string) Option {
+	return option{"WithAllowedOrigins", serverSide, func(c *config) { c.allowedOrigins = origins }}
 }
 
 // WithConnectTimeout bounds each connection attempt of a client, including

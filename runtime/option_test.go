@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
 )
@@ -210,5 +213,39 @@ func TestWithRateLimit(t *testing.T) {
 	}
 	if e := f.waitEvent(runtime.ConnectionClosed); !errors.Is(e.Err, runtime.ErrRateLimited) {
 		t.Errorf("closed with %v, want ErrRateLimited", e.Err)
+	}
+}
+
+func TestWithAllowedOrigins(t *testing.T) {
+	var tc transportCase
+	for _, c := range transportCases() {
+		if c.name == "ws" {
+			tc = c
+		}
+	}
+	f := newFixture(t, tc, runtime.WithAllowedOrigins("https://app.example.com"))
+	tests := []struct {
+		origin string
+		want   int
+	}{
+		{"https://app.example.com", http.StatusSwitchingProtocols},
+		{"https://evil.example.com", http.StatusForbidden},
+		{"", http.StatusSwitchingProtocols}, // not a browser
+	}
+	for _, tt := range tests {
+		h := http.Header{}
+		if tt.origin != "" {
+			h.Set("Origin", tt.origin)
+		}
+		c, resp, err := websocket.DefaultDialer.Dial(f.addr, h)
+		if c != nil {
+			c.Close()
+		}
+		if resp == nil {
+			t.Fatalf("origin %q: %v", tt.origin, err)
+		}
+		if resp.StatusCode != tt.want {
+			t.Errorf("origin %q: status %d, want %d", tt.origin, resp.StatusCode, tt.want)
+		}
 	}
 }

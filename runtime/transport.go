@@ -93,6 +93,11 @@ type TransportConfig struct {
 	// Logger receives the transport's own log lines. Never nil when the
 	// runtime calls a transport.
 	Logger *slog.Logger
+	// AllowedOrigins lists the web origins ("https://app.example.com")
+	// whose pages may open connections, for transports with an HTTP
+	// handshake (WebSocket); requests without an Origin header (clients
+	// other than browsers) are always accepted. Empty: every origin.
+	AllowedOrigins []string
 }
 
 // DefaultHandshakeTimeout bounds transport handshakes on listeners.

@@ -54,8 +54,10 @@
 // request headers, TLS handshake and upgrade response are bounded by
 // [runtime.TransportConfig.HandshakeTimeout].
 //
-// Origins: the listener accepts upgrades from every origin (it does not check
-// the Origin header). msgtrans authenticates in band rather than with
-// cookies, so cross-site requests gain nothing a direct client could not do;
-// an origin allow-list is planned as a later option.
+// Origins: with [runtime.TransportConfig.AllowedOrigins] set (the server
+// option runtime.WithAllowedOrigins), an upgrade whose Origin header is not
+// listed is refused with 403; requests without an Origin header (clients
+// other than browsers) are accepted. Without it every origin is accepted:
+// msgtrans authenticates in band rather than with cookies, so a cross-site
+// page gains nothing a direct client could not do.
 package ws
