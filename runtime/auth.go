@@ -45,6 +45,20 @@ func WithCredentials(credentials []byte) Option {
 	return option{"WithCredentials", clientSide, func(c *config) { c.credentials = credentials }}
 }
 
+// PreAuthMaxPacket caps a connection's payload and ext header until it has
+// authenticated: a hello needs little, and an unauthenticated peer should be
+// able to make the server hold little.
+const PreAuthMaxPacket = 4 << 10
+
+// preAuthLimits returns the limits for a connection not yet authenticated.
+func (c *config) preAuthLimits() Limits {
+	l := c.limits
+	l.MaxPayload = min(l.MaxPayload, PreAuthMaxPacket)
+	l.MaxExtHeader = min(l.MaxExtHeader, PreAuthMaxPacket)
+	l.MaxDecompressed = min(l.MaxDecompressed, 10*PreAuthMaxPacket)
+	return l
+}
+
 // ErrNotAuthenticated is the close reason of a connection that sent
 // something other than its hello before authenticating, or nothing within
 // the handshake timeout.
@@ -79,6 +93,9 @@ func (s *Session) authenticate(p *Packet, ext Ext, isHello bool) error {
 		return errRefused
 	}
 	s.identity = id
+	if ls, ok := s.conn.(LimitSetter); ok {
+		ls.SetLimits(s.cfg.limits)
+	}
 	s.ready.Store(true)
 	s.srv.emit(Event{Kind: ConnectionEstablished, Session: s})
 	return nil
@@ -88,9 +105,12 @@ func (s *Session) authenticate(p *Packet, ext Ext, isHello bool) error {
 // reason is already set.
 var errRefused = errors.New("msgtrans: connection refused")
 
-// authTimer closes a session that has not authenticated within the
-// handshake timeout.
+// authTimer holds the session to the pre-authentication limits and closes
+// it if it has not authenticated within the handshake timeout.
 func (s *Session) authTimer() *time.Timer {
+	if ls, ok := s.conn.(LimitSetter); ok {
+		ls.SetLimits(s.cfg.preAuthLimits())
+	}
 	return time.AfterFunc(s.cfg.handshakeTimeout, func() {
 		if !s.ready.Load() {
 			s.closeWith(fmt.Errorf("%w within %v", ErrNotAuthenticated, s.cfg.handshakeTimeout))

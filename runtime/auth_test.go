@@ -97,3 +97,35 @@ func TestNothingBeforeAuthentication(t *testing.T) {
 		t.Errorf("the authenticated client: %v", err)
 	}
 }
+
+// TestPreAuthLimits: until it has authenticated a connection may send no
+// packet over 4 KiB (here a hello with a 5,000-byte payload, which the
+// full limits would admit); afterwards the full limits apply.
+func TestPreAuthLimits(t *testing.T) {
+	tc := transportCases()[1]
+	f := newFixture(t, tc, runtime.WithAuthenticator(func(context.Context, runtime.AuthInfo) (string, error) { return "anyone", nil }))
+	f.srv.Handle(bizEcho, echo)
+
+	p := tcpRaw(t, f.addr, nil)
+	defer p.Close()
+	hello := controlBytes(t, runtime.ControlHello, make([]byte, 5000))
+	_ = p.WriteFrame(hello, len(hello))
+	c := p.(streamPeer).c
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Closed unanswered: EOF, or a reset as the server did not read the
+	// rest of the oversized packet.
+	if b, err := io.ReadAll(c); len(b) != 0 || (err != nil && !strings.Contains(err.Error(), "reset")) {
+		t.Errorf("oversized hello: read %d bytes, %v; want the server to close the connection unanswered", len(b), err)
+	}
+	select {
+	case e := <-f.events:
+		t.Fatalf("unexpected %s event for the oversized hello", e.Kind)
+	default:
+	}
+
+	ok := f.dial(runtime.WithCredentials([]byte("small")))
+	resp, err := ok.Request(context.Background(), runtime.NewRequest(bizEcho, make([]byte, 100<<10)))
+	if err != nil || len(resp.Payload) != 100<<10 {
+		t.Errorf("a 100 KiB request after authenticating: %v", err)
+	}
+}

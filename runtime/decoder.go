@@ -33,6 +33,7 @@ type Decoder struct {
 	lim      Limits
 	pre      int // length-prefix bytes before each packet: 0 or 4
 	maxFrame int // the largest length prefix accepted
+	frameCap int // the framing's own maximum, which maxFrame never exceeds
 	head     [4 + HeaderSize]byte
 	buf      *[]byte // pooled read-ahead, nil while idle
 	r0, r1   int     // unread bytes are (*buf)[r0:r1]
@@ -64,8 +65,17 @@ func NewDecoder(r io.Reader, lim Limits) *Decoder {
 func NewFramedDecoder(r io.Reader, lim Limits, maxFrame int) *Decoder {
 	d := NewDecoder(r, lim)
 	d.pre = 4
+	d.frameCap = maxFrame
 	d.maxFrame = min(maxFrame, d.lim.maxPacket())
 	return d
+}
+
+// SetLimits changes the limits for the packets read from now on.
+func (d *Decoder) SetLimits(lim Limits) {
+	d.lim = lim.withDefaults()
+	if d.pre > 0 {
+		d.maxFrame = min(d.frameCap, d.lim.maxPacket())
+	}
 }
 
 // Next reads the next packet. At a clean end of stream between packets it

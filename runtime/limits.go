@@ -47,3 +47,15 @@ func (l Limits) withDefaults() Limits {
 
 // maxPacket is the largest encoded packet the limits admit.
 func (l Limits) maxPacket() int { return HeaderSize + l.MaxExtHeader + l.MaxPayload }
+
+// MaxPacketSize returns the largest encoded packet the limits admit (the
+// fixed header plus the ext header and payload caps), defaults applied.
+func (l Limits) MaxPacketSize() int { return l.withDefaults().maxPacket() }
+
+// LimitSetter is implemented by connections whose limits can change while
+// they are open; the runtime uses it to hold a connection to tighter limits
+// until it has authenticated (see [WithAuthenticator]). It is called by the
+// goroutine that reads the connection, between packets.
+type LimitSetter interface {
+	SetLimits(Limits)
+}

@@ -493,14 +493,17 @@ func (s *Session) run() error {
 			s.mu.Lock()
 			closedLocally := s.closed
 			s.mu.Unlock()
-			if !closedLocally && !errors.Is(err, io.EOF) {
+			if !closedLocally && !errors.Is(err, io.EOF) && !s.goaway.Load() {
 				s.cfg.logger.Warn("msgtrans: closing connection", "session", s.id, "transport", s.scheme, "remote", addrString(s.conn.RemoteAddr()), "err", err)
 			}
-			if errors.Is(err, io.EOF) {
+			switch {
+			case s.goaway.Load() && !closedLocally:
+				// However the connection ends after the server's go-away
+				// (a close, or a reset if the server closed with input
+				// unread), it is the shutdown the go-away announced.
+				err = ErrGoAway
+			case errors.Is(err, io.EOF):
 				err = ErrPeerClosed
-				if s.goaway.Load() {
-					err = ErrGoAway
-				}
 			}
 			s.closeWith(err)
 			s.wg.Wait()
@@ -520,7 +523,11 @@ var ErrPeerClosed = errors.New("msgtrans: closed by peer")
 func (s *Session) receive(p *Packet) error {
 	s.lastRecv.Store(s.clock.now.Load())
 	if p.Compression != CompressionNone {
-		if err := Decompress(p, s.cfg.limits.MaxDecompressed); err != nil {
+		max := s.cfg.limits.MaxDecompressed
+		if s.srv != nil && !s.ready.Load() {
+			max = s.cfg.preAuthLimits().MaxDecompressed
+		}
+		if err := Decompress(p, max); err != nil {
 			return err
 		}
 	}

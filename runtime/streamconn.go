@@ -73,6 +73,9 @@ func GatherWrite(w interface{ Write([]byte) (int, error) }, pkts [][]byte, prefi
 	return nil
 }
 
+// SetLimits implements [LimitSetter].
+func (s *StreamConn) SetLimits(lim Limits) { s.dec.SetLimits(lim) }
+
 // SetWriteDeadline implements [Conn].
 func (s *StreamConn) SetWriteDeadline(t time.Time) error { return s.c.SetWriteDeadline(t) }
 

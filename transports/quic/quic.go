@@ -360,6 +360,9 @@ func newConn(qc *quicgo.Conn, s *quicgo.Stream, cfg *runtime.TransportConfig, on
 	return c
 }
 
+// SetLimits implements [runtime.LimitSetter].
+func (c *conn) SetLimits(lim runtime.Limits) { c.dec.SetLimits(lim) }
+
 // ReadPacket implements [runtime.Conn].
 func (c *conn) ReadPacket() (runtime.Packet, error) {
 	p, err := c.dec.Next()

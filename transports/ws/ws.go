@@ -377,6 +377,14 @@ func (c *conn) controlFrame() {
 	}
 }
 
+// SetLimits implements [runtime.LimitSetter].
+func (c *conn) SetLimits(lim runtime.Limits) {
+	c.lim = (&runtime.TransportConfig{Limits: lim}).WithDefaults().Limits
+	c.maxPacket = lim.MaxPacketSize()
+	c.bc.pktTimeout = c.lim.PacketReadTimeout
+	c.ws.SetReadLimit(int64(c.maxPacket))
+}
+
 // ReadPacket implements [runtime.Conn]: it reads one binary message and
 // returns the packet it holds, which owns its memory.
 func (c *conn) ReadPacket() (runtime.Packet, error) {
