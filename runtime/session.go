@@ -70,6 +70,12 @@ type Session struct {
 	ready    atomic.Bool
 	identity string
 
+	// A graceful close half-closes the connection and lingers until the
+	// peer closes (see linger): packets arriving meanwhile are dropped.
+	lingering    atomic.Bool
+	readEnded    chan struct{} // closed when the read loop ends; guarded by mu
+	lingerReason error         // the close reason meanwhile; guarded by mu
+
 	// Rate limit state, used by the read goroutine only (see admit).
 	limiter   *rate.Limiter
 	overLimit int
@@ -478,7 +484,42 @@ func (s *Session) closeFlushed(ctx context.Context, reason error, final *Packet)
 		case <-ctx.Done():
 		}
 	}
+	s.linger(ctx, reason)
 	s.closeWith(reason)
+}
+
+// lingerTime bounds how long a graceful close waits for the peer to close
+// its side.
+const lingerTime = time.Second
+
+// linger half-closes a connection that supports it and waits (at most
+// lingerTime, or until ctx is done) for the peer to close its side,
+// discarding what arrives meanwhile. Closing with input unread would reset
+// the connection, and a reset can destroy data the peer has not read yet.
+func (s *Session) linger(ctx context.Context, reason error) {
+	hc, ok := s.conn.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	ended := make(chan struct{})
+	s.readEnded, s.lingerReason = ended, reason
+	s.lingering.Store(true)
+	s.mu.Unlock()
+	if hc.CloseWrite() != nil {
+		return
+	}
+	t := time.NewTimer(lingerTime)
+	defer t.Stop()
+	select {
+	case <-ended:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // run reads and dispatches packets until the connection fails or closes,
@@ -492,6 +533,11 @@ func (s *Session) run() error {
 		if err != nil {
 			s.mu.Lock()
 			closedLocally := s.closed
+			if s.readEnded != nil {
+				close(s.readEnded)
+				s.readEnded = nil
+				closedLocally, err = true, s.lingerReason
+			}
 			s.mu.Unlock()
 			if !closedLocally && !errors.Is(err, io.EOF) && !s.goaway.Load() {
 				s.cfg.logger.Warn("msgtrans: closing connection", "session", s.id, "transport", s.scheme, "remote", addrString(s.conn.RemoteAddr()), "err", err)
@@ -521,6 +567,9 @@ var ErrPeerClosed = errors.New("msgtrans: closed by peer")
 
 // receive dispatches one packet. An error closes the connection.
 func (s *Session) receive(p *Packet) error {
+	if s.lingering.Load() {
+		return nil // closing: only waiting for the peer to close too
+	}
 	s.lastRecv.Store(s.clock.now.Load())
 	if p.Compression != CompressionNone {
 		max := s.cfg.limits.MaxDecompressed

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -71,6 +72,16 @@ func GatherWrite(w interface{ Write([]byte) (int, error) }, pkts [][]byte, prefi
 		}
 	}
 	return nil
+}
+
+// CloseWrite half-closes the connection when the underlying one supports it
+// (TCP, TLS): the peer reads the end of the stream while this side can
+// still read what the peer sends before closing.
+func (s *StreamConn) CloseWrite() error {
+	if hc, ok := s.c.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // SetLimits implements [LimitSetter].
