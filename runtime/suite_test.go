@@ -65,6 +65,9 @@ type fixture struct {
 	srv    *runtime.Server
 	addr   string
 	events chan runtime.Event
+	// closedSignal, when set (abuse tests), receives one value per closed
+	// session.
+	closedSignal chan struct{}
 }
 
 func newFixture(t *testing.T, tc transportCase, opts ...runtime.Option) *fixture {

@@ -1,0 +1,192 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	goruntime "runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// Abuse: many misbehaving connections at once, over TCP and WebSocket; each
+// test ends with a healthy client being served.
+
+func abuseCases() []transportCase {
+	var out []transportCase
+	for _, tc := range transportCases() {
+		if tc.name == "tcp" || tc.name == "ws" {
+			out = append(out, tc)
+		}
+	}
+	return out
+}
+
+// abuse runs n peers, at most 100 at a time, each doing what misbehave
+// says, and waits until the server has closed every one of their sessions.
+func abuse(t *testing.T, f *fixture, n int, misbehave func(p rawPeer)) {
+	t.Helper()
+	closed := make(chan struct{}, n)
+	counting := make(chan struct{})
+	go func() {
+		defer close(counting)
+		for range n {
+			select {
+			case <-closed:
+			case <-time.After(60 * time.Second):
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 100)
+	for range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p := f.tc.raw(t, f.addr, f.certs.Client)
+			misbehave(p)
+			<-f.closedSignal
+			closed <- struct{}{}
+			_ = p.Close()
+		}()
+	}
+	wg.Wait()
+	<-counting
+}
+
+// abuseFixture is a server for abuse tests: caps raised above the number of
+// abusive connections, and a signal per closed session.
+func abuseFixture(t *testing.T, tc transportCase, opts ...runtime.Option) *fixture {
+	closedSignal := make(chan struct{}, 20000)
+	opts = append(opts,
+		runtime.WithMaxConnections(20000), runtime.WithMaxConnectionsPerIP(20000),
+		runtime.WithEventHandler(func(e runtime.Event) {
+			if e.Kind == runtime.ConnectionClosed {
+				closedSignal <- struct{}{}
+			}
+		}))
+	f := newFixture(t, tc, opts...)
+	f.closedSignal = closedSignal
+	f.srv.Handle(bizEcho, echo)
+	return f
+}
+
+// TestAbuseHeaderBytes: every value of the version, packet_type and
+// compression bytes: the valid ones are served, every other one closes only
+// its own connection.
+func TestAbuseHeaderBytes(t *testing.T) {
+	for _, tc := range abuseCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := abuseFixture(t, tc)
+			var bad [][]byte
+			for v := range 256 {
+				if v != 1 {
+					bad = append(bad, header(byte(v), 0, 0, 0, 0))
+				}
+				if v > 2 {
+					bad = append(bad, header(1, 0, byte(v), 0, 0))
+				}
+				if v > 2 {
+					bad = append(bad, header(1, byte(v), 0, 0, 0))
+				}
+			}
+			var mu sync.Mutex
+			i := 0
+			abuse(t, f, len(bad), func(p rawPeer) {
+				mu.Lock()
+				b := bad[i]
+				i++
+				mu.Unlock()
+				_ = p.WriteFrame(b, len(b))
+			})
+			f.healthy()
+		})
+	}
+}
+
+// TestAbuseTruncated: 10,000 connections each send part of a packet and
+// hang up; 2,000 more send part of one and stall, and are closed at the
+// packet read deadline.
+func TestAbuseTruncated(t *testing.T) {
+	for _, tc := range abuseCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := abuseFixture(t, tc, runtime.WithLimits(runtime.Limits{PacketReadTimeout: 200 * time.Millisecond}))
+			partial := append(header(1, 0, 0, 0, 100), "only part of it"...)
+			abuse(t, f, 10000, func(p rawPeer) {
+				_ = p.WriteFrame(partial, len(partial))
+				_ = p.CloseWrite()
+			})
+			abuse(t, f, 2000, func(p rawPeer) {
+				_ = p.WriteFrame(partial, len(partial)) // and nothing more
+			})
+			f.healthy()
+		})
+	}
+}
+
+// TestAbuseHugeLengths: 10,000 connections declare a 4 GiB payload; none
+// of it is allocated (heap growth stays under 16 MiB).
+func TestAbuseHugeLengths(t *testing.T) {
+	for _, tc := range abuseCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := abuseFixture(t, tc)
+			var before, after goruntime.MemStats
+			goruntime.GC()
+			goruntime.ReadMemStats(&before)
+			huge := header(1, 0, 0, 0, 0xFFFFFFFF)
+			abuse(t, f, 10000, func(p rawPeer) { _ = p.WriteFrame(huge, len(huge)) })
+			goruntime.GC()
+			goruntime.ReadMemStats(&after)
+			if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 16<<20 {
+				t.Errorf("heap grew by %d MiB", grew>>20)
+			}
+			f.healthy()
+		})
+	}
+}
+
+// TestAbuseZeroLengthFlood: 1,000,000 packets with empty payloads on one
+// connection are all delivered, in order of arrival, without trouble.
+func TestAbuseZeroLengthFlood(t *testing.T) {
+	n := 1_000_000
+	if testing.Short() {
+		n = 100_000
+	}
+	f := newFixture(t, transportCases()[1], runtime.WithRateLimit(1e9, 1e9))
+	f.srv.Handle(bizEcho, echo)
+	var got atomic.Int64
+	done := make(chan struct{})
+	f.srv.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+		if len(p.Payload) != 0 {
+			return nil, errors.New("payload")
+		}
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+		return nil, nil
+	}))
+	p := f.tc.raw(t, f.addr, nil)
+	defer p.Close()
+	empty := validPacket("")
+	batch := make([]byte, 0, 1000*len(empty))
+	for range 1000 {
+		batch = append(batch, empty...)
+	}
+	for sent := 0; sent < n; sent += 1000 {
+		if err := p.WriteFrame(batch, len(batch)); err != nil {
+			t.Fatalf("after %d packets: %v", sent, err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(120 * time.Second):
+		t.Fatalf("%d of %d packets delivered", got.Load(), n)
+	}
+	f.healthy()
+}
