@@ -3,7 +3,10 @@ package runtime_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	goruntime "runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -187,6 +190,93 @@ func TestAbuseZeroLengthFlood(t *testing.T) {
 	case <-done:
 	case <-time.After(120 * time.Second):
 		t.Fatalf("%d of %d packets delivered", got.Load(), n)
+	}
+	f.healthy()
+}
+
+// TestAbuseSlowloris: connections that dribble an incomplete WebSocket
+// upgrade request are closed at the handshake timeout, and a healthy client
+// is served meanwhile.
+func TestAbuseSlowloris(t *testing.T) {
+	var tc transportCase
+	for _, c := range abuseCases() {
+		if c.name == "ws" {
+			tc = c
+		}
+	}
+	f := abuseFixture(t, tc, runtime.WithHandshakeTimeout(300*time.Millisecond))
+	host := strings.TrimSuffix(strings.TrimPrefix(f.addr, "ws://"), "/ws")
+	const n = 200
+	conns := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	f.healthy()
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		b, err := io.ReadAll(c)
+		if err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("slow connection %d: %v (read %q)", i, err, b)
+		}
+	}
+}
+
+// TestAbuseConnectionFlood: 5,000 connections from one host against the
+// default caps: at most 100 become sessions, the rest are refused at accept,
+// and once the flood ends a client is served.
+func TestAbuseConnectionFlood(t *testing.T) {
+	tc := transportCases()[1]
+	f := newFixture(t, tc)
+	f.srv.Handle(bizEcho, echo)
+	host := strings.TrimPrefix(f.addr, "tcp://")
+	const n = 5000
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}()
+	refused := 0
+	for range n {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		// A refused connection gets the refusal at once; a session gets
+		// nothing (it sent no hello): give each a moment to tell.
+		_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if p, err := runtime.NewStreamConn(c, runtime.Limits{}).ReadPacket(); err == nil {
+			if e, err := runtime.ParseExt(p.Ext); err == nil && e.Control == runtime.ControlGoAway && e.Code == runtime.CodeResourceExhausted {
+				refused++
+			}
+		}
+	}
+	if got := f.srv.SessionCount(); got > runtime.DefaultMaxConnsPerIP {
+		t.Errorf("%d sessions from one host, want at most %d", got, runtime.DefaultMaxConnsPerIP)
+	}
+	if refused < n-runtime.DefaultMaxConnsPerIP {
+		t.Errorf("%d connections were refused, want at least %d", refused, n-runtime.DefaultMaxConnsPerIP)
+	}
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	conns = nil
+	for range runtime.DefaultMaxConnsPerIP {
+		if f.srv.SessionCount() == 0 {
+			break
+		}
+		f.waitEvent(runtime.ConnectionClosed)
 	}
 	f.healthy()
 }
