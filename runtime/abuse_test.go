@@ -1,14 +1,19 @@
 package runtime_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
 	goruntime "runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -277,6 +282,51 @@ func TestAbuseConnectionFlood(t *testing.T) {
 			break
 		}
 		f.waitEvent(runtime.ConnectionClosed)
+	}
+	f.healthy()
+}
+
+// TestAbuseKilledClient: a client process killed (SIGKILL) in the middle of
+// a packet leaves no session behind.
+func TestAbuseKilledClient(t *testing.T) {
+	if addr := os.Getenv("MSGTRANS_KILLED_CLIENT_ADDR"); addr != "" {
+		// The child: connect, send half a packet, say so, wait to be killed.
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			os.Exit(3)
+		}
+		_, _ = c.Write(header(1, 0, 0, 0, 1000)[:10])
+		fmt.Println("half a packet sent")
+		select {}
+	}
+	f := newFixture(t, transportCases()[1])
+	f.srv.Handle(bizEcho, echo)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAbuseKilledClient$")
+	cmd.Env = append(os.Environ(), "MSGTRANS_KILLED_CLIENT_ADDR="+strings.TrimPrefix(f.addr, "tcp://"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "half a packet sent\n" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("child said %q", line)
+	}
+	s := f.waitSessions(1)[0]
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	e := f.waitEvent(runtime.ConnectionClosed)
+	if e.Session != s || !errors.Is(e.Err, runtime.ErrTruncated) {
+		t.Errorf("closed session %d with %v, want the killed client's with ErrTruncated", e.Session.ID(), e.Err)
+	}
+	if n := f.srv.SessionCount(); n != 0 {
+		t.Errorf("%d sessions left", n)
 	}
 	f.healthy()
 }
