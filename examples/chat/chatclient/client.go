@@ -84,18 +84,22 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) err
 	if cfg.ConnectTimeout > 0 {
 		opts = append(opts, runtime.WithConnectTimeout(cfg.ConnectTimeout))
 	}
-	rc, err := runtime.Dial(ctx, cfg.Server, opts...)
+	rc, err := runtime.NewClient(cfg.Server, opts...)
 	if err != nil {
+		return fmt.Errorf("chatclient: %w", err)
+	}
+	c.rc = rc
+	// The handlers are in place before the connection exists, so nothing
+	// the server pushes or asks can arrive before them.
+	chatv1.RegisterChatEventsServiceHandler(rc, c)
+	c.api = chatv1.NewChatServiceClient(rc)
+	if err := rc.Connect(ctx); err != nil {
+		_ = rc.Close()
 		if ctx.Err() != nil {
 			return nil // cancelled (Ctrl-C) while connecting
 		}
 		return fmt.Errorf("chatclient: connect to %s: %w", cfg.Server, err)
 	}
-	c.rc = rc
-	// The server may push or call as soon as we join, so the handlers are
-	// in place before the first Join.
-	chatv1.RegisterChatEventsServiceHandler(rc, c)
-	c.api = chatv1.NewChatServiceClient(rc)
 	defer func() {
 		c.closing.Store(true)
 		_ = rc.Close() // flushes what is queued, such as the last messages said
