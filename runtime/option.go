@@ -70,6 +70,7 @@ type config struct {
 	rateLimit         float64
 	interceptors      []Interceptor
 	allowedOrigins    []string
+	lameDuck          time.Duration
 	rateBurst         int
 	credentials       []byte // client: sent in the hello
 
@@ -122,6 +123,7 @@ func (c *config) validate() error {
 	neg("max connections", int64(c.maxConns))
 	neg("max connections per IP", int64(c.maxConnsPerIP))
 	neg("rate limit burst", int64(c.rateBurst))
+	neg("lame-duck window", int64(c.lameDuck))
 	if c.rateLimit < 0 {
 		errs = append(errs, fmt.Errorf("msgtrans: rate limit must not be negative"))
 	}
@@ -286,6 +288,14 @@ func WithMaxConnectionsPerIP(n int) Option {
 // than browsers) are accepted. Default: every origin (see docs/security.md).
 func WithAllowedOrigins(origins ...string) Option {
 	return option{"WithAllowedOrigins", serverSide, func(c *config) { c.allowedOrigins = origins }}
+}
+
+// WithLameDuck spreads [Server.Shutdown]'s go-aways evenly over window, so
+// that clients reconnect (to another server, or to this one restarted)
+// gradually rather than all at once. Shutdown's context still bounds the
+// whole. Default 0: every session is told at once.
+func WithLameDuck(window time.Duration) Option {
+	return option{"WithLameDuck", serverSide, func(c *config) { c.lameDuck = window }}
 }
 
 // WithConnectTimeout bounds each connection attempt of a client, including

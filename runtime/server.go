@@ -396,7 +396,8 @@ func (s *Server) nextID() uint32 {
 	}
 }
 
-// Shutdown stops accepting, tells every client the server is going away,
+// Shutdown stops accepting, tells every client the server is going away
+// (spread over the lame-duck window, see [WithLameDuck]),
 // lets the request handlers already running finish (requests arriving after
 // the go-away are answered CodeUnavailable), lets each session flush what is
 // queued, closes the sessions, and returns once every goroutine the server
@@ -409,10 +410,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	var wg sync.WaitGroup
-	for _, sess := range s.Sessions() {
+	sessions := s.Sessions()
+	for i, sess := range sessions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if d := s.cfg.lameDuck * time.Duration(i) / time.Duration(len(sessions)); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
 			_ = sess.Send(controlPacket(ControlGoAway, nil))
 			sess.drain(ctx)
 			sess.closeFlushed(ctx, ErrServerShutdown, nil)

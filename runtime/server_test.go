@@ -632,3 +632,24 @@ func TestConnectionCaps(t *testing.T) {
 		})
 	}
 }
+
+// TestLameDuck: Shutdown spreads the go-aways over the window instead of
+// closing every session at once.
+func TestLameDuck(t *testing.T) {
+	const window = 400 * time.Millisecond
+	f := newFixture(t, transportCases()[0], runtime.WithLameDuck(window))
+	const n = 5
+	for range n {
+		f.dial()
+	}
+	f.waitSessions(n)
+	start := time.Now()
+	if err := f.srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A lower bound, which slowness cannot break: the last session was told
+	// (n-1)/n of the window after the first.
+	if took := time.Since(start); took < window*(n-1)/n {
+		t.Errorf("Shutdown took %v, want the go-aways spread over at least %v", took, window*(n-1)/n)
+	}
+}
