@@ -63,6 +63,7 @@ type Session struct {
 	pending map[uint32]chan reply
 
 	handlers sync.WaitGroup // request handlers running; see drain
+	goaway   atomic.Bool    // the server said it is going away (client side)
 
 	// Server side: ready is set once the session may be served (at once,
 	// or when the authenticator accepts its hello); identity is what the
@@ -80,7 +81,6 @@ type Session struct {
 	limiter   *rate.Limiter
 	overLimit int
 	dropped   atomic.Int64
-	goaway    atomic.Bool // the server said it is going away (client side)
 
 	inflight chan struct{}
 }
