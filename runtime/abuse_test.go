@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/msgtrans/msgtrans-go/runtime"
 )
 
@@ -68,9 +70,41 @@ func abuse(t *testing.T, f *fixture, n int, misbehave func(p rawPeer)) {
 	<-counting
 }
 
+// settled registers a check, run after the test's other cleanups (which
+// close its server), that the process's goroutines and open file
+// descriptors are back to what they were when it was called.
+func settled(t *testing.T) {
+	t.Helper()
+	goroutines := goleak.IgnoreCurrent()
+	fds := openFDs(t)
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, goroutines)
+		deadline := time.Now().Add(10 * time.Second)
+		for n := openFDs(t); n > fds; n = openFDs(t) {
+			if time.Now().After(deadline) {
+				t.Errorf("%d file descriptors open after the test, %d before it", n, fds)
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // polling, as goleak does
+		}
+	})
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(fds)
+}
+
 // abuseFixture is a server for abuse tests: caps raised above the number of
-// abusive connections, and a signal per closed session.
+// abusive connections, and a signal per closed session. The test's
+// goroutines and file descriptors must return to their baseline.
 func abuseFixture(t *testing.T, tc transportCase, opts ...runtime.Option) *fixture {
+	settled(t)
 	closedSignal := make(chan struct{}, 20000)
 	opts = append(opts,
 		runtime.WithMaxConnections(20000), runtime.WithMaxConnectionsPerIP(20000),
@@ -166,6 +200,7 @@ func TestAbuseZeroLengthFlood(t *testing.T) {
 	if testing.Short() {
 		n = 100_000
 	}
+	settled(t)
 	f := newFixture(t, transportCases()[1], runtime.WithRateLimit(1e9, 1e9))
 	f.srv.Handle(bizEcho, echo)
 	var got atomic.Int64
@@ -238,6 +273,7 @@ func TestAbuseSlowloris(t *testing.T) {
 // default caps: at most 100 become sessions, the rest are refused at accept,
 // and once the flood ends a client is served.
 func TestAbuseConnectionFlood(t *testing.T) {
+	settled(t)
 	tc := transportCases()[1]
 	f := newFixture(t, tc)
 	f.srv.Handle(bizEcho, echo)
@@ -299,6 +335,7 @@ func TestAbuseKilledClient(t *testing.T) {
 		fmt.Println("half a packet sent")
 		select {}
 	}
+	settled(t)
 	f := newFixture(t, transportCases()[1])
 	f.srv.Handle(bizEcho, echo)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestAbuseKilledClient$")
