@@ -1,0 +1,223 @@
+package runtime_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+)
+
+// restartServerEnv, when set, makes the test binary a server process
+// listening on the address it holds (see TestAbuseServerRestart).
+const restartServerEnv = "MSGTRANS_RESTART_SERVER_ADDR"
+
+// TestAbuseServerRestart: the server process is killed (SIGKILL) under
+// 1,000 connected clients and started again on the same address, at once
+// or after an outage. Every client reconnects by itself, with its default
+// backoff, and is served again. The times the clients took to come back,
+// from the kill, are logged; the test fails only if some client is not
+// back within a minute.
+func TestAbuseServerRestart(t *testing.T) {
+	if addr := os.Getenv(restartServerEnv); addr != "" {
+		serveUntilStdinCloses(addr)
+		return
+	}
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	for _, tc := range abuseCases() {
+		for _, outage := range []time.Duration{0, 3 * time.Second} {
+			t.Run(fmt.Sprintf("%s/outage=%v", tc.name, outage), func(t *testing.T) {
+				restartUnderClients(t, tc, n, outage)
+			})
+		}
+	}
+}
+
+func restartUnderClients(t *testing.T, tc transportCase, n int, outage time.Duration) {
+	settled(t)
+	addr := strings.Replace(tc.listen(t), ":0", ":"+freePort(t), 1)
+	server := startServerProcess(t, addr)
+
+	back := make(chan int, n) // the index of each client reconnected
+	clients := make([]*runtime.Client, n)
+	for i := range clients {
+		c, err := runtime.NewClient(addr,
+			runtime.WithLogger(slog.New(slog.DiscardHandler)),
+			runtime.WithEventHandler(func(e runtime.Event) {
+				if e.Kind == runtime.Reconnected {
+					select {
+					case back <- i:
+					default: // a second reconnection: the first counts
+					}
+				}
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Connect(context.Background()); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	requestAll(t, clients)
+
+	killed := time.Now()
+	server.kill()
+	<-time.After(outage) // the server is down: not a synchronisation
+	server = startServerProcess(t, addr)
+	down := time.Since(killed)
+
+	delays := make([]time.Duration, 0, n)
+	seen := make([]bool, n)
+	timeout := time.After(time.Minute)
+	for len(delays) < n {
+		select {
+		case i := <-back:
+			if !seen[i] {
+				seen[i] = true
+				delays = append(delays, time.Since(killed))
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d clients reconnected within a minute of the restart", len(delays), n)
+		}
+	}
+	requestAll(t, clients)
+	slices.Sort(delays)
+	t.Logf("%d clients over %s: server down %v; back after the kill: p50 %v, p99 %v, all %v",
+		n, tc.name, down.Round(time.Millisecond), delays[n/2].Round(time.Millisecond),
+		delays[n*99/100-1].Round(time.Millisecond), delays[n-1].Round(time.Millisecond))
+	server.kill()
+}
+
+// serverProcess is a server running in a child process.
+type serverProcess struct {
+	cmd  *exec.Cmd
+	once sync.Once
+}
+
+// startServerProcess runs the test binary as a server on addr and waits
+// until it listens. The process is killed when the test ends.
+func startServerProcess(t *testing.T, addr string) *serverProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAbuseServerRestart$")
+	cmd.Env = append(os.Environ(), restartServerEnv+"="+addr)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serverProcess{cmd: cmd}
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		p.kill()
+	})
+	said := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(out).ReadString('\n')
+		said <- line
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case line := <-said:
+		if line != "listening\n" {
+			p.kill()
+			t.Fatalf("server process said %q", line)
+		}
+	case <-time.After(30 * time.Second):
+		p.kill()
+		t.Fatal("the server process did not start listening within 30s")
+	}
+	return p
+}
+
+// kill kills the process with SIGKILL, once, and reaps it.
+func (p *serverProcess) kill() {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		_ = p.cmd.Wait()
+	})
+}
+
+// serveUntilStdinCloses is the server process: it serves echo requests on
+// addr until its standard input closes (its parent ended) or it is killed.
+func serveUntilStdinCloses(addr string) {
+	srv, err := runtime.NewServer(runtime.WithMaxConnectionsPerIP(5000), runtime.WithLogger(slog.New(slog.DiscardHandler)))
+	if err == nil {
+		err = srv.Listen(context.Background(), addr)
+	}
+	if err != nil {
+		fmt.Println("listen:", err)
+		os.Exit(3)
+	}
+	srv.Handle(bizEcho, echo)
+	fmt.Println("listening")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = srv.Close()
+	os.Exit(0)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// requestAll has every client make an echo request, 64 at a time, and
+// fails the test if any is not answered.
+func requestAll(t *testing.T, clients []*runtime.Client) {
+	t.Helper()
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			want := strconv.Itoa(i)
+			resp, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte(want)))
+			if err == nil && resp.Text() != want {
+				err = fmt.Errorf("echo %q, want %q", resp.Text(), want)
+			}
+			if err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
