@@ -225,7 +225,8 @@ func WithSendQueueBytes(n int) Option {
 }
 
 // WithWriteTimeout bounds each write of a batch of packets; a connection
-// whose write times out is closed. Default 5 s.
+// whose write times out (its peer stopped reading) is closed with
+// [ErrSlowConsumer]. Default 5 s.
 func WithWriteTimeout(d time.Duration) Option {
 	return option{"WithWriteTimeout", bothSides, func(c *config) { c.writeTimeout = d }}
 }

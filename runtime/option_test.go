@@ -109,7 +109,8 @@ func TestWithMaxInFlight(t *testing.T) {
 }
 
 // TestWithWriteTimeout: a peer that stops reading makes the writer block
-// once the socket buffers fill; the write timeout then closes the session.
+// once the socket buffers fill; the write timeout then closes the session
+// as a slow consumer.
 func TestWithWriteTimeout(t *testing.T) {
 	tc := transportCases()[1]
 	f := newFixture(t, tc, runtime.WithWriteTimeout(100*time.Millisecond), runtime.WithSendQueueBytes(1<<30))
@@ -129,8 +130,8 @@ func TestWithWriteTimeout(t *testing.T) {
 	}
 	e := f.waitEvent(runtime.ConnectionClosed)
 	var ne net.Error
-	if !errors.As(e.Err, &ne) || !ne.Timeout() {
-		t.Errorf("closed with %v, want a write timeout", e.Err)
+	if !errors.As(e.Err, &ne) || !ne.Timeout() || !errors.Is(e.Err, runtime.ErrSlowConsumer) {
+		t.Errorf("closed with %v, want a slow consumer's write timeout", e.Err)
 	}
 }
 

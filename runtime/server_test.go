@@ -212,6 +212,81 @@ func TestSlowConsumer(t *testing.T) {
 	f.healthy()
 }
 
+// TestSlowConsumerAmongMany: one session that never reads among 1,000 that
+// receive broadcasts. Each round broadcasts a small message to everyone and
+// sends 16 KiB both to the session that never reads and to one that does:
+// the one that never reads is closed as a slow consumer, the one that reads
+// keeps up, and every receiver gets every broadcast, in order.
+func TestSlowConsumerAmongMany(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 200
+	}
+	settled(t)
+	tc := transportCases()[1] // tcp: real kernel buffers
+	f := newFixture(t, tc, runtime.WithMaxConnectionsPerIP(n+2))
+
+	slow := tc.raw(t, f.addr, nil) // never reads
+	defer slow.Close()
+	slowSess := f.waitSessions(1)[0]
+	bigGot := make(chan *runtime.Packet, 1)
+	f.dial().Handle(bizEcho, collect(bigGot))
+	bigSess := f.waitSessions(1)[0]
+
+	var received, disorder atomic.Int64
+	ended := make(chan struct{}, n)
+	for range n {
+		var next int
+		f.dial().Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+			switch p.Text() {
+			case "end":
+				ended <- struct{}{}
+			case fmt.Sprint(next):
+				next++
+				received.Add(1)
+			default:
+				disorder.Add(1)
+			}
+			return nil, nil
+		}))
+	}
+	f.waitSessions(n)
+
+	chunk := runtime.NewOneWay(bizEcho, make([]byte, 16<<10))
+	rounds := 0
+	for ; rounds < 5000; rounds++ {
+		if _, err := f.srv.Broadcast(runtime.NewText(bizNote, fmt.Sprint(rounds))); err != nil {
+			t.Fatal(err)
+		}
+		if err := bigSess.Send(chunk); err != nil {
+			t.Fatalf("round %d: the session that reads: %v", rounds, err)
+		}
+		recv(t, bigGot)
+		if slowSess.Send(chunk) != nil {
+			rounds++
+			break
+		}
+	}
+	e := f.waitEvent(runtime.ConnectionClosed)
+	if e.Session != slowSess || !errors.Is(e.Err, runtime.ErrSlowConsumer) {
+		t.Fatalf("after %d rounds: closed session %d with %v, want the one that never reads with ErrSlowConsumer", rounds, e.Session.ID(), e.Err)
+	}
+	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, "end")); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		select {
+		case <-ended:
+		case <-time.After(time.Minute):
+			t.Fatalf("%d of %d broadcasts delivered", received.Load(), rounds*n)
+		}
+	}
+	if got, want := received.Load(), int64(rounds*n); got != want || disorder.Load() != 0 {
+		t.Errorf("%d broadcasts delivered in order and %d out of order, want %d in order", got, disorder.Load(), want)
+	}
+	t.Logf("the session that never reads was closed after %d rounds (%d KiB sent to it)", rounds, rounds*16)
+}
+
 // TestShutdownFlushes: what was queued before Shutdown reaches the client,
 // followed by the go-away, and Shutdown returns after everything exited.
 func TestShutdownFlushes(t *testing.T) {

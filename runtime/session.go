@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	goruntime "runtime"
 	"sync"
 	"sync/atomic"
@@ -293,9 +294,20 @@ func (s *Session) writeLoop() {
 		clear(batch)
 		spare = batch[:0]
 		if err != nil {
-			s.closeWith(fmt.Errorf("msgtrans: write: %w", err))
+			s.closeWith(s.writeFailure(err))
 		}
 	}
+}
+
+// writeFailure is the close reason for a failed write: a peer that accepted
+// nothing within the write timeout is a slow consumer.
+func (s *Session) writeFailure(err error) error {
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "write_timeout", s.cfg.writeTimeout)
+		return fmt.Errorf("%w: a write did not complete within %v: %w", ErrSlowConsumer, s.cfg.writeTimeout, err)
+	}
+	return fmt.Errorf("msgtrans: write: %w", err)
 }
 
 // Request sends p as a Request and waits for its Response. Without a
