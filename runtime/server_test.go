@@ -212,6 +212,39 @@ func TestSlowConsumer(t *testing.T) {
 	f.healthy()
 }
 
+// TestQueued: what is sent to a peer that does not read stays queued; once
+// the peer has read everything, nothing is.
+func TestQueued(t *testing.T) {
+	f := newFixture(t, transportCases()[0]) // mem: synchronous pipes, no kernel buffers
+	c, err := runtime.DialConn(context.Background(), f.addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := f.waitSessions(1)[0]
+	p := runtime.NewOneWay(bizNote, make([]byte, 1000))
+	size := len(mustAppend(t, nil, p))
+	// The writer takes the first packets and blocks writing them; what is
+	// sent after that stays queued.
+	sent := 0
+	for ; sent < 100 && s.Queued() == 0; sent++ {
+		if err := s.Send(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := s.Queued(); q < size || q > sent*size {
+		t.Fatalf("Queued() = %d with %d packets of %d bytes sent and none read", q, sent, size)
+	}
+	for range sent {
+		if _, err := c.ReadPacket(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := s.Queued(); q != 0 {
+		t.Errorf("Queued() = %d after the peer read everything", q)
+	}
+}
+
 // TestSlowConsumerAmongMany: one session that never reads among 1,000 that
 // receive broadcasts. Each round broadcasts a small message to everyone and
 // sends 16 KiB both to the session that never reads and to one that does:

@@ -209,6 +209,16 @@ func (s *Session) compresses(n int) bool {
 	return c.Algorithm != CompressionNone && s.peerComp.Load()&(1<<c.Algorithm) != 0 && n >= c.threshold()
 }
 
+// Queued returns the bytes queued for the peer that the writer has not yet
+// taken: a backlog that persists means the peer reads slower than it is sent
+// to. The session is closed with [ErrSlowConsumer] rather than let it exceed
+// the send queue bound ([WithSendQueueBytes]).
+func (s *Session) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
 func (s *Session) enqueue(b []byte) error {
 	s.mu.Lock()
 	if s.closed || s.closing {
