@@ -4,7 +4,8 @@
 //
 //	go -C internal/bench run . <scenario> [flags]
 //
-// Scenarios: throughput, unary, latency, broadcast, idle, connect (and all).
+// Scenarios: throughput, unary, latency, broadcast, slowconsumer, idle,
+// connect (and all).
 // It prints a table (median, min and max over the rounds), then one line per
 // result and one per comparison:
 //
@@ -44,6 +45,7 @@ var scenarios = []scenario{
 	{"unary", "typed request/response with 16 and 256 concurrent callers", allTransports, runUnary},
 	{"latency", "one call in flight: p50/p99/p99.9; then paced at 50% of the maximum", allTransports, runLatency},
 	{"broadcast", "one server broadcast to 1,000 and 10,000 sessions in another process", allTransports, runBroadcast},
+	{"slowconsumer", "broadcast to 1,000 sessions, alone and beside one that never reads", []string{"tcp", "ws"}, runSlowConsumer},
 	{"idle", "server memory per idle connection (-max: the most held with heartbeats)", allTransports, runIdle},
 	{"connect", "connections established per second (dial + first round trip)", allTransports, runConnect},
 }

@@ -28,6 +28,8 @@ func TestScenarios(t *testing.T) {
 			[]string{"transport=tcp vs=raw", "transport=quic vs=raw"}},
 		{[]string{"broadcast", "-quick", "-transport", "tcp", "-conns", "20"},
 			[]string{"transport=tcp vs=raw"}},
+		{[]string{"slowconsumer", "-quick", "-transport", "tcp,ws", "-conns", "20"},
+			[]string{"transport=tcp vs=no-slow", "transport=ws vs=no-slow"}},
 		{[]string{"idle", "-quick", "-transport", "tcp,ws", "-conns", "20"},
 			[]string{"transport=tcp vs=raw", "transport=ws vs=gorilla"}},
 	}
