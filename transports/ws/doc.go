@@ -25,7 +25,10 @@
 // A close frame with status 1000 (normal), 1001 (going away) or 1005 (no
 // status) between packets is a clean close: ReadPacket returns io.EOF. Close
 // sends such a frame (best effort, never waiting long) before closing the
-// socket.
+// socket. CloseWrite sends it and keeps reading until the peer's close frame
+// answers: the runtime's graceful close lingers so, as it does on TCP after
+// a half-close, rather than reset a connection whose peer has not read
+// everything yet.
 //
 // # Buffering
 //

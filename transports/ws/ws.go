@@ -354,6 +354,7 @@ type conn struct {
 	hdr       [runtime.HeaderSize]byte
 	inMessage bool // between NextReader returning a message and the message's end
 
+	closeSent atomic.Bool // a close frame went out (CloseWrite, or the reply to the peer's)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -368,6 +369,15 @@ func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *con
 	ping, pong := ws.PingHandler(), ws.PongHandler()
 	ws.SetPingHandler(func(s string) error { c.controlFrame(); return ping(s) })
 	ws.SetPongHandler(func(s string) error { c.controlFrame(); return pong(s) })
+	// gorilla's close handler answers the peer's close frame with one of
+	// its own: Close then sends none.
+	closeReply := ws.CloseHandler()
+	ws.SetCloseHandler(func(code int, text string) error {
+		if c.closeSent.Swap(true) {
+			return nil
+		}
+		return closeReply(code, text)
+	})
 	return c
 }
 
@@ -507,13 +517,26 @@ func (c *conn) WritePackets(pkts [][]byte) error {
 // WritePackets is blocked, to unblock it.
 func (c *conn) SetWriteDeadline(t time.Time) error { return c.bc.setBatchDeadline(t) }
 
-// Close implements [runtime.Conn]. Unless a write is in progress, it first
-// sends a normal-closure close frame so that the peer sees a clean close,
-// waiting at most a fraction of a second for it.
+// CloseWrite starts the WebSocket closing handshake: it sends a
+// normal-closure close frame, after which nothing more is written. Reading
+// goes on until the peer's close frame answers it (ReadPacket returns
+// io.EOF): a graceful close lingers so, because closing the socket with
+// input unread would reset it and could destroy what the peer has not read.
+func (c *conn) CloseWrite() error {
+	if c.closeSent.Swap(true) {
+		return nil
+	}
+	return c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
+}
+
+// Close implements [runtime.Conn]. Unless a write is in progress or a close
+// frame went out already, it first sends a normal-closure close frame so
+// that the peer sees a clean close, waiting at most a fraction of a second
+// for it.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.bc.closing.Store(true)
-		if !c.bc.batching.Load() {
+		if !c.bc.batching.Load() && !c.closeSent.Swap(true) {
 			_ = c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
 		}
 		c.closeErr = c.bc.Conn.Close()

@@ -223,6 +223,57 @@ func TestCleanCloseGivesEOF(t *testing.T) {
 	}
 }
 
+// TestCloseWriteHandshake: CloseWrite sends the close frame yet keeps
+// reading: a packet the peer sent before seeing it still arrives, then the
+// peer's answering close frame ends the stream with io.EOF.
+func TestCloseWriteHandshake(t *testing.T) {
+	for _, v := range variants {
+		for _, closer := range []string{"client", "server"} {
+			t.Run(v.scheme+"/"+closer+" closes", func(t *testing.T) {
+				l, u := v.listen(t, runtime.Limits{})
+				client, server := v.connect(t, l, u)
+				a, b := client, server
+				if closer == "server" {
+					a, b = server, client
+				}
+				late := &runtime.Packet{Type: runtime.OneWay, BizType: 3, MessageID: 9, Payload: []byte("sent before the close frame arrived")}
+				if err := <-send(b, encode(t, late)); err != nil {
+					t.Fatal(err)
+				}
+				cw, ok := a.(interface{ CloseWrite() error })
+				if !ok {
+					t.Fatal("the connection has no CloseWrite")
+				}
+				if err := cw.CloseWrite(); err != nil {
+					t.Fatalf("CloseWrite: %v", err)
+				}
+				if err := cw.CloseWrite(); err != nil {
+					t.Fatalf("a second CloseWrite: %v", err)
+				}
+				got, err := a.ReadPacket()
+				if err != nil {
+					t.Fatalf("ReadPacket after CloseWrite: %v", err)
+				}
+				checkPacket(t, got, late)
+				// The peer sees the close frame as the end (answering it
+				// with its own), then closes.
+				if _, err := b.ReadPacket(); err != io.EOF {
+					t.Fatalf("peer's ReadPacket after CloseWrite: got %v, want io.EOF", err)
+				}
+				if err := b.Close(); err != nil {
+					t.Fatalf("peer's Close: %v", err)
+				}
+				if _, err := a.ReadPacket(); err != io.EOF {
+					t.Fatalf("ReadPacket after the peer answered: got %v, want io.EOF", err)
+				}
+				if err := a.Close(); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+			})
+		}
+	}
+}
+
 // rawDial connects to u with a plain gorilla client.
 func (v variant) rawDial(t *testing.T, u *url.URL) *websocket.Conn {
 	t.Helper()
