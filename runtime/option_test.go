@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -175,9 +176,16 @@ func TestWithHandshakeTimeout(t *testing.T) {
 
 // TestWithRateLimit: over the limit, requests are refused with
 // resource_exhausted and one-way packets dropped and counted; a session that
-// keeps on is closed; other sessions are served throughout.
+// keeps on is closed. Exactly the burst is admitted, whether it is smaller
+// or larger than the tokens the server takes from the bucket at a time.
 func TestWithRateLimit(t *testing.T) {
-	f := newFixture(t, transportCases()[1], runtime.WithRateLimit(1, 5))
+	for _, burst := range []int{5, 150} {
+		t.Run(fmt.Sprint("burst=", burst), func(t *testing.T) { testRateLimit(t, burst) })
+	}
+}
+
+func testRateLimit(t *testing.T, burst int) {
+	f := newFixture(t, transportCases()[1], runtime.WithRateLimit(0.01, burst))
 	f.srv.Handle(bizEcho, echo)
 	notes := make(chan *runtime.Packet, 100)
 	f.srv.Handle(bizNote, collect(notes))
@@ -185,7 +193,7 @@ func TestWithRateLimit(t *testing.T) {
 	sess := f.waitSessions(1)[0]
 	ctx := context.Background()
 
-	for i := range 5 { // the burst
+	for i := range burst {
 		if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); err != nil {
 			t.Fatalf("request %d within the burst: %v", i, err)
 		}
@@ -209,7 +217,7 @@ func TestWithRateLimit(t *testing.T) {
 	default:
 	}
 	// Keep flooding: closed.
-	for range 10 {
+	for range burst + 5 {
 		_ = c.Send(runtime.NewText(bizNote, "flood"))
 	}
 	if e := f.waitEvent(runtime.ConnectionClosed); !errors.Is(e.Err, runtime.ErrRateLimited) {

@@ -80,6 +80,7 @@ type Session struct {
 
 	// Rate limit state, used by the read goroutine only (see admit).
 	limiter   *rate.Limiter
+	credit    int // tokens taken from the limiter ahead of use
 	overLimit int
 	dropped   atomic.Int64
 
