@@ -705,6 +705,68 @@ func TestShutdownAnswersAcceptedRequests(t *testing.T) {
 	}
 }
 
+// TestShutdownUnderLoad: Shutdown begins while 16 clients keep 8 requests
+// each in flight. Every request a handler accepted gets its response; every
+// other one fails with unavailable, none with anything else, and none hangs.
+func TestShutdownUnderLoad(t *testing.T) {
+	const clients, callers = 16, 8
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc, noRateLimit)
+			var handled, answered, refused, calls atomic.Int64
+			f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+				handled.Add(1)
+				goruntime.Gosched() // let others arrive meanwhile
+				return p.Reply(p.Payload), nil
+			}))
+			loaded := make(chan struct{})
+			var once sync.Once
+			errs := make(chan error, clients*callers)
+			var wg sync.WaitGroup
+			for range clients {
+				c := f.dial(runtime.WithoutReconnect())
+				for range callers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for {
+							resp, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("x")))
+							if err != nil {
+								if runtime.CodeOf(err) != runtime.CodeUnavailable {
+									errs <- err
+								}
+								refused.Add(1)
+								return
+							}
+							if resp.Text() != "x" {
+								errs <- fmt.Errorf("response %q", resp.Text())
+								return
+							}
+							answered.Add(1)
+							if calls.Add(1) == 2000 {
+								once.Do(func() { close(loaded) })
+							}
+						}
+					}()
+				}
+			}
+			<-loaded
+			if err := f.srv.Shutdown(context.Background()); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("a request failed with %v, want its response or unavailable", err)
+			}
+			if h, a := handled.Load(), answered.Load(); h != a {
+				t.Errorf("handlers ran for %d requests, %d responses arrived", h, a)
+			}
+			t.Logf("%d requests answered, the last %d refused with unavailable", answered.Load(), refused.Load())
+		})
+	}
+}
+
 // TestConnectionCaps: a connection over the global or per-host cap is
 // refused with a reason the client reports; the server keeps serving.
 func TestConnectionCaps(t *testing.T) {
