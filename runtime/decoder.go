@@ -18,13 +18,25 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); re
 // readDeadliner is implemented by connections whose reads can time out.
 type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
+// idleReader is implemented by readers (kernel sockets, see socketReader)
+// that can wait for data without a buffer: readIdle waits, then reads what
+// has arrived into the decoder's read-ahead buffer (takeBuf), which it
+// returns (putBuf) whenever it has not filled it: while waiting, and with an
+// error. A decoder over such a reader stays bufferless while idle, yet
+// reads a packet that arrives whole with one system call rather than one
+// for the header and one for the rest.
+type idleReader interface {
+	readIdle(d *Decoder) (int, error)
+}
+
 // Decoder reads packets one at a time from a byte stream: TCP, where the
 // header's lengths frame each packet, or a QUIC stream, where each packet is
 // also preceded by its length (see [NewFramedDecoder]).
 //
 // An idle Decoder holds no read buffer: it waits for the next header in a
-// small array inside itself and takes a pooled buffer only while packets are
-// arriving, returning it once everything read has been consumed. Each packet
+// small array inside itself (or, on a kernel socket, waits for data to
+// arrive before taking a buffer) and holds a pooled buffer only while
+// packets are arriving, returning it once everything read has been consumed. Each packet
 // it returns owns its memory (one allocation for ext header and payload).
 //
 // A Decoder is not safe for concurrent use.
@@ -140,6 +152,24 @@ func (d *Decoder) fill(from, to int) error {
 			d.release()
 		}
 	}
+	if ir, ok := d.r.(idleReader); ok && n == 0 && to > 0 {
+		d.setDeadline(false)
+		m, err := ir.readIdle(d)
+		if err != nil {
+			return d.readErr(err, 0)
+		}
+		if d.dl != nil {
+			d.filled = time.Now().UnixNano()
+			d.pktStart = d.filled
+		}
+		d.r0, d.r1 = 0, m
+		c := copy(d.head[:to], (*d.buf)[:m])
+		d.r0 += c
+		n += c
+		if d.buffered() == 0 {
+			d.release()
+		}
+	}
 	for n < to {
 		m, err := d.read(d.head[n:to], 1, n > 0)
 		if n == 0 && m > 0 {
@@ -190,28 +220,45 @@ func (d *Decoder) readBody(body []byte) error {
 // (partial), the read deadline is the packet's start plus the packet read
 // timeout; between packets no deadline is set.
 func (d *Decoder) read(p []byte, min int, partial bool) (int, error) {
-	if d.dl != nil {
-		var want int64
-		if partial {
-			if d.pktStart == 0 {
-				// The packet began in read-ahead bytes: time it from now,
-				// so the caller's own delays never count against the peer.
-				d.pktStart = time.Now().UnixNano()
-			}
-			want = d.pktStart + int64(d.lim.PacketReadTimeout)
-		}
-		// A failure here means the connection is closed; the read below
-		// then reports that (or the peer's EOF) better than this would.
-		if want != d.deadline && d.dl.SetReadDeadline(unixNanoTime(want)) == nil {
-			d.deadline = want
-		}
-	}
+	d.setDeadline(partial)
 	n, err := io.ReadAtLeast(d.r, p, min)
 	if n > 0 && d.dl != nil {
 		d.filled = time.Now().UnixNano()
 	}
 	return n, err
 }
+
+// setDeadline sets the read deadline for a read inside a packet (partial)
+// or between packets (none).
+func (d *Decoder) setDeadline(partial bool) {
+	if d.dl == nil {
+		return
+	}
+	var want int64
+	if partial {
+		if d.pktStart == 0 {
+			// The packet began in read-ahead bytes: time it from now,
+			// so the caller's own delays never count against the peer.
+			d.pktStart = time.Now().UnixNano()
+		}
+		want = d.pktStart + int64(d.lim.PacketReadTimeout)
+	}
+	// A failure here means the connection is closed; the read that follows
+	// then reports that (or the peer's EOF) better than this would.
+	if want != d.deadline && d.dl.SetReadDeadline(unixNanoTime(want)) == nil {
+		d.deadline = want
+	}
+}
+
+// takeBuf and putBuf lend the read-ahead buffer to an idleReader.
+func (d *Decoder) takeBuf() []byte {
+	if d.buf == nil {
+		d.buf = readBufPool.Get().(*[]byte)
+	}
+	return *d.buf
+}
+
+func (d *Decoder) putBuf() { d.release() }
 
 func (d *Decoder) release() {
 	if d.buf != nil {

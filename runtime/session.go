@@ -84,7 +84,14 @@ type Session struct {
 	overLimit int
 	dropped   atomic.Int64
 
+	// inflight bounds the request handlers running at once; made by the
+	// read goroutine on the first request, and drained by the handlers it
+	// starts after that.
 	inflight chan struct{}
+
+	// writeDeadline is the write deadline set on conn, in Unix nanoseconds;
+	// used by the writer goroutine only (see refreshWriteDeadline).
+	writeDeadline int64
 }
 
 type reply struct {
@@ -96,7 +103,6 @@ func newSession(conn Conn, scheme string, cfg *config, m *mux, ids *atomic.Uint3
 	s := &Session{conn: conn, scheme: scheme, cfg: cfg, mux: m, ids: ids, clock: clk}
 	s.lastRecv.Store(clk.tick())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.inflight = make(chan struct{}, cfg.maxInFlight)
 	return s
 }
 
@@ -258,11 +264,14 @@ var batchPool = sync.Pool{New: func() any { b := make([][]byte, 0, 64); return &
 
 func getBatch() [][]byte { return (*batchPool.Get().(*[][]byte))[:0] }
 
+// putBatch returns a queue to the pool. Entries beyond a queue's length are
+// always nil (a queue only grows by appending, and the writer clears what it
+// wrote before reusing a queue), so clearing its length is enough.
 func putBatch(b [][]byte) {
 	if b == nil || cap(b) > 4096 {
 		return // let an unusually large queue go
 	}
-	clear(b[:cap(b)])
+	clear(b)
 	b = b[:0]
 	batchPool.Put(&b)
 }
@@ -298,7 +307,7 @@ func (s *Session) writeLoop() {
 		}
 		s.mu.Unlock()
 
-		err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
+		err := s.refreshWriteDeadline()
 		if err == nil {
 			err = s.conn.WritePackets(batch)
 		}
@@ -308,6 +317,20 @@ func (s *Session) writeLoop() {
 			s.closeWith(s.writeFailure(err))
 		}
 	}
+}
+
+// refreshWriteDeadline gives the coming write the write timeout. Setting a
+// deadline costs about as much as a small write's own work outside the
+// system call, so one still at least 7/8 of the timeout away is kept: a
+// write then times out between 7/8 of the timeout and all of it after it
+// began. Only the writer goroutine calls it.
+func (s *Session) refreshWriteDeadline() error {
+	now, timeout := time.Now().UnixNano(), int64(s.cfg.writeTimeout)
+	if s.writeDeadline-now >= timeout-timeout/8 {
+		return nil
+	}
+	s.writeDeadline = now + timeout
+	return s.conn.SetWriteDeadline(time.Unix(0, s.writeDeadline))
 }
 
 // writeFailure is the close reason for a failed write: a peer that accepted
@@ -631,6 +654,9 @@ func (s *Session) receive(p *Packet) error {
 		s.complete(p, ext)
 		return nil
 	case Request:
+		if s.inflight == nil { // made on first use: idle sessions hold none
+			s.inflight = make(chan struct{}, s.cfg.maxInFlight)
+		}
 		select {
 		case s.inflight <- struct{}{}:
 		case <-s.ctx.Done():

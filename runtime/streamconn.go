@@ -23,7 +23,7 @@ type StreamConn struct {
 // NewStreamConn returns a packet connection over c that reads under the
 // given limits. Closing it closes c.
 func NewStreamConn(c net.Conn, lim Limits) *StreamConn {
-	return &StreamConn{c: c, dec: NewDecoder(c, lim)}
+	return &StreamConn{c: c, dec: NewDecoder(newSocketReader(c), lim)}
 }
 
 // ReadPacket implements [Conn].
