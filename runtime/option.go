@@ -226,7 +226,9 @@ func WithSendQueueBytes(n int) Option {
 
 // WithWriteTimeout bounds each write of a batch of packets; a connection
 // whose write times out (its peer stopped reading) is closed with
-// [ErrSlowConsumer]. Default 5 s.
+// [ErrSlowConsumer]. A deadline is refreshed only once it has come an
+// eighth of d closer, so a write may be cut off after as little as 7/8 of
+// d. Default 5 s.
 func WithWriteTimeout(d time.Duration) Option {
 	return option{"WithWriteTimeout", bothSides, func(c *config) { c.writeTimeout = d }}
 }
