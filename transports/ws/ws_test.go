@@ -194,7 +194,10 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestCleanCloseGivesEOF(t *testing.T) {
+// eachCloser runs f over every variant on a connected pair that has
+// exchanged a packet each way, with a the side that closes first and b its
+// peer: once with the client closing, once with the server.
+func eachCloser(t *testing.T, f func(t *testing.T, a, b runtime.Conn)) {
 	for _, v := range variants {
 		for _, closer := range []string{"client", "server"} {
 			t.Run(v.scheme+"/"+closer+" closes", func(t *testing.T) {
@@ -205,73 +208,69 @@ func TestCleanCloseGivesEOF(t *testing.T) {
 				if closer == "server" {
 					a, b = server, client
 				}
-				if err := a.Close(); err != nil {
-					t.Fatalf("Close: %v", err)
-				}
-				if _, err := b.ReadPacket(); err != io.EOF {
-					t.Fatalf("ReadPacket after the peer's Close: got %v, want io.EOF", err)
-				}
-				if _, err := a.ReadPacket(); !errors.Is(err, net.ErrClosed) {
-					t.Errorf("ReadPacket after Close: got %v, want net.ErrClosed", err)
-				}
-				if err := a.WritePackets([][]byte{encode(t, runtime.NewText(1, "x"))}); err == nil {
-					t.Errorf("WritePackets after Close succeeded")
-				}
-				a.Close() // idempotent
+				f(t, a, b)
 			})
 		}
 	}
+}
+
+func TestCleanCloseGivesEOF(t *testing.T) {
+	eachCloser(t, func(t *testing.T, a, b runtime.Conn) {
+		if err := a.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if _, err := b.ReadPacket(); err != io.EOF {
+			t.Fatalf("ReadPacket after the peer's Close: got %v, want io.EOF", err)
+		}
+		if _, err := a.ReadPacket(); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ReadPacket after Close: got %v, want net.ErrClosed", err)
+		}
+		if err := a.WritePackets([][]byte{encode(t, runtime.NewText(1, "x"))}); err == nil {
+			t.Errorf("WritePackets after Close succeeded")
+		}
+		a.Close() // idempotent
+	})
 }
 
 // TestCloseWriteHandshake: CloseWrite sends the close frame yet keeps
 // reading: a packet the peer sent before seeing it still arrives, then the
 // peer's answering close frame ends the stream with io.EOF.
 func TestCloseWriteHandshake(t *testing.T) {
-	for _, v := range variants {
-		for _, closer := range []string{"client", "server"} {
-			t.Run(v.scheme+"/"+closer+" closes", func(t *testing.T) {
-				l, u := v.listen(t, runtime.Limits{})
-				client, server := v.connect(t, l, u)
-				a, b := client, server
-				if closer == "server" {
-					a, b = server, client
-				}
-				late := &runtime.Packet{Type: runtime.OneWay, BizType: 3, MessageID: 9, Payload: []byte("sent before the close frame arrived")}
-				if err := <-send(b, encode(t, late)); err != nil {
-					t.Fatal(err)
-				}
-				cw, ok := a.(interface{ CloseWrite() error })
-				if !ok {
-					t.Fatal("the connection has no CloseWrite")
-				}
-				if err := cw.CloseWrite(); err != nil {
-					t.Fatalf("CloseWrite: %v", err)
-				}
-				if err := cw.CloseWrite(); err != nil {
-					t.Fatalf("a second CloseWrite: %v", err)
-				}
-				got, err := a.ReadPacket()
-				if err != nil {
-					t.Fatalf("ReadPacket after CloseWrite: %v", err)
-				}
-				checkPacket(t, got, late)
-				// The peer sees the close frame as the end (answering it
-				// with its own), then closes.
-				if _, err := b.ReadPacket(); err != io.EOF {
-					t.Fatalf("peer's ReadPacket after CloseWrite: got %v, want io.EOF", err)
-				}
-				if err := b.Close(); err != nil {
-					t.Fatalf("peer's Close: %v", err)
-				}
-				if _, err := a.ReadPacket(); err != io.EOF {
-					t.Fatalf("ReadPacket after the peer answered: got %v, want io.EOF", err)
-				}
-				if err := a.Close(); err != nil {
-					t.Fatalf("Close: %v", err)
-				}
-			})
+	eachCloser(t, func(t *testing.T, a, b runtime.Conn) {
+		late := &runtime.Packet{Type: runtime.OneWay, BizType: 3, MessageID: 9, Payload: []byte("sent before the close frame arrived")}
+		if err := <-send(b, encode(t, late)); err != nil {
+			t.Fatal(err)
 		}
-	}
+		cw, ok := a.(interface{ CloseWrite() error })
+		if !ok {
+			t.Fatal("the connection has no CloseWrite")
+		}
+		if err := cw.CloseWrite(); err != nil {
+			t.Fatalf("CloseWrite: %v", err)
+		}
+		if err := cw.CloseWrite(); err != nil {
+			t.Fatalf("a second CloseWrite: %v", err)
+		}
+		got, err := a.ReadPacket()
+		if err != nil {
+			t.Fatalf("ReadPacket after CloseWrite: %v", err)
+		}
+		checkPacket(t, got, late)
+		// The peer sees the close frame as the end (answering it
+		// with its own), then closes.
+		if _, err := b.ReadPacket(); err != io.EOF {
+			t.Fatalf("peer's ReadPacket after CloseWrite: got %v, want io.EOF", err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatalf("peer's Close: %v", err)
+		}
+		if _, err := a.ReadPacket(); err != io.EOF {
+			t.Fatalf("ReadPacket after the peer answered: got %v, want io.EOF", err)
+		}
+		if err := a.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	})
 }
 
 // rawDial connects to u with a plain gorilla client.
