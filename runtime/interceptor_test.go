@@ -64,3 +64,44 @@ func TestInterceptors(t *testing.T) {
 		}
 	}
 }
+
+// TestClientInterceptors: a client's interceptors run around the handlers
+// it registers, for what the server pushes and for the server's requests.
+func TestClientInterceptors(t *testing.T) {
+	f := newFixture(t, transportCases()[0])
+	seen := make(chan string, 4)
+	mark := func(next runtime.Handler) runtime.Handler {
+		return runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+			seen <- p.Type.String() + " " + p.Text()
+			return next.ServePacket(ctx, s, p)
+		})
+	}
+	deny := runtime.Authorize(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) error {
+		if p.Text() == "forbidden" {
+			return errors.New("the client refuses")
+		}
+		return nil
+	})
+	c := f.dial(runtime.WithInterceptors(mark, deny))
+	notes := make(chan *runtime.Packet, 1)
+	c.Handle(bizNote, collect(notes))
+	c.Handle(bizEcho, echo)
+	sess := f.waitSessions(1)[0]
+
+	if err := sess.Send(runtime.NewText(bizNote, "pushed")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, notes)
+	ctx := context.Background()
+	if resp, err := sess.Request(ctx, runtime.NewRequest(bizEcho, []byte("asked"))); err != nil || resp.Text() != "asked" {
+		t.Fatalf("server's request = %v, %v", resp, err)
+	}
+	if _, err := sess.Request(ctx, runtime.NewRequest(bizEcho, []byte("forbidden"))); runtime.CodeOf(err) != runtime.CodePermissionDenied {
+		t.Errorf("server's forbidden request: %v, want permission_denied", err)
+	}
+	for _, want := range []string{"oneway pushed", "request asked", "request forbidden"} {
+		if got := <-seen; got != want {
+			t.Errorf("interceptor saw %q, want %q", got, want)
+		}
+	}
+}
