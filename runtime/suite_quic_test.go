@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"net/url"
 	"testing"
+	"time"
 
 	quicgo "github.com/quic-go/quic-go"
 
@@ -31,6 +33,18 @@ func (p quicPeer) WriteFrame(b []byte, declared int) error {
 func (p quicPeer) WriteText(string) error { return errNoText }
 func (p quicPeer) CloseWrite() error      { return p.s.Close() }
 func (p quicPeer) Close() error           { return p.c.CloseWithError(0, "") }
+func (p quicPeer) WaitClosed(d time.Duration) error {
+	buf := make([]byte, 4096)
+	return untilClosed(p.s.SetReadDeadline, func() error { _, err := p.s.Read(buf); return err }, d)
+}
+
+// refusedBeforeSession reports whether err ended a QUIC connection the
+// server refused before it could become a session: quic-go refuses
+// handshakes that complete while its accept queue (32) is full.
+func refusedBeforeSession(err error) bool {
+	var te *quicgo.TransportError
+	return errors.As(err, &te) && te.Remote && te.ErrorCode == quicgo.ConnectionRefused
+}
 
 func quicRaw(t *testing.T, addr string, tc *tls.Config) rawPeer {
 	u, _ := url.Parse(addr)

@@ -37,7 +37,29 @@ type rawPeer interface {
 	WriteText(s string) error
 	// CloseWrite ends the peer's sending side (EOF at the server).
 	CloseWrite() error
+	// WaitClosed reads and discards until the connection ends and returns
+	// the error that ended it, or one wrapping errStillOpen after d.
+	WaitClosed(d time.Duration) error
 	Close() error
+}
+
+var errStillOpen = errors.New("still open")
+
+// untilClosed reads with a deadline d away until a read fails, and returns
+// that read's error, or one wrapping errStillOpen if it was the deadline.
+func untilClosed(deadline func(time.Time) error, read func() error, d time.Duration) error {
+	if err := deadline(time.Now().Add(d)); err != nil {
+		return err // already closed
+	}
+	for {
+		if err := read(); err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return fmt.Errorf("%w after %v", errStillOpen, d)
+			}
+			return err
+		}
+	}
 }
 
 var memCounter atomic.Int64
@@ -526,6 +548,10 @@ type streamPeer struct{ c net.Conn }
 func (p streamPeer) WriteFrame(b []byte, _ int) error { _, err := p.c.Write(b); return err }
 func (p streamPeer) WriteText(string) error           { return errNoText }
 func (p streamPeer) Close() error                     { return p.c.Close() }
+func (p streamPeer) WaitClosed(d time.Duration) error {
+	buf := make([]byte, 4096)
+	return untilClosed(p.c.SetReadDeadline, func() error { _, err := p.c.Read(buf); return err }, d)
+}
 func (p streamPeer) CloseWrite() error {
 	if cw, ok := p.c.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -24,6 +25,9 @@ func (p wsPeer) WriteFrame(b []byte, _ int) error {
 func (p wsPeer) WriteText(s string) error { return p.c.WriteMessage(websocket.TextMessage, []byte(s)) }
 func (p wsPeer) CloseWrite() error        { return p.c.UnderlyingConn().Close() }
 func (p wsPeer) Close() error             { return p.c.Close() }
+func (p wsPeer) WaitClosed(d time.Duration) error {
+	return untilClosed(p.c.SetReadDeadline, func() error { _, _, err := p.c.ReadMessage(); return err }, d)
+}
 
 func wsRaw(t *testing.T, addr string, tc *tls.Config) rawPeer {
 	u, _ := url.Parse(addr)
