@@ -277,8 +277,6 @@ func (c *Client) Request(ctx context.Context, p *Packet) (*Packet, error) {
 	return s.Request(ctx, p)
 }
 
-func (c *Client) defaultTimeout() time.Duration { return c.cfg.requestTimeout }
-
 // Done returns a channel closed when the client has closed, by
 // [Client.Close] or by giving up reconnecting.
 func (c *Client) Done() <-chan struct{} { return c.done }

@@ -730,8 +730,6 @@ func (s *Session) call(ctx context.Context, h Handler, p *Packet) (resp *Packet,
 	return h.ServePacket(ctx, s, p)
 }
 
-func (s *Session) defaultTimeout() time.Duration { return s.cfg.requestTimeout }
-
 // answer sends the response to a Request; for a OneWay packet it logs err.
 func (s *Session) answer(req *Packet, resp *Packet, err error) {
 	if req.Type != Request {

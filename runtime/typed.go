@@ -101,7 +101,7 @@ func SendOneWay(c Caller, route uint32, msg proto.Message) error {
 		return err
 	}
 	if s == nil {
-		p, err := typedPacket(nil, route, msg)
+		p, err := typedPacket(context.Background(), route, msg)
 		if err != nil {
 			return err
 		}
@@ -162,7 +162,7 @@ func marshalError(msg proto.Message, err error) error {
 // PushGroup sends msg on the route to every member of the group, encoded
 // once. It returns how many members it was queued to.
 func PushGroup(srv *Server, group string, route uint32, msg proto.Message) (int, error) {
-	p, err := typedPacket(nil, route, msg)
+	p, err := typedPacket(context.Background(), route, msg)
 	if err != nil {
 		return 0, err
 	}
@@ -172,7 +172,7 @@ func PushGroup(srv *Server, group string, route uint32, msg proto.Message) (int,
 // PushGroupExcept is [PushGroup] skipping one session (typically the one
 // whose action caused the message).
 func PushGroupExcept(srv *Server, group string, except *Session, route uint32, msg proto.Message) (int, error) {
-	p, err := typedPacket(nil, route, msg)
+	p, err := typedPacket(context.Background(), route, msg)
 	if err != nil {
 		return 0, err
 	}
@@ -182,7 +182,7 @@ func PushGroupExcept(srv *Server, group string, except *Session, route uint32, m
 // PushAll sends msg on the route to every session of the server, encoded
 // once. It returns how many sessions it was queued to.
 func PushAll(srv *Server, route uint32, msg proto.Message) (int, error) {
-	p, err := typedPacket(nil, route, msg)
+	p, err := typedPacket(context.Background(), route, msg)
 	if err != nil {
 		return 0, err
 	}
