@@ -217,6 +217,7 @@ func TestGenerated(t *testing.T) {
 						return err
 					}, runtime.CodeInternal, "handler panic"},
 					{"unimplemented method", func() error {
+						//lint:ignore SA1019 the deprecated method is what this case calls
 						_, err := client.Old(ctx, &gentestv1.OldRequest{})
 						return err
 					}, runtime.CodeUnimplemented, "gentest.v1.EchoService.Old is not implemented"},
