@@ -85,8 +85,19 @@ func (Transport) Listen(_ context.Context, u *url.URL, cfg *runtime.TransportCon
 		acceptDone: make(chan struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	l.wg.Add(1)
-	go l.acceptLoop()
+	var acceptors sync.WaitGroup
+	for range acceptLoops {
+		l.wg.Add(1)
+		acceptors.Add(1)
+		go func() {
+			defer acceptors.Done()
+			l.acceptLoop()
+		}()
+	}
+	go func() {
+		acceptors.Wait()
+		close(l.acceptDone)
+	}()
 	return l, nil
 }
 
@@ -199,8 +210,9 @@ type listener struct {
 	ql  *quicgo.Listener
 
 	ready      chan *conn      // connections whose stream has arrived
-	acceptDone chan struct{}   // closed when acceptLoop returns
-	acceptErr  error           // why acceptLoop returned; read after acceptDone
+	acceptDone chan struct{}   // closed when every acceptLoop has returned
+	acceptErr  error           // why the first acceptLoop returned; read after acceptDone
+	errOnce    sync.Once       // sets acceptErr
 	ctx        context.Context // cancelled by Close
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup // acceptLoop and awaitStream goroutines
@@ -227,20 +239,29 @@ func (l *listener) Accept() (runtime.Conn, error) {
 	}
 }
 
+// acceptLoops is how many goroutines take connections from quic-go. quic-go
+// queues at most 32 connections whose handshake has completed and refuses
+// further ones; when a burst of handshakes completes, several takers keep
+// that queue drained where one, waiting its turn to be scheduled, would let
+// it fill (with 100 handshakes at a time, one taker let 3-32 of 761 be
+// refused; four, none in most runs).
+const acceptLoops = 4
+
+func (l *listener) setAcceptErr(err error) { l.errOnce.Do(func() { l.acceptErr = err }) }
+
 // acceptLoop accepts QUIC connections (their handshake done) and waits for
 // each one's stream in a goroutine of its own.
 func (l *listener) acceptLoop() {
 	defer l.wg.Done()
-	defer close(l.acceptDone)
 	for {
 		qc, err := l.ql.Accept(l.ctx)
 		if err != nil {
 			if l.ctx.Err() != nil {
-				l.acceptErr = fmt.Errorf("msgtrans: quic listener closed: %w", net.ErrClosed)
+				l.setAcceptErr(fmt.Errorf("msgtrans: quic listener closed: %w", net.ErrClosed))
 			} else {
 				// quic-go's Accept fails only once its listener or
 				// transport is gone (for example, the UDP socket failed).
-				l.acceptErr = fmt.Errorf("msgtrans: quic accept: %w", err)
+				l.setAcceptErr(fmt.Errorf("msgtrans: quic accept: %w", err))
 				l.cfg.Logger.Error("msgtrans: quic accept failed", "err", err)
 			}
 			return
