@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -160,6 +161,30 @@ func TestAbuseHeaderBytes(t *testing.T) {
 				i++
 				mu.Unlock()
 				_ = p.WriteFrame(b, len(b))
+			})
+			f.healthy()
+		})
+	}
+}
+
+// TestAbuseRandomGarbage: 2,000 connections each send up to 1 KiB of
+// random bytes (seeded, so a failure can be replayed) and end their
+// sending side: every one is closed, whatever its bytes happened to say.
+func TestAbuseRandomGarbage(t *testing.T) {
+	for _, tc := range abuseCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := abuseFixture(t, tc)
+			var mu sync.Mutex
+			rng := rand.New(rand.NewPCG(1, 2))
+			abuse(t, f, 2000, func(p rawPeer) {
+				mu.Lock()
+				b := make([]byte, 1+rng.IntN(1024))
+				for i := range b {
+					b[i] = byte(rng.Uint32())
+				}
+				mu.Unlock()
+				_ = p.WriteFrame(b, len(b))
+				_ = p.CloseWrite()
 			})
 			f.healthy()
 		})
