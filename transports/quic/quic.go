@@ -2,7 +2,11 @@ package quic
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -69,7 +73,7 @@ func (Transport) Listen(_ context.Context, u *url.URL, cfg *runtime.TransportCon
 	// The listener owns the quic-go Transport (rather than using
 	// quic.ListenAddr) so that it decides when the socket closes: not while
 	// accepted connections are open, and at once when none are.
-	tr := &quicgo.Transport{Conn: udp}
+	tr := &quicgo.Transport{Conn: udp, StatelessResetKey: resetKey(base)}
 	ql, err := tr.Listen(serverTLS(base), quicConfig(cfg, 1))
 	if err != nil {
 		_ = tr.Close()
@@ -136,6 +140,28 @@ func (Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportCon
 		return nil, fmt.Errorf("msgtrans: dial %s: open stream: %w", u.Redacted(), err)
 	}
 	return newConn(qc, s, cfg, release), nil
+}
+
+// resetKey returns the key quic-go derives stateless reset tokens from. A
+// server started again with the same certificate derives the same key, so
+// it answers the packets of its previous life's connections with a stateless
+// reset (RFC 9000, section 10.3) and their clients reconnect at once instead
+// of waiting out their heartbeat or idle timeout. The key is an HMAC of the
+// certificate's private key, which it reveals nothing of; without a static
+// certificate it is random, which still resets connections this process
+// does not know.
+func resetKey(c *tls.Config) *quicgo.StatelessResetKey {
+	var k quicgo.StatelessResetKey
+	if len(c.Certificates) > 0 && c.Certificates[0].PrivateKey != nil {
+		if der, err := x509.MarshalPKCS8PrivateKey(c.Certificates[0].PrivateKey); err == nil {
+			mac := hmac.New(sha256.New, der)
+			mac.Write([]byte("msgtrans quic stateless reset key"))
+			copy(k[:], mac.Sum(nil))
+			return &k
+		}
+	}
+	_, _ = rand.Read(k[:])
+	return &k
 }
 
 // quicConfig returns the quic-go configuration for one side. The peer may

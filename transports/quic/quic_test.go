@@ -751,3 +751,21 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 	s.Close()
 }
+
+// TestResetKey: the stateless reset key is the same for the same
+// certificate (so a restarted server resets its previous connections),
+// differs between certificates, and is random without a static one.
+func TestResetKey(t *testing.T) {
+	other := testcert.New()
+	a, b := quic.ResetKey(certs.Server), quic.ResetKey(certs.Server.Clone())
+	if *a != *b {
+		t.Error("two keys from one certificate differ")
+	}
+	if c := quic.ResetKey(other.Server); *c == *a {
+		t.Error("two certificates gave the same key")
+	}
+	dynamic := &tls.Config{GetCertificate: certs.Server.GetCertificate}
+	if x, y := quic.ResetKey(dynamic), quic.ResetKey(dynamic); *x == *y || *x == [32]byte{} {
+		t.Error("without a static certificate the keys are not random")
+	}
+}

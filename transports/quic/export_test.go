@@ -1,0 +1,4 @@
+package quic
+
+// ResetKey exposes resetKey to the tests.
+var ResetKey = resetKey
