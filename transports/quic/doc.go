@@ -65,4 +65,11 @@
 // Connections send keep-alives every 15 s and close after 60 s without any
 // traffic from the peer, so idle connections behind NATs stay up and dead
 // peers are noticed.
+//
+// A server that crashes tells its clients nothing, and unlike TCP no kernel
+// does it for them. A listener therefore sends stateless resets (RFC 9000,
+// section 10.3) for connections it does not know, with a key derived from
+// its certificate's private key: started again with the same certificate,
+// it resets its previous life's connections as soon as their clients next
+// send (a heartbeat at the latest), and they reconnect at once.
 package quic
