@@ -108,7 +108,7 @@ func restartUnderClients(t *testing.T, tc transportCase, n int, outage time.Dura
 	killed := time.Now()
 	server.kill()
 	<-time.After(outage) // the server is down: not a synchronisation
-	server = startServerProcess(t, addr, certs)
+	startServerProcess(t, addr, certs) // killed when the test ends
 	down := time.Since(killed)
 
 	delays := make([]time.Duration, 0, n)
