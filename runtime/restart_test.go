@@ -107,7 +107,7 @@ func restartUnderClients(t *testing.T, tc transportCase, n int, outage time.Dura
 
 	killed := time.Now()
 	server.kill()
-	<-time.After(outage) // the server is down: not a synchronisation
+	<-time.After(outage)               // the server is down: not a synchronisation
 	startServerProcess(t, addr, certs) // killed when the test ends
 	down := time.Since(killed)
 
