@@ -572,8 +572,12 @@ func (s *Session) linger(ctx context.Context, reason error) {
 // then waits for the session's goroutines and returns the close reason.
 func (s *Session) run() error {
 	for {
-		p, err := s.conn.ReadPacket()
+		read, err := s.conn.ReadPacket()
 		if err == nil {
+			// The packet escapes (handlers may keep it): copied to the heap
+			// only once read, so that a session waiting for its next
+			// packet holds none.
+			p := read
 			err = s.receive(&p)
 		}
 		if err != nil {
