@@ -36,8 +36,9 @@ type idleReader interface {
 // An idle Decoder holds no read buffer: it waits for the next header in a
 // small array inside itself (or, on a kernel socket, waits for data to
 // arrive before taking a buffer) and holds a pooled buffer only while
-// packets are arriving, returning it once everything read has been consumed. Each packet
-// it returns owns its memory (one allocation for ext header and payload).
+// packets are arriving, returning it once everything read has been
+// consumed. Each packet it returns owns its memory (one allocation for ext
+// header and payload).
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
