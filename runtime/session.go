@@ -218,7 +218,7 @@ func (s *Session) compresses(n int) bool {
 
 // Queued returns the bytes queued for the peer that the writer has not yet
 // taken: a backlog that persists means the peer reads slower than it is sent
-// to. The session is closed with [ErrSlowConsumer] rather than let it exceed
+// to. The session is closed with [ErrSlowConsumer] rather than letting it exceed
 // the send queue bound ([WithSendQueueBytes]).
 func (s *Session) Queued() int {
 	s.mu.Lock()
