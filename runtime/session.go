@@ -217,9 +217,9 @@ func (s *Session) compresses(n int) bool {
 }
 
 // Queued returns the bytes queued for the peer that the writer has not yet
-// taken: a backlog that persists means the peer reads slower than it is sent
-// to. The session is closed with [ErrSlowConsumer] rather than letting it exceed
-// the send queue bound ([WithSendQueueBytes]).
+// taken: a backlog that persists means the peer reads slower than it is
+// sent to. The session is closed with [ErrSlowConsumer] rather than letting
+// the backlog exceed the send queue bound ([WithSendQueueBytes]).
 func (s *Session) Queued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
