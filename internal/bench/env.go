@@ -197,6 +197,18 @@ func (h *eventsHandler) Fanout(_ context.Context, req *benchv1.FanoutRequest) er
 	return nil
 }
 
+// cleanups are functions that undo a setup, run in the reverse order of
+// their addition.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+func (c cleanups) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
 // marshal encodes m, panicking on failure (which a benchmark message cannot
 // cause).
 func marshal(m proto.Message) []byte {

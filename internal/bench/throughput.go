@@ -124,12 +124,8 @@ func measureEcho(e *env, transport, impl string, d time.Duration) (float64, ioDe
 // clients; onEcho(i) is called for each echo client i receives.
 func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echoSetup, error) {
 	ctx := context.Background()
-	var closers []func()
-	s := &echoSetup{close: func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}}
+	var closers cleanups
+	s := &echoSetup{close: func() { closers.run() }}
 	fail := func(err error) (*echoSetup, error) {
 		s.close()
 		return nil, err
@@ -140,13 +136,13 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, srv.close)
+		closers.add(srv.close)
 		for i := range n {
 			c, err := dialMsgtrans(ctx, srv.addr, e.certs.Client, e.log)
 			if err != nil {
 				return fail(err)
 			}
-			closers = append(closers, func() { _ = c.Close() })
+			closers.add(func() { _ = c.Close() })
 			benchv1.RegisterBenchEventsServiceHandler(c, &eventsHandler{echoed: func(*benchv1.Payload) { onEcho(i) }})
 			client := benchv1.NewBenchServiceClient(c)
 			s.links = append(s.links, echoLink{send: func(seq uint64) error {
@@ -158,7 +154,7 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, srv.close)
+		closers.add(srv.close)
 		for i := range n {
 			c, err := dialRaw(ctx, transport, srv.addr, e.certs.Client)
 			if err != nil {
@@ -169,7 +165,7 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 				defer close(done)
 				rawReadEchoed(c, func(*benchv1.Payload) { onEcho(i) })
 			}()
-			closers = append(closers, func() { _ = c.close(); <-done; c.wait() })
+			closers.add(func() { _ = c.close(); <-done; c.wait() })
 			s.links = append(s.links, echoLink{send: func(seq uint64) error {
 				return c.send(marshal(&benchv1.EchoRequest{Payload: e.payload(seq)}))
 			}})
@@ -179,7 +175,7 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, srv.close)
+		closers.add(srv.close)
 		for i := range n {
 			ws, err := dialGorilla(ctx, srv.addr, 0, 0)
 			if err != nil {
@@ -200,7 +196,7 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 					onEcho(i)
 				}
 			}()
-			closers = append(closers, func() { ws.Close(); <-done })
+			closers.add(func() { ws.Close(); <-done })
 			s.links = append(s.links, echoLink{send: func(seq uint64) error {
 				return ws.WriteMessage(websocket.BinaryMessage, marshal(&benchv1.EchoRequest{Payload: e.payload(seq)}))
 			}})
@@ -210,13 +206,13 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, srv.close)
+		closers.add(srv.close)
 		for i := range n {
 			cc, err := dialGRPC(ctx, srv.addr)
 			if err != nil {
 				return fail(err)
 			}
-			closers = append(closers, func() { cc.Close() })
+			closers.add(func() { cc.Close() })
 			sctx, cancel := context.WithCancel(ctx)
 			st, err := grpcEchoStream(sctx, cc)
 			if err != nil {
@@ -234,7 +230,7 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 					onEcho(i)
 				}
 			}()
-			closers = append(closers, func() { cancel(); <-done })
+			closers.add(func() { cancel(); <-done })
 			s.links = append(s.links, echoLink{send: func(seq uint64) error {
 				return st.SendMsg(&benchv1.EchoRequest{Payload: e.payload(seq)})
 			}})

@@ -70,12 +70,8 @@ type callTarget struct {
 // clients; caller w uses client w % conns.
 func setupCalls(e *env, transport, impl string, conns int) (*callTarget, error) {
 	ctx := context.Background()
-	var closers []func()
-	t := &callTarget{close: func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-	}}
+	var closers cleanups
+	t := &callTarget{close: func() { closers.run() }}
 	fail := func(err error) (*callTarget, error) {
 		t.close()
 		return nil, err
@@ -86,14 +82,14 @@ func setupCalls(e *env, transport, impl string, conns int) (*callTarget, error) 
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, srv.close)
+		closers.add(srv.close)
 		var clients []*benchv1.BenchServiceClient
 		for range conns {
 			c, err := dialMsgtrans(ctx, srv.addr, e.certs.Client, e.log)
 			if err != nil {
 				return fail(err)
 			}
-			closers = append(closers, func() { _ = c.Close() })
+			closers.add(func() { _ = c.Close() })
 			clients = append(clients, benchv1.NewBenchServiceClient(c))
 		}
 		t.call = func(w int, seq uint64) error {
@@ -105,7 +101,7 @@ func setupCalls(e *env, transport, impl string, conns int) (*callTarget, error) 
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, srv.close)
+		closers.add(srv.close)
 		var clients []*rawRPCClient
 		for range conns {
 			c, err := dialRaw(ctx, transport, srv.addr, e.certs.Client)
@@ -113,7 +109,7 @@ func setupCalls(e *env, transport, impl string, conns int) (*callTarget, error) 
 				return fail(err)
 			}
 			rc := newRawRPCClient(c)
-			closers = append(closers, rc.close)
+			closers.add(rc.close)
 			clients = append(clients, rc)
 		}
 		t.call = func(w int, seq uint64) error {
@@ -125,14 +121,14 @@ func setupCalls(e *env, transport, impl string, conns int) (*callTarget, error) 
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, srv.close)
+		closers.add(srv.close)
 		var ccs []*grpc.ClientConn
 		for range conns {
 			cc, err := dialGRPC(ctx, srv.addr)
 			if err != nil {
 				return fail(err)
 			}
-			closers = append(closers, func() { cc.Close() })
+			closers.add(func() { cc.Close() })
 			ccs = append(ccs, cc)
 		}
 		t.call = func(w int, seq uint64) error {
