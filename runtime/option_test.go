@@ -136,6 +136,25 @@ func TestWithWriteTimeout(t *testing.T) {
 	}
 }
 
+// TestWriteDeadlineRefreshed: the write timeout bounds each write, not the
+// session: a session that keeps writing to a client that keeps reading
+// lives on well past it, its deadline being moved forward as it goes.
+func TestWriteDeadlineRefreshed(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	f := newFixture(t, transportCases()[1], runtime.WithWriteTimeout(timeout))
+	f.srv.Handle(bizEcho, echo)
+	c := f.dial(runtime.WithoutReconnect())
+	sess := f.waitSessions(1)[0]
+	for start := time.Now(); time.Since(start) < 10*timeout; {
+		if _, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("busy"))); err != nil {
+			t.Fatalf("after %v of writes: %v", time.Since(start), err)
+		}
+	}
+	if err := sess.Err(); err != nil {
+		t.Errorf("a busy session closed with %v", err)
+	}
+}
+
 // TestWithConnectTimeout: a dial whose handshake never completes gives up
 // at the connect timeout.
 func TestWithConnectTimeout(t *testing.T) {
