@@ -21,7 +21,7 @@ type readDeadliner interface{ SetReadDeadline(time.Time) error }
 // idleReader is implemented by readers (kernel sockets, see socketReader)
 // that can wait for data without a buffer: readIdle waits, then reads what
 // has arrived into the decoder's read-ahead buffer (takeBuf), which it
-// returns (putBuf) whenever it has not filled it: while waiting, and with an
+// returns (release) whenever it has not filled it: while waiting, and with an
 // error. A decoder over such a reader stays bufferless while idle, yet
 // reads a packet that arrives whole with one system call rather than one
 // for the header and one for the rest.
@@ -251,15 +251,14 @@ func (d *Decoder) setDeadline(partial bool) {
 	}
 }
 
-// takeBuf and putBuf lend the read-ahead buffer to an idleReader.
+// takeBuf lends the read-ahead buffer to an idleReader, which gives it back
+// with release when it has not filled it.
 func (d *Decoder) takeBuf() []byte {
 	if d.buf == nil {
 		d.buf = readBufPool.Get().(*[]byte)
 	}
 	return *d.buf
 }
-
-func (d *Decoder) putBuf() { d.release() }
 
 func (d *Decoder) release() {
 	if d.buf != nil {

@@ -60,7 +60,7 @@ func (r *socketReader) tryRead(fd uintptr) bool {
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN:
-			r.dec.putBuf()
+			r.dec.release()
 			return false
 		}
 		return true
@@ -70,15 +70,15 @@ func (r *socketReader) tryRead(fd uintptr) bool {
 func (r *socketReader) readIdle(d *Decoder) (int, error) {
 	r.dec = d
 	if err := r.rc.Read(r.try); err != nil { // closed, or a deadline passed
-		d.putBuf()
+		d.release()
 		return 0, err
 	}
 	switch {
 	case r.errno != 0:
-		d.putBuf()
+		d.release()
 		return 0, &net.OpError{Op: "read", Net: r.LocalAddr().Network(), Source: r.LocalAddr(), Addr: r.RemoteAddr(), Err: os.NewSyscallError("read", r.errno)}
 	case r.n == 0:
-		d.putBuf()
+		d.release()
 		return 0, io.EOF
 	}
 	return r.n, nil
