@@ -127,7 +127,9 @@ func stall(srv *mtServer, tr string) (*stalledSession, error) {
 		}
 		conn = c
 	}
-	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4 << 10)
+	}
 	st := &stalledSession{conn: conn}
 	deadline := time.Now().Add(10 * time.Second)
 	for st.sess == nil {
