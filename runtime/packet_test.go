@@ -41,25 +41,77 @@ type fixtureFields struct {
 	Reserved     *uint16 `json:"reserved"` // the 16-bit flags field
 }
 
-// wireFixturesDir returns ../shared/wire-fixtures beside the repository root
-// (the first directory above the working directory that holds go.mod), and
-// whether it exists.
+// wireFixturesDir returns testdata/wire-v1 in the module root (the first
+// directory above the working directory that holds go.mod), and whether it
+// exists. The vectors are part of the repository, so a test that does not
+// find them fails rather than skips.
 func wireFixturesDir() (string, bool) {
 	wd, err := os.Getwd()
 	if err != nil {
-		return "../shared/wire-fixtures (working directory unknown: " + err.Error() + ")", false
+		return "testdata/wire-v1 (working directory unknown: " + err.Error() + ")", false
 	}
 	for dir := wd; ; {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			fx := filepath.Join(dir, "..", "shared", "wire-fixtures")
+			fx := filepath.Join(dir, "testdata", "wire-v1")
 			st, err := os.Stat(fx)
 			return fx, err == nil && st.IsDir()
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return filepath.Join(wd, "..", "..", "shared", "wire-fixtures") + " (no go.mod found above " + wd + ")", false
+			return "testdata/wire-v1 (no go.mod found above " + wd + ")", false
 		}
 		dir = parent
+	}
+}
+
+// mustWireFixturesDir is [wireFixturesDir] for tests that need the vectors.
+func mustWireFixturesDir(tb testing.TB) string {
+	tb.Helper()
+	dir, ok := wireFixturesDir()
+	if !ok {
+		tb.Fatalf("wire fixtures not found at %s: they belong in testdata/wire-v1 of the module root", dir)
+	}
+	return dir
+}
+
+// wireFixtureNames are the conformance vectors the repository must hold,
+// each as NAME.bin and NAME.json.
+var wireFixtureNames = []string{
+	"01_oneway_empty",
+	"02_oneway_text",
+	"03_request_minimal",
+	"04_response_matching",
+	"05_with_ext_header",
+	"06_max_biz_type",
+	"07_high_priority_flag",
+	"08_route_tag_flag",
+}
+
+// TestWireFixturesPresent fails when a vector file is missing, so that
+// TestWireFixtures can never pass by reading fewer vectors than there are.
+func TestWireFixturesPresent(t *testing.T) {
+	dir := mustWireFixturesDir(t)
+	for _, name := range wireFixtureNames {
+		for _, ext := range []string{".bin", ".json"} {
+			t.Run(name+ext, func(t *testing.T) {
+				st, err := os.Stat(filepath.Join(dir, name+ext))
+				if err != nil {
+					t.Fatalf("vector missing: %v", err)
+				}
+				if !st.Mode().IsRegular() || st.Size() == 0 {
+					t.Errorf("%s: got mode %v size %d, want a non-empty regular file", name+ext, st.Mode(), st.Size())
+				}
+			})
+		}
+	}
+	for _, pattern := range []string{"*.bin", "*.json"} {
+		found, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			t.Fatalf("listing %s: %v", pattern, err)
+		}
+		if len(found) != len(wireFixtureNames) {
+			t.Errorf("%s files in %s: got %d, want %d", pattern, dir, len(found), len(wireFixtureNames))
+		}
 	}
 }
 
@@ -170,13 +222,10 @@ func mustAppend(tb testing.TB, dst []byte, p *runtime.Packet) []byte {
 }
 
 func TestWireFixtures(t *testing.T) {
-	dir, ok := wireFixturesDir()
-	if !ok {
-		t.Skipf("wire fixtures not found at %s: they live in ../shared/wire-fixtures beside the repository root", dir)
-	}
+	dir := mustWireFixturesDir(t)
 	fixtures := loadWireFixtures(t, dir)
-	if len(fixtures) < 8 {
-		t.Fatalf("found %d fixtures in %s, want at least 8", len(fixtures), dir)
+	if len(fixtures) != len(wireFixtureNames) {
+		t.Fatalf("found %d fixtures in %s, want %d", len(fixtures), dir, len(wireFixtureNames))
 	}
 	var stream []byte
 	for _, fx := range fixtures {
