@@ -153,20 +153,51 @@ func Schemes() []string {
 	return s
 }
 
-// lookupTransport parses addr and finds the transport for its scheme.
+// lookupTransport parses addr and finds the transport for its scheme. An
+// address written without a scheme ("127.0.0.1:7001", "localhost:7001",
+// which url.Parse reads as scheme "localhost") gets an error that says how
+// to write it; an unknown scheme wraps [ErrUnknownScheme].
 func lookupTransport(addr string) (Transport, *url.URL, error) {
 	u, err := url.Parse(addr)
+	if err == nil {
+		transports.RLock()
+		t, ok := transports.m[u.Scheme]
+		transports.RUnlock()
+		if ok {
+			return t, u, nil
+		}
+	}
+
+	// Not found: say what a well-written address would be.
+	registered := Schemes()
+	schemes := []byte("schemes: ")
+	for i, s := range registered {
+		if i > 0 {
+			schemes = append(schemes, ", "...)
+		}
+		schemes = append(schemes, s...)
+	}
+	if len(registered) == 0 {
+		schemes = []byte("no transport is registered: import github.com/msgtrans/msgtrans-go/transports/all")
+	}
+	// "host:port" parses as a URL either not at all or as scheme "host"
+	// with opaque data "port"; a URL with an authority has no opaque part.
+	if err != nil || u.Opaque != "" {
+		if fixed, ferr := url.Parse("tcp://" + addr); ferr == nil && fixed.Port() != "" {
+			if fixed.Path != "" {
+				fixed.Scheme = "ws" // only WebSocket addresses have a path
+			}
+			return nil, nil, fmt.Errorf("msgtrans: address %q has no scheme: write %s (%s)", addr, fixed, schemes)
+		}
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("msgtrans: address %q: %w", addr, err)
 	}
-	transports.RLock()
-	t, ok := transports.m[u.Scheme]
-	transports.RUnlock()
-	if !ok {
-		return nil, nil, fmt.Errorf("%w %q in %q (registered: %v; import its transport package, for example github.com/msgtrans/msgtrans-go/transports/all)",
-			ErrUnknownScheme, u.Scheme, addr, Schemes())
+	if u.Scheme == "" {
+		return nil, nil, fmt.Errorf("msgtrans: address %q has no scheme: write scheme://host:port, for example tcp://127.0.0.1:7001 (%s)", addr, schemes)
 	}
-	return t, u, nil
+	return nil, nil, fmt.Errorf("%w %q in %q (registered: %v; import its transport package, for example github.com/msgtrans/msgtrans-go/transports/all)",
+		ErrUnknownScheme, u.Scheme, addr, registered)
 }
 
 // DialConn dials addr with the transport registered for its scheme and
