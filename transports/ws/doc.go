@@ -57,6 +57,11 @@
 // request headers, TLS handshake and upgrade response are bounded by
 // [runtime.TransportConfig.HandshakeTimeout].
 //
+// A dial that the server answers with an HTTP status instead of an upgrade
+// fails with an error holding a [*StatusError]; on 404 it says that nothing
+// serves WebSocket at the dialled path, the usual cause being a wrong or
+// missing path in the URL.
+//
 // Origins: with [runtime.TransportConfig.AllowedOrigins] set (the server
 // option runtime.WithAllowedOrigins), an upgrade whose Origin header is not
 // listed is refused with 403; requests without an Origin header (clients

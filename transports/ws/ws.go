@@ -136,11 +136,36 @@ func (t Transport) dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 	ws, resp, err := d.DialContext(ctx, target.String(), nil)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("msgtrans: dial %s: %w (http status %q)", u.Redacted(), err, resp.Status)
+			se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Path: u.Path}
+			return nil, fmt.Errorf("msgtrans: dial %s: %w (%w)", u.Redacted(), err, se)
 		}
 		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
 	}
 	return newConn(ws, bc, cfg), nil
+}
+
+// StatusError is part of the error of a dial that the server answered with
+// an HTTP status instead of switching to WebSocket, found with [errors.As].
+// A 404 means that nothing serves WebSocket at the URL's path on that
+// server: usually the path is wrong or missing.
+type StatusError struct {
+	// StatusCode is the HTTP status code, such as 404.
+	StatusCode int
+	// Status is the status line, such as "404 Not Found".
+	Status string
+	// Path is the path of the URL dialled ("" for none).
+	Path string
+}
+
+func (e *StatusError) Error() string {
+	if e.StatusCode == http.StatusNotFound {
+		path := e.Path
+		if path == "" {
+			path = "/"
+		}
+		return fmt.Sprintf("http status 404: no WebSocket endpoint at path %q; is the path right?", path)
+	}
+	return fmt.Sprintf("http status %q", e.Status)
 }
 
 // originChecker accepts a WebSocket upgrade whose Origin header is one of

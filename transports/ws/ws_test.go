@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -442,6 +444,62 @@ func TestNotWebSocket(t *testing.T) {
 			}
 			client, server := v.connect(t, l, u)
 			roundTrip(t, client, server)
+		})
+	}
+}
+
+// TestDialStatusHints checks the error of a dial answered with an HTTP
+// status instead of an upgrade: a 404 names the path and asks whether it is
+// right; every status is a *ws.StatusError beside websocket.ErrBadHandshake.
+func TestDialStatusHints(t *testing.T) {
+	forbidden := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer forbidden.Close()
+	for _, v := range variants {
+		t.Run(v.scheme, func(t *testing.T) {
+			_, u := v.listen(t, runtime.Limits{}) // serves /msgtrans
+			tests := []struct {
+				name, host, path string
+				plainOnly        bool
+				wantCode         int
+				wantText         string
+			}{
+				{"no path", u.Host, "", false, http.StatusNotFound,
+					`(http status 404: no WebSocket endpoint at path "/"; is the path right?)`},
+				{"root", u.Host, "/", false, http.StatusNotFound,
+					`(http status 404: no WebSocket endpoint at path "/"; is the path right?)`},
+				{"other path", u.Host, "/ws", false, http.StatusNotFound,
+					`(http status 404: no WebSocket endpoint at path "/ws"; is the path right?)`},
+				{"forbidden", strings.TrimPrefix(forbidden.URL, "http://"), "/msgtrans", true, http.StatusForbidden,
+					`(http status "403 Forbidden")`},
+			}
+			for _, tt := range tests {
+				if tt.plainOnly && v.tr.TLS {
+					continue
+				}
+				t.Run(tt.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					dialed := &url.URL{Scheme: v.scheme, Host: tt.host, Path: tt.path}
+					c, err := v.tr.Dial(ctx, dialed, v.clientConfig())
+					if err == nil {
+						c.Close()
+						t.Fatalf("Dial %s: got a connection, want an error", dialed)
+					}
+					want := "msgtrans: dial " + dialed.String() + ": websocket: bad handshake " + tt.wantText
+					if got := err.Error(); got != want {
+						t.Errorf("Dial %s:\n got %s\nwant %s", dialed, got, want)
+					}
+					var se *ws.StatusError
+					if !errors.As(err, &se) || se.StatusCode != tt.wantCode {
+						t.Errorf("errors.As(*ws.StatusError): got %+v, want status code %d", se, tt.wantCode)
+					}
+					if !errors.Is(err, websocket.ErrBadHandshake) {
+						t.Errorf("errors.Is(err, websocket.ErrBadHandshake): got false, want true")
+					}
+				})
+			}
 		})
 	}
 }
