@@ -1,0 +1,112 @@
+package runtime
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// sinkConn is a Conn that discards what is written and counts the packets,
+// so that a sender can wait for the session's writer to catch up.
+type sinkConn struct {
+	discardConn // reads block forever; nothing here reads
+	mu          sync.Mutex
+	written     int
+	more        sync.Cond // signalled when written grows
+}
+
+func newSinkConn() *sinkConn {
+	c := &sinkConn{}
+	c.more.L = &c.mu
+	return c
+}
+
+func (c *sinkConn) WritePackets(pkts [][]byte) error {
+	c.mu.Lock()
+	c.written += len(pkts)
+	c.mu.Unlock()
+	c.more.Broadcast()
+	return nil
+}
+
+// waitWritten waits until n packets have been written.
+func (c *sinkConn) waitWritten(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.written < n {
+		c.more.Wait()
+	}
+}
+
+// sinkSession returns a server-side session writing to a new sinkConn.
+func sinkSession(tb testing.TB) (*Session, *sinkConn) {
+	cfg, err := newConfig(serverSide, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := newSinkConn()
+	return newSession(c, "sink", cfg, &mux{}, new(atomic.Uint32), newClock()), c
+}
+
+// TestSendEncodedAllocations: queueing an already encoded packet, which is
+// what each recipient of a broadcast or group send costs the sender,
+// allocates nothing. The session writes to a connection that discards, so
+// only the sender's side is counted: the queue, the writer that drains it
+// and the write. (BenchmarkSendEncoded counts a receiving client too.) The
+// count is an average rounded down, as in a benchmark's allocs/op:
+// starting the writer and growing the queue while the writer lags allocate
+// now and then, not per packet.
+func TestSendEncodedAllocations(t *testing.T) {
+	tests := []struct {
+		name string
+		p    *Packet
+	}{
+		{"empty", NewOneWay(1, nil)},
+		{"64 bytes", NewOneWay(1, bytes.Repeat([]byte{'x'}, 64))},
+		// 1,001 packets of 512 bytes stay under the 1 MiB queue bound
+		// even if the writer never ran.
+		{"512 bytes with ext", &Packet{Type: OneWay, BizType: 1, Ext: []byte("ext"), Payload: make([]byte, 512)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, conn := sinkSession(t)
+			enc, err := AppendPacket(nil, tt.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := 0
+			allocs := testing.AllocsPerRun(1000, func() {
+				if err := s.SendEncoded(enc); err != nil {
+					t.Fatal(err)
+				}
+				sent++
+			})
+			conn.waitWritten(sent) // the writer has exited or is about to
+			if allocs != 0 {
+				t.Errorf("SendEncoded: got %v allocations per packet, want 0", allocs)
+			}
+		})
+	}
+}
+
+// BenchmarkSendEncodedSender is BenchmarkSendEncoded without a receiver:
+// the sender's cost of one broadcast recipient, writer included.
+func BenchmarkSendEncodedSender(b *testing.B) {
+	s, conn := sinkSession(b)
+	enc, err := AppendPacket(nil, NewOneWay(1, bytes.Repeat([]byte{'x'}, 64)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	sent := 0
+	for b.Loop() {
+		if err := s.SendEncoded(enc); err != nil {
+			b.Fatal(err)
+		}
+		if sent++; sent%1024 == 0 {
+			conn.waitWritten(sent) // keep the queue under its bound
+		}
+	}
+	conn.waitWritten(sent)
+}
