@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -101,7 +103,12 @@ func (c *Client) HandleRoute(route uint32, h Handler) { c.mux.HandleRoute(route,
 // Addr returns the address the client dials.
 func (c *Client) Addr() string { return c.addr }
 
-// connect dials once and sends the hello, within the connect timeout.
+// connect dials once, sends the hello and waits for the server's answer,
+// all within the connect timeout. A connection counts as established only
+// once the server has answered (with its hello, or any packet a raw peer
+// sends first): a refusal (a go-away with a status), a go-away, a peer
+// that closes at once, and one that does not speak wire v1 each fail the
+// attempt instead.
 func (c *Client) connect(ctx context.Context) (*Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.connectTimeout)
 	defer cancel()
@@ -110,11 +117,61 @@ func (c *Client) connect(ctx context.Context) (*Session, error) {
 		return nil, err
 	}
 	sess := newSession(conn, c.u.Scheme, c.cfg, &c.mux, new(atomic.Uint32), c.clock)
-	if err := sess.Send(helloPacket(c.cfg)); err != nil {
-		sess.closeWith(err)
+	err = sess.Send(helloPacket(c.cfg))
+	if err == nil {
+		sess.first, err = c.awaitAnswer(ctx, conn)
+	}
+	if err != nil {
+		sess.discard(err)
 		return nil, err
 	}
 	return sess, nil
+}
+
+// awaitAnswer reads the server's first packet, which answers the hello, and
+// returns it to be handled as the session's first; or the error that fails
+// the attempt.
+func (c *Client) awaitAnswer(ctx context.Context, conn Conn) (*Packet, error) {
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	p, err := conn.ReadPacket()
+	if !stop() {
+		return nil, Errorf(CodeDeadlineExceeded, "%s did not answer the hello within %v", c.addr, c.cfg.connectTimeout)
+	}
+	var ve *versionError
+	switch {
+	case errors.As(err, &ve) && ve.got == 'H':
+		return nil, fmt.Errorf("msgtrans: %s answered in HTTP, not msgtrans (a WebSocket endpoint is dialled as ws://host:port/path): %w", c.addr, err)
+	case errors.Is(err, ErrProtocol):
+		return nil, fmt.Errorf("msgtrans: %s does not speak msgtrans wire v1: %w", c.addr, err)
+	case errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("msgtrans: %s closed the connection before answering the hello: %w", c.addr, ErrPeerClosed)
+	case err != nil:
+		return nil, fmt.Errorf("msgtrans: reading the answer of %s to the hello: %w", c.addr, err)
+	}
+	if IsTypedExt(&p) && p.Type == OneWay {
+		if e, err := ParseExt(p.Ext); err == nil && e.HasRoute && e.Route == ControlRoute && e.Control == ControlGoAway {
+			if e.Code != CodeOK {
+				return nil, refusal(e)
+			}
+			return nil, ErrGoAway
+		}
+	}
+	return &p, nil
+}
+
+// refusedError is a server's refusal of a connection: the status its
+// go-away carried, and how long it asked the client to wait.
+type refusedError struct {
+	status     *Error
+	retryAfter time.Duration
+}
+
+func (e *refusedError) Error() string { return e.status.Error() }
+func (e *refusedError) Unwrap() error { return e.status }
+
+// refusal returns the close reason for a go-away carrying a status.
+func refusal(e Ext) error {
+	return &refusedError{status: &Error{Code: e.Code, Message: e.Message}, retryAfter: time.Duration(min(e.RetryAfterMS, 1<<31)) * time.Millisecond}
 }
 
 // start makes sess the current session and runs it in the background.
@@ -134,15 +191,21 @@ func (c *Client) start(sess *Session) {
 // run supervises the client's connections: it reads each one in a
 // goroutine of its own (so that event handlers may make requests), reports
 // its events, and reconnects when it drops.
+//
+// The backoff starts again from its first step only after a connection has
+// stayed up for a while (see healthyAfter): a server that accepts and then
+// drops connections at once is retried ever more slowly, not in a loop.
 func (c *Client) run(sess *Session) {
 	defer c.wg.Done()
-	kind, attempts := ConnectionEstablished, 0
+	kind := ConnectionEstablished
+	var r retries
 	for {
+		up := time.Now()
 		ended := make(chan error, 1)
 		go func() { ended <- sess.run() }()
 		c.wg.Add(1)
 		go c.heartbeat(sess)
-		c.emit(Event{Kind: kind, Session: sess, Attempt: attempts})
+		c.emit(Event{Kind: kind, Session: sess, Attempt: r.count})
 		reason := <-ended
 		c.mu.Lock()
 		c.sess = nil
@@ -153,7 +216,10 @@ func (c *Client) run(sess *Session) {
 			c.finish(reason)
 			return
 		}
-		next, n, err := c.reconnect()
+		if time.Since(up) >= healthyAfter(r.delay) {
+			r = retries{}
+		}
+		next, err := c.reconnect(&r, reason)
 		if err != nil {
 			c.finish(err)
 			return
@@ -167,9 +233,26 @@ func (c *Client) run(sess *Session) {
 		}
 		c.sess = next
 		c.mu.Unlock()
-		sess, kind, attempts = next, Reconnected, n
+		sess, kind = next, Reconnected
 	}
 }
+
+// retries is a client's reconnection state since its last healthy
+// connection.
+type retries struct {
+	count int           // attempts made
+	step  int           // the backoff step of the next attempt
+	delay time.Duration // the wait before the last attempt
+}
+
+// protocolStep is the backoff step taken after an attempt that reached a
+// peer not speaking msgtrans: far enough for any schedule's maximum delay.
+const protocolStep = 64
+
+// healthyAfter is how long a connection must stay up before the backoff
+// starts again from its first step: a second, or the wait that preceded
+// the connection when that was longer.
+func healthyAfter(lastDelay time.Duration) time.Duration { return max(time.Second, lastDelay) }
 
 // terminal reports whether a close reason forbids reconnecting: the server
 // refused the client's credentials.
@@ -178,19 +261,23 @@ func terminal(reason error) bool {
 	return errors.As(reason, &e) && (e.Code == CodeUnauthenticated || e.Code == CodePermissionDenied)
 }
 
-// reconnect dials until it succeeds, the attempts run out, or the client is
-// closed.
-func (c *Client) reconnect() (*Session, int, error) {
+// reconnect dials until it succeeds, the attempts run out, the server
+// refuses the credentials, or the client is closed. cause is why the last
+// connection ended.
+func (c *Client) reconnect(r *retries, cause error) (*Session, error) {
 	b := c.cfg.backoff
-	var lastErr error
-	for n := 0; b.MaxAttempts == 0 || n < b.MaxAttempts; n++ {
-		d := b.Delay(n)
-		c.emit(Event{Kind: Reconnecting, Attempt: n + 1, Delay: d, Err: lastErr})
+	lastErr := cause
+	for b.MaxAttempts == 0 || r.count < b.MaxAttempts {
+		d := retryDelay(b, r.step, lastErr)
+		r.count++
+		r.step++
+		r.delay = d
+		c.emit(Event{Kind: Reconnecting, Attempt: r.count, Delay: d, Err: lastErr})
 		t := time.NewTimer(d)
 		select {
 		case <-c.done:
 			t.Stop()
-			return nil, n, ErrClosed
+			return nil, ErrClosed
 		case <-t.C:
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -204,12 +291,31 @@ func (c *Client) reconnect() (*Session, int, error) {
 		sess, err := c.connect(ctx)
 		cancel()
 		if err == nil {
-			return sess, n + 1, nil
+			return sess, nil
+		}
+		if terminal(err) {
+			return nil, err
+		}
+		if errors.Is(err, ErrProtocol) {
+			r.step = protocolStep
 		}
 		lastErr = err
-		c.cfg.logger.Debug("msgtrans: reconnect failed", "addr", c.addr, "attempt", n+1, "err", err)
+		c.cfg.logger.Debug("msgtrans: reconnect failed", "addr", c.addr, "attempt", r.count, "err", err)
 	}
-	return nil, b.MaxAttempts, fmt.Errorf("msgtrans: gave up reconnecting to %s after %d attempts: %w", c.addr, b.MaxAttempts, lastErr)
+	return nil, fmt.Errorf("msgtrans: gave up reconnecting to %s after %d attempts: %w", c.addr, b.MaxAttempts, lastErr)
+}
+
+// retryDelay is the wait before an attempt at the given backoff step after
+// lastErr: the backoff's delay, or longer when a refusal asked for more
+// (its retry-after, plus up to half as much again, so that the clients a
+// server refused together do not come back together).
+func retryDelay(b Backoff, step int, lastErr error) time.Duration {
+	d := b.Delay(step)
+	var re *refusedError
+	if errors.As(lastErr, &re) && re.retryAfter > 0 {
+		d = max(d, re.retryAfter+rand.N(re.retryAfter/2+1))
+	}
+	return d
 }
 
 func (c *Client) finish(reason error) {
@@ -262,7 +368,10 @@ func (c *Client) Send(p *Packet) error {
 		return err
 	}
 	if err := s.Send(p); err != nil {
-		return wrapError(CodeUnavailable, err)
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrSlowConsumer) {
+			return wrapError(CodeUnavailable, err)
+		}
+		return err
 	}
 	return nil
 }

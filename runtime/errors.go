@@ -22,6 +22,11 @@ var (
 	ErrSlowConsumer = errors.New("msgtrans: slow consumer")
 	// ErrUnknownScheme reports a URL whose scheme has no registered transport.
 	ErrUnknownScheme = errors.New("msgtrans: unknown transport scheme")
+	// ErrPayloadTooLarge reports a send whose payload or ext header is over
+	// this side's limits ([WithLimits]): that send fails (with
+	// CodeInvalidArgument) and the session stays open. Sends are held to
+	// the same limits as what this side accepts.
+	ErrPayloadTooLarge = errors.New("msgtrans: payload too large")
 )
 
 // Code is the status code of an [Error]. The values follow the gRPC codes, so
@@ -97,6 +102,19 @@ func (e *Error) Error() string {
 
 // Unwrap returns the underlying cause, if any.
 func (e *Error) Unwrap() error { return e.cause }
+
+// messageOf returns the message of the first [*Error] in err's chain, or
+// err's text for any other error.
+func messageOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
 
 // CodeOf returns the code of the first [*Error] in err's chain, CodeOK for a
 // nil err, CodeDeadlineExceeded and CodeCanceled for the context package's

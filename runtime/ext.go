@@ -21,6 +21,7 @@ const (
 	tagMessage   = 0x04               // UTF-8 status message of a response
 	tagTimeoutMS = 0x05               // uvarint: the caller's remaining time, in milliseconds
 	tagAuth      = 0x06               // bytes: credentials, in a hello
+	tagRetryMS   = 0x07               // uvarint: how long a refused client should wait before retrying, in milliseconds
 )
 
 // ControlRoute is the route id of the runtime's own control packets.
@@ -58,6 +59,10 @@ type Ext struct {
 	// Auth is the credentials a hello carries for the server's
 	// authenticator; nil when absent.
 	Auth []byte
+	// RetryAfterMS is how long, in milliseconds, a server that refused a
+	// connection (a go-away with a status) asks the client to wait at
+	// least before it tries again; 0 when absent.
+	RetryAfterMS uint64
 }
 
 // IsTypedExt reports whether p carries an ext header in this package's
@@ -93,6 +98,10 @@ func AppendExt(dst []byte, e *Ext) []byte {
 		dst = append(dst, tagAuth)
 		dst = binary.AppendUvarint(dst, uint64(len(e.Auth)))
 		dst = append(dst, e.Auth...)
+	}
+	if e.RetryAfterMS != 0 {
+		dst = append(dst, tagRetryMS, byte(uvarintLen(e.RetryAfterMS)))
+		dst = binary.AppendUvarint(dst, e.RetryAfterMS)
 	}
 	return dst
 }
@@ -136,6 +145,8 @@ func ParseExt(b []byte) (Ext, error) {
 			e.TimeoutMS, err = fieldUvarint(v)
 		case tagAuth:
 			e.Auth = v
+		case tagRetryMS:
+			e.RetryAfterMS, err = fieldUvarint(v)
 		default:
 			if tag&extCritical != 0 {
 				return e, fmt.Errorf("%w: unknown critical ext field %#x", ErrProtocol, tag)

@@ -70,10 +70,12 @@ func TestClientHeartbeat(t *testing.T) {
 	}
 	defer l.Close()
 	accepted := make(chan net.Conn, 1)
+	hello := controlBytes(t, runtime.ControlHello, []byte{0})
 	go func() {
 		c, err := l.Accept()
 		if err == nil {
-			accepted <- c // read nothing, answer nothing
+			_, _ = c.Write(hello) // answer the hello, then nothing more
+			accepted <- c
 		}
 		close(accepted)
 	}()

@@ -1,6 +1,10 @@
 package runtime
 
-import "time"
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+)
 
 // The default limits. None of them can be switched off: a zero field of
 // [Limits] means "use the default", never "unlimited".
@@ -58,4 +62,31 @@ func (l Limits) MaxPacketSize() int { return l.withDefaults().maxPacket() }
 // goroutine that reads the connection, between packets.
 type LimitSetter interface {
 	SetLimits(Limits)
+}
+
+// checkSend returns an error wrapping [ErrPayloadTooLarge] (with
+// CodeInvalidArgument) when a packet with an ext header of ext bytes and a
+// payload of payload bytes (before compression) is over the limits, which
+// hold for what this side sends as for what it accepts.
+func (l Limits) checkSend(ext, payload int) error {
+	switch {
+	case payload > l.MaxPayload:
+		return &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("payload of %d bytes is over the limit of %d", payload, l.MaxPayload), cause: ErrPayloadTooLarge}
+	case ext > l.MaxExtHeader:
+		return &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("ext header of %d bytes is over the limit of %d", ext, l.MaxExtHeader), cause: ErrPayloadTooLarge}
+	}
+	return nil
+}
+
+// checkEncoded is checkSend for an encoded packet.
+func (l Limits) checkEncoded(b []byte) error {
+	if len(b) < HeaderSize {
+		return fmt.Errorf("%w: encoded packet of %d bytes, shorter than a header", ErrTruncated, len(b))
+	}
+	ext := int(binary.BigEndian.Uint16(b[8:10]))
+	payload := int(binary.BigEndian.Uint32(b[10:14]))
+	if HeaderSize+ext+payload != len(b) {
+		return fmt.Errorf("%w: encoded packet of %d bytes declares %d", ErrProtocol, len(b), HeaderSize+ext+payload)
+	}
+	return l.checkSend(ext, payload)
 }

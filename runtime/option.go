@@ -10,7 +10,7 @@ import (
 
 // Defaults of the options.
 const (
-	DefaultSendQueueBytes = 1 << 20
+	DefaultSendQueueBytes = 4 << 20
 	DefaultWriteTimeout   = 5 * time.Second
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
@@ -141,8 +141,12 @@ func (c *config) validate() error {
 		c.logger = slog.Default()
 	}
 	c.limits = c.limits.withDefaults()
-	if c.sendQueueBytes == 0 {
-		c.sendQueueBytes = DefaultSendQueueBytes
+	switch maxPacket := c.limits.maxPacket(); {
+	case c.sendQueueBytes == 0:
+		c.sendQueueBytes = max(DefaultSendQueueBytes, 2*maxPacket)
+	case c.sendQueueBytes > 0 && c.sendQueueBytes < maxPacket:
+		errs = append(errs, fmt.Errorf("msgtrans: WithSendQueueBytes(%d) cannot hold the largest packet WithLimits allows (%d bytes: header, MaxExtHeader and MaxPayload); raise the queue or lower the limits",
+			c.sendQueueBytes, maxPacket))
 	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
@@ -219,7 +223,10 @@ func WithHandshakeTimeout(d time.Duration) Option {
 
 // WithSendQueueBytes bounds the bytes queued for one connection. A
 // connection whose queue would exceed it is closed with [ErrSlowConsumer]
-// rather than blocking the sender. Default 1 MiB.
+// rather than blocking the sender. It must hold at least the largest packet
+// the limits allow ([Limits.MaxPacketSize]), so that any packet a send
+// accepts fits an empty queue. Default 4 MiB, or twice the largest packet
+// when that is more.
 func WithSendQueueBytes(n int) Option {
 	return option{"WithSendQueueBytes", bothSides, func(c *config) { c.sendQueueBytes = n }}
 }

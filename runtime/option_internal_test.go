@@ -22,7 +22,7 @@ func TestDefaults(t *testing.T) {
 		{"packet read timeout", c.limits.PacketReadTimeout, 30 * time.Second},
 		{"handshake timeout", c.handshakeTimeout, 5 * time.Second},
 		{"write timeout", c.writeTimeout, 5 * time.Second},
-		{"send queue", c.sendQueueBytes, 1 << 20},
+		{"send queue", c.sendQueueBytes, 4 << 20},
 		{"request timeout", c.requestTimeout, 10 * time.Second},
 		{"connect timeout", c.connectTimeout, 10 * time.Second},
 		{"in-flight handlers", c.maxInFlight, 16},

@@ -213,7 +213,7 @@ func ParseHeader(b []byte, lim Limits) (Header, error) {
 	lim = lim.withDefaults()
 	switch {
 	case b[0] != Version:
-		return h, fmt.Errorf("%w: version %d, want %d", ErrProtocol, b[0], Version)
+		return h, &versionError{got: b[0]}
 	case h.Type > Response:
 		return h, fmt.Errorf("%w: unknown packet_type %d", ErrProtocol, h.Type)
 	case h.Compression > CompressionZlib:
@@ -263,3 +263,13 @@ func nilIfEmpty(b []byte) []byte {
 	}
 	return b
 }
+
+// versionError reports a packet whose version byte is not [Version]. It
+// wraps [ErrProtocol].
+type versionError struct{ got byte }
+
+func (e *versionError) Error() string {
+	return fmt.Sprintf("%v: version %d, want %d", ErrProtocol, e.got, Version)
+}
+
+func (e *versionError) Unwrap() error { return ErrProtocol }

@@ -234,7 +234,7 @@ func (s *Server) startSession(c Conn, scheme string) {
 func (s *Server) refuse(c Conn, why error) {
 	defer s.sessWG.Done()
 	s.cfg.logger.Warn("msgtrans: connection refused", "remote", addrString(c.RemoteAddr()), "reason", why)
-	p := refusalPacket(why)
+	p := refusalPacket(why, RefusalRetryAfter)
 	p.MessageID = s.nextID()
 	if b, err := AppendPacket(nil, p); err == nil && c.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
 		_ = c.WritePackets([][]byte{b})
@@ -255,9 +255,16 @@ func (s *Server) refuse(c Conn, why error) {
 	}
 }
 
-// refusalPacket is a go-away carrying why a connection is refused.
-func refusalPacket(why error) *Packet {
-	e := Ext{HasRoute: true, Route: ControlRoute, Control: ControlGoAway, Code: CodeOf(why), Message: why.Error()}
+// RefusalRetryAfter is how long a server asks a client it refused for
+// want of room (the connection caps) to wait at least before trying again;
+// a msgtrans-go client waits that long plus up to half as much again, or
+// its backoff delay when that is longer.
+const RefusalRetryAfter = 2 * time.Second
+
+// refusalPacket is a go-away carrying why a connection is refused and, when
+// retryAfter is not 0, how long the client should wait before trying again.
+func refusalPacket(why error, retryAfter time.Duration) *Packet {
+	e := Ext{HasRoute: true, Route: ControlRoute, Control: ControlGoAway, Code: CodeOf(why), Message: why.Error(), RetryAfterMS: uint64(retryAfter.Milliseconds())}
 	var te *Error
 	if errors.As(why, &te) {
 		e.Message = te.Message
@@ -273,7 +280,7 @@ func refusalPacket(why error) *Packet {
 func (s *Server) refuseSession(sess *Session, why error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	sess.closeFlushed(ctx, why, refusalPacket(why))
+	sess.closeFlushed(ctx, why, refusalPacket(why, 0))
 }
 
 // hostOf returns the host part of a network address ("" when it has none).
@@ -365,6 +372,9 @@ type fanout struct {
 }
 
 func (s *Server) newFanout(p *Packet) (*fanout, error) {
+	if err := s.cfg.limits.checkSend(len(p.Ext), len(p.Payload)); err != nil {
+		return nil, err
+	}
 	q := *p
 	q.Type, q.MessageID = OneWay, s.nextID()
 	plain, err := AppendPacket(make([]byte, 0, q.EncodedLen()), &q)

@@ -175,7 +175,7 @@ func TestCompressionNotSentToPeersWithoutSupport(t *testing.T) {
 // it alone is closed as a slow consumer while another client gets everything.
 func TestSlowConsumer(t *testing.T) {
 	tc := transportCases()[1] // tcp: real kernel buffers
-	f := newFixture(t, tc, runtime.WithSendQueueBytes(64<<10))
+	f := newFixture(t, tc, runtime.WithSendQueueBytes(64<<10), runtime.WithLimits(runtime.Limits{MaxPayload: 32 << 10}))
 	f.srv.Handle(bizEcho, echo)
 	slow := tc.raw(t, f.addr, nil)
 	defer slow.Close()
@@ -785,15 +785,15 @@ func TestConnectionCaps(t *testing.T) {
 			first := f.dial()
 			f.dial()
 			f.waitSessions(2)
-			over, err := runtime.Dial(context.Background(), f.addr, runtime.WithoutReconnect())
-			if err != nil {
-				t.Fatal(err) // the transport connects; the refusal follows
+			// The refusal answers the hello, so Dial reports it.
+			over, err := runtime.Dial(context.Background(), f.addr)
+			if err == nil {
+				_ = over.Close()
+				t.Fatal("Dial over the cap succeeded")
 			}
-			defer over.Close()
-			<-over.Done()
 			var e *runtime.Error
-			if err := over.Err(); !errors.As(err, &e) || e.Code != runtime.CodeResourceExhausted || !strings.Contains(e.Message, tt.want) {
-				t.Errorf("refused client closed with %v, want resource_exhausted %q", err, tt.want)
+			if !errors.As(err, &e) || e.Code != runtime.CodeResourceExhausted || !strings.Contains(e.Message, tt.want) {
+				t.Errorf("Dial over the cap failed with %v, want resource_exhausted %q", err, tt.want)
 			}
 			if _, err := first.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); err != nil {
 				t.Errorf("a client within the cap: %v", err)

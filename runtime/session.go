@@ -92,6 +92,10 @@ type Session struct {
 	// writeDeadline is the write deadline set on conn, in Unix nanoseconds;
 	// used by the writer goroutine only (see refreshWriteDeadline).
 	writeDeadline int64
+
+	// first is the server's answer to a client's hello, read while
+	// connecting and handled by run before anything else (client side).
+	first *Packet
 }
 
 type reply struct {
@@ -186,8 +190,14 @@ func (s *Session) Send(p *Packet) error {
 
 // SendEncoded queues an already encoded packet (see [AppendPacket]) as it
 // is, without copying: b must not be modified afterwards. It is how one
-// encoding is shared by many sessions.
-func (s *Session) SendEncoded(b []byte) error { return s.enqueue(b) }
+// encoding is shared by many sessions. A packet over the limits fails with
+// [ErrPayloadTooLarge].
+func (s *Session) SendEncoded(b []byte) error {
+	if err := s.cfg.limits.checkEncoded(b); err != nil {
+		return err
+	}
+	return s.enqueue(b)
+}
 
 func (s *Session) sendAs(p *Packet, t PacketType, id uint32) error {
 	b, err := s.encode(p, t, id)
@@ -198,8 +208,12 @@ func (s *Session) sendAs(p *Packet, t PacketType, id uint32) error {
 }
 
 // encode returns the wire bytes of p with the given type and id, compressed
-// when configured and accepted by the peer.
+// when configured and accepted by the peer. A packet over the limits fails
+// with [ErrPayloadTooLarge].
 func (s *Session) encode(p *Packet, t PacketType, id uint32) ([]byte, error) {
+	if err := s.cfg.limits.checkSend(len(p.Ext), len(p.Payload)); err != nil {
+		return nil, err
+	}
 	q := *p
 	q.Type, q.MessageID = t, id
 	if s.compresses(len(q.Payload)) {
@@ -571,43 +585,52 @@ func (s *Session) linger(ctx context.Context, reason error) {
 // run reads and dispatches packets until the connection fails or closes,
 // then waits for the session's goroutines and returns the close reason.
 func (s *Session) run() error {
-	for {
-		read, err := s.conn.ReadPacket()
-		if err == nil {
+	var err error
+	if first := s.first; first != nil {
+		s.first = nil
+		err = s.receive(first)
+	}
+	for err == nil {
+		var read Packet
+		if read, err = s.conn.ReadPacket(); err == nil {
 			// The packet escapes (handlers may keep it): copied to the heap
 			// only once read, so that a session waiting for its next
 			// packet holds none.
 			p := read
 			err = s.receive(&p)
 		}
-		if err != nil {
-			s.mu.Lock()
-			closedLocally := s.closed
-			if s.readEnded != nil {
-				close(s.readEnded)
-				s.readEnded = nil
-				closedLocally, err = true, s.lingerReason
-			}
-			s.mu.Unlock()
-			if !closedLocally && !errors.Is(err, io.EOF) && !s.goaway.Load() {
-				s.cfg.logger.Warn("msgtrans: closing connection", "session", s.id, "transport", s.scheme, "remote", addrString(s.conn.RemoteAddr()), "err", err)
-			}
-			switch {
-			case s.goaway.Load() && !closedLocally:
-				// However the connection ends after the server's go-away
-				// (a close, or a reset if the server closed with input
-				// unread), it is the shutdown the go-away announced.
-				err = ErrGoAway
-			case errors.Is(err, io.EOF):
-				err = ErrPeerClosed
-			}
-			s.closeWith(err)
-			s.wg.Wait()
-			if r, ok := s.conn.(interface{ Released() <-chan struct{} }); ok {
-				<-r.Released()
-			}
-			return s.Err()
-		}
+	}
+	s.mu.Lock()
+	closedLocally := s.closed
+	if s.readEnded != nil {
+		close(s.readEnded)
+		s.readEnded = nil
+		closedLocally, err = true, s.lingerReason
+	}
+	s.mu.Unlock()
+	if !closedLocally && !errors.Is(err, io.EOF) && !s.goaway.Load() {
+		s.cfg.logger.Warn("msgtrans: closing connection", "session", s.id, "transport", s.scheme, "remote", addrString(s.conn.RemoteAddr()), "err", err)
+	}
+	switch {
+	case s.goaway.Load() && !closedLocally:
+		// However the connection ends after the server's go-away (a close,
+		// or a reset if the server closed with input unread), it is the
+		// shutdown the go-away announced.
+		err = ErrGoAway
+	case errors.Is(err, io.EOF):
+		err = ErrPeerClosed
+	}
+	s.discard(err)
+	return s.Err()
+}
+
+// discard closes the session with reason (unless it is closed already) and
+// waits until its goroutines have exited and its connection is released.
+func (s *Session) discard(reason error) {
+	s.closeWith(reason)
+	s.wg.Wait()
+	if r, ok := s.conn.(interface{ Released() <-chan struct{} }); ok {
+		<-r.Released()
 	}
 }
 
@@ -750,7 +773,13 @@ func (s *Session) answer(req *Packet, resp *Packet, err error) {
 	case resp != nil:
 		r = resp
 	}
-	if err := s.sendAs(r, Response, req.MessageID); err != nil && !errors.Is(err, ErrClosed) {
+	err = s.sendAs(r, Response, req.MessageID)
+	if errors.Is(err, ErrPayloadTooLarge) {
+		// The caller learns why instead of waiting out its deadline.
+		s.cfg.logger.Warn("msgtrans: response over the limits", "session", s.id, "biz_type", req.BizType, "route", routeOf(req), "err", err)
+		err = s.sendAs(&Packet{BizType: req.BizType, Flags: FlagHasRouteTag, Ext: errorExt(Errorf(CodeResourceExhausted, "response not sent: %s", messageOf(err)))}, Response, req.MessageID)
+	}
+	if err != nil && !errors.Is(err, ErrClosed) {
 		s.cfg.logger.Warn("msgtrans: sending response", "session", s.id, "err", err)
 	}
 }
@@ -782,7 +811,7 @@ func (s *Session) control(p *Packet, kind ControlKind) error {
 		if s.srv == nil {
 			s.goaway.Store(true)
 			if e, err := ParseExt(p.Ext); err == nil && e.Code != CodeOK {
-				s.closeWith(&Error{Code: e.Code, Message: e.Message})
+				s.closeWith(refusal(e))
 			}
 		}
 	default:

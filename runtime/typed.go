@@ -133,6 +133,9 @@ func timeoutMS(d time.Duration) uint64 { return uint64(max(d.Milliseconds(), 1))
 // copies. When the payload is to be compressed it takes the general path.
 func (s *Session) encodeTyped(t PacketType, id, route uint32, timeoutMS uint64, msg proto.Message) ([]byte, error) {
 	size := proto.Size(msg)
+	if err := s.cfg.limits.checkSend(0, size); err != nil {
+		return nil, err
+	}
 	buf := make([]byte, HeaderSize, HeaderSize+maxTypedExt+size)
 	buf = AppendExt(buf, &Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS})
 	ext := buf[HeaderSize:]
