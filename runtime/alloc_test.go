@@ -64,8 +64,8 @@ func TestSendEncodedAllocations(t *testing.T) {
 	}{
 		{"empty", NewOneWay(1, nil)},
 		{"64 bytes", NewOneWay(1, bytes.Repeat([]byte{'x'}, 64))},
-		// 1,001 packets of 512 bytes stay under the 1 MiB queue bound
-		// even if the writer never ran.
+		// 1,001 packets of 512 bytes stay under the send queue's bound
+		// (at least 1 MiB) even if the writer never ran.
 		{"512 bytes with ext", &Packet{Type: OneWay, BizType: 1, Ext: []byte("ext"), Payload: make([]byte, 512)}},
 	}
 	for _, tt := range tests {
