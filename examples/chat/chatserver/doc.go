@@ -4,7 +4,10 @@
 //
 // A room is a runtime group ([runtime.Server.Join]): a message posted to a
 // room is encoded once and queued to every member. Each room keeps its
-// latest messages (50 by default) for members who join later. A session is
+// latest messages (50 by default) for members who join later, within a
+// byte budget shared by all rooms (see [Config.MaxHistoryBytes]); what is
+// kept is copied, never part of a request, and a text over [MaxTextBytes]
+// is dropped before any work is spent on it. A session is
 // in at most one room at a time; joining another leaves the first, and a
 // session that closes leaves its room, both announced to the room. A
 // session's nick and room are session attributes ([runtime.Session.Set]).

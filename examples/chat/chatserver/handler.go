@@ -43,12 +43,13 @@ func (s *Server) Join(_ context.Context, sess *runtime.Session, req *chatv1.Join
 
 	r := s.roomLocked(req.Room)
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if err := s.rt.Join(r.name, sess); err != nil { // the session is closing
+		r.mu.Unlock()
 		s.dropIfEmptyLocked(r)
 		return nil, runtime.NewError(runtime.CodeUnavailable, "session closed")
 	}
-	sess.Set(nickAttr, nick)
+	defer r.mu.Unlock()
+	setNick(sess, nick)
 	sess.Set(roomAttr, r)
 	// Announced after joining the group, so the joiner hears it too: the
 	// first event of a room a client receives is its own arrival.
@@ -86,6 +87,9 @@ func (s *Server) Say(_ context.Context, sess *runtime.Session, req *chatv1.SayRe
 		s.log.Warn("message dropped", "session", sess.ID(), "nick", nickOf(sess), "room", req.Room, "why", why)
 		return nil
 	}
+	if len(req.Text) > MaxTextBytes {
+		return drop("text too long")
+	}
 	text := cleanText(req.Text)
 	if text == "" {
 		return drop("empty text")
@@ -104,13 +108,13 @@ func (s *Server) Say(_ context.Context, sess *runtime.Session, req *chatv1.SayRe
 	}
 	r.seq++
 	m := &chatv1.ChatMessage{Room: r.name, Nick: nickOf(sess), Text: text, Time: timestamppb.New(time.Now()), Seq: r.seq}
-	r.history.add(m)
+	kept := r.history.add(m)
 	// Encoded once, queued to every member, the author included.
 	n, err := s.events.SendRoomMessageToGroup(r.name, &chatv1.RoomMessageRequest{Message: m})
 	if err != nil {
 		return err
 	}
-	s.log.Debug("message", "session", sess.ID(), "nick", m.Nick, "room", r.name, "seq", m.Seq, "recipients", n)
+	s.log.Debug("message", "session", sess.ID(), "nick", m.Nick, "room", r.name, "seq", m.Seq, "kept", kept, "recipients", n)
 	return nil
 }
 
@@ -147,12 +151,12 @@ func (s *Server) renameLocked(sess *runtime.Session, nick string) {
 	}
 	r := roomOf(sess)
 	if r == nil {
-		sess.Set(nickAttr, nick)
+		setNick(sess, nick)
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	sess.Set(nickAttr, nick)
+	setNick(sess, nick)
 	if _, err := s.events.SendNickChangedToGroup(r.name, &chatv1.NickChangedRequest{Room: r.name, PreviousNick: prev, Nick: nick}); err != nil {
 		s.log.Error("announcing a nick change", "room", r.name, "err", err)
 	}

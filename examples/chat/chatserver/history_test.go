@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	chatv1 "github.com/msgtrans/msgtrans-go/examples/chat/gen/chat/v1"
@@ -41,7 +42,7 @@ func TestHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d in %d", tt.added, tt.size), func(t *testing.T) {
-			h := newHistory(tt.size)
+			h := newHistory(tt.size, &budget{max: 1 << 30})
 			for i := 1; i <= tt.added; i++ {
 				h.add(&chatv1.ChatMessage{Text: fmt.Sprint(i)})
 			}
@@ -52,7 +53,7 @@ func TestHistory(t *testing.T) {
 		})
 	}
 	// messages returns a copy: adding more does not change it.
-	h := newHistory(2)
+	h := newHistory(2, &budget{max: 1 << 30})
 	h.add(&chatv1.ChatMessage{Text: "a"})
 	h.add(&chatv1.ChatMessage{Text: "b"})
 	snap := h.messages()
@@ -134,4 +135,102 @@ func TestDevCertificateKept(t *testing.T) {
 	if fresh, reused, err := devCertificate(""); err != nil || reused || fresh == nil {
 		t.Errorf("without a directory: reused=%v err=%v", reused, err)
 	}
+}
+
+func TestHistoryBudget(t *testing.T) {
+	// Messages cost a number of units; textOf gives the text bytes of one
+	// costing n units.
+	const unit = 300
+	textOf := func(n int64) int { return int(n*unit - messageCost(&chatv1.ChatMessage{Room: "r", Nick: "n"})) }
+	small := textOf(1)
+	type post struct {
+		room int    // index of the room's history
+		text int    // bytes of text
+		seq  uint64 // set by the test: the message's number in its room
+	}
+	posts := func(room, n, text int) []post {
+		return slices.Repeat([]post{{room: room, text: text}}, n)
+	}
+	var many []post // 100 rooms, 20 rounds of messages of assorted sizes
+	for i := range 2000 {
+		many = append(many, post{room: i % 100, text: (i * 37) % 1000})
+	}
+	tests := []struct {
+		name  string
+		size  int   // of each history
+		max   int64 // of the budget
+		rooms int
+		posts []post
+		want  [][]uint64 // seqs kept by each room, nil to check only invariants
+	}{
+		{"within the budget", 50, 10 * unit, 2, append(posts(0, 3, small), posts(1, 2, small)...),
+			[][]uint64{{1, 2, 3}, {1, 2}}},
+		{"the ring is full before the budget", 2, 10 * unit, 1, posts(0, 5, small),
+			[][]uint64{{4, 5}}},
+		{"a room evicts its own oldest", 50, 3 * unit, 1, posts(0, 5, small),
+			[][]uint64{{3, 4, 5}}},
+		{"other rooms are never evicted", 50, 3 * unit, 2, append(posts(0, 3, small), posts(1, 2, small)...),
+			[][]uint64{{1, 2, 3}, nil}},
+		{"a big message evicts several", 50, 3 * unit, 1, append(posts(0, 3, small), post{text: textOf(2)}),
+			[][]uint64{{3, 4}}},
+		{"a message over the budget empties its room", 50, unit, 1, append(posts(0, 1, small), post{text: textOf(2)}),
+			[][]uint64{nil}},
+		{"a room keeps messages again after one did not fit", 50, unit, 1, append(append(posts(0, 1, small), post{text: textOf(2)}), posts(0, 1, small)...),
+			[][]uint64{{3}}},
+		{"many rooms", 50, 64 * 1024, 100, many, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &budget{max: tt.max}
+			hs := make([]history, tt.rooms)
+			for i := range hs {
+				hs[i] = newHistory(tt.size, b)
+			}
+			sent := make([][]*chatv1.ChatMessage, tt.rooms)
+			for _, p := range tt.posts {
+				m := &chatv1.ChatMessage{Room: "r", Nick: "n", Text: strings.Repeat("x", p.text), Seq: uint64(len(sent[p.room]) + 1)}
+				sent[p.room] = append(sent[p.room], m)
+				hs[p.room].add(m)
+				if used := b.used.Load(); used > tt.max {
+					t.Fatalf("after message %d of room %d the histories keep %d bytes, over %d", m.Seq, p.room, used, tt.max)
+				}
+			}
+			var sum int64
+			for i := range hs {
+				kept := hs[i].messages()
+				// What a room keeps is its latest messages, with no gap.
+				if !slices.Equal(kept, sent[i][len(sent[i])-len(kept):]) {
+					t.Errorf("room %d keeps %v, not its latest messages", i, seqs(kept))
+				}
+				if tt.want != nil && !slices.Equal(seqs(kept), tt.want[i]) {
+					t.Errorf("room %d keeps %v, want %v", i, seqs(kept), tt.want[i])
+				}
+				for _, m := range kept {
+					sum += messageCost(m)
+				}
+			}
+			if used := b.used.Load(); used != sum {
+				t.Errorf("budget counts %d bytes, the histories keep %d", used, sum)
+			}
+			// Releasing every history returns every byte, and a released
+			// history keeps nothing more.
+			for i := range hs {
+				hs[i].release()
+			}
+			if used := b.used.Load(); used != 0 {
+				t.Errorf("after release the budget counts %d bytes", used)
+			}
+			if hs[0].add(&chatv1.ChatMessage{Text: "late"}) || len(hs[0].messages()) != 0 || b.used.Load() != 0 {
+				t.Error("a released history kept a message")
+			}
+		})
+	}
+}
+
+func seqs(ms []*chatv1.ChatMessage) []uint64 {
+	var out []uint64
+	for _, m := range ms {
+		out = append(out, m.Seq)
+	}
+	return out
 }

@@ -14,6 +14,10 @@ const (
 	MaxNameLen = 32
 	// MaxTextLen is the longest message, in characters; longer ones are cut.
 	MaxTextLen = 1000
+	// MaxTextBytes is the longest message received, in bytes: room enough
+	// for MaxTextLen characters of any size. Longer ones are dropped whole,
+	// before any work is spent on them.
+	MaxTextBytes = utf8.UTFMax * MaxTextLen
 )
 
 // checkName checks a nick or room name: 1 to [MaxNameLen] characters, none
@@ -36,7 +40,8 @@ func checkName(what, v string) error {
 
 // cleanText makes a message one line: control characters (newlines, tabs,
 // terminal escapes) become spaces, surrounding space goes, and the text is
-// cut to [MaxTextLen] characters.
+// cut to [MaxTextLen] characters. The result is a copy, sharing no memory
+// with t: the history keeps it, and t may be a small part of a big request.
 func cleanText(t string) string {
 	t = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
@@ -46,7 +51,7 @@ func cleanText(t string) string {
 	}, t)
 	t = strings.TrimSpace(t)
 	if utf8.RuneCountInString(t) > MaxTextLen {
-		t = string([]rune(t)[:MaxTextLen])
+		return string([]rune(t)[:MaxTextLen])
 	}
-	return t
+	return strings.Clone(t)
 }

@@ -2,6 +2,7 @@ package chatserver
 
 import (
 	"slices"
+	"strings"
 	"sync"
 
 	chatv1 "github.com/msgtrans/msgtrans-go/examples/chat/gen/chat/v1"
@@ -23,39 +24,6 @@ type room struct {
 	history history
 }
 
-// history keeps the latest messages of a room, oldest first, in a ring.
-// It is not safe for concurrent use; its room's mu guards it.
-type history struct {
-	ring  []*chatv1.ChatMessage // len(ring) == capacity once full
-	size  int
-	first int // index of the oldest message once the ring is full
-}
-
-func newHistory(size int) history {
-	return history{ring: make([]*chatv1.ChatMessage, 0, size), size: size}
-}
-
-// add appends m, dropping the oldest message when the history is full. The
-// history keeps m: it must not be modified afterwards.
-func (h *history) add(m *chatv1.ChatMessage) {
-	if h.size <= 0 {
-		return
-	}
-	if len(h.ring) < h.size {
-		h.ring = append(h.ring, m)
-		return
-	}
-	h.ring[h.first] = m
-	h.first = (h.first + 1) % h.size
-}
-
-// messages returns the kept messages, oldest first, in a new slice.
-func (h *history) messages() []*chatv1.ChatMessage {
-	out := make([]*chatv1.ChatMessage, 0, len(h.ring))
-	out = append(out, h.ring[h.first:]...)
-	return append(out, h.ring[:h.first]...)
-}
-
 // Session attributes: the nick (a string) and the room (a *room, nil when
 // in none). They change only under Server.mu, and the room attribute also
 // under the room's mu, so either lock gives a stable view.
@@ -65,6 +33,10 @@ const (
 	nickAttr attrKey = iota
 	roomAttr
 )
+
+// setNick sets the session's nick to a copy of nick, which may be part of
+// a request: the session keeps it, and so do the messages it posts.
+func setNick(s *runtime.Session, nick string) { s.Set(nickAttr, strings.Clone(nick)) }
 
 func nickOf(s *runtime.Session) string {
 	v, _ := s.Get(nickAttr)
@@ -89,21 +61,28 @@ func (s *Server) nicksLocked(r *room) []string {
 	return nicks
 }
 
-// roomLocked returns the room with the name, creating it. s.mu is held.
+// roomLocked returns the room with the name, creating it. A new room keeps
+// a copy of name, which may be part of a request. s.mu is held.
 func (s *Server) roomLocked(name string) *room {
 	r := s.rooms[name]
 	if r == nil {
-		r = &room{name: name, history: newHistory(s.cfg.HistorySize)}
+		name = strings.Clone(name)
+		r = &room{name: name, history: newHistory(s.cfg.HistorySize, &s.historyBudget)}
 		s.rooms[name] = r
 	}
 	return r
 }
 
-// dropIfEmptyLocked forgets r, history included, once it has no members,
-// so that rooms nobody is in cost nothing. s.mu is held.
+// dropIfEmptyLocked forgets r once it has no members, so that rooms nobody
+// is in cost nothing: its history returns its bytes to the budget and keeps
+// nothing more, even if a closing member's Say still gets to r. s.mu is
+// held, r.mu is not.
 func (s *Server) dropIfEmptyLocked(r *room) {
 	if len(s.rt.Members(r.name)) == 0 && s.rooms[r.name] == r {
 		delete(s.rooms, r.name)
+		r.mu.Lock()
+		r.history.release()
+		r.mu.Unlock()
 	}
 }
 

@@ -26,9 +26,12 @@ var DefaultListen = []string{"tcp://127.0.0.1:7001", "ws://127.0.0.1:7002/ws", "
 
 // Defaults of [Config].
 const (
-	DefaultHistorySize  = 50
-	DefaultPingInterval = 30 * time.Second
-	DefaultPingTimeout  = 10 * time.Second
+	DefaultHistorySize = 50
+	// DefaultMaxHistoryBytes is 64 MiB: about 15,000 messages of the
+	// longest kind, 300 rooms' worth.
+	DefaultMaxHistoryBytes = 64 << 20
+	DefaultPingInterval    = 30 * time.Second
+	DefaultPingTimeout     = 10 * time.Second
 	// ShutdownGrace is how long [Server.Serve] lets sessions flush their
 	// queues when its context ends.
 	ShutdownGrace = 5 * time.Second
@@ -59,6 +62,12 @@ type Config struct {
 	// HistorySize is how many of its latest messages each room keeps for
 	// members who join later. Default [DefaultHistorySize].
 	HistorySize int
+	// MaxHistoryBytes bounds what the histories of all rooms keep together,
+	// counting each message as its text, nick and room plus 200 bytes. A
+	// message that does not fit evicts its own room's oldest messages; if
+	// it does not fit once its room keeps nothing, members receive it but
+	// it is not kept. Default [DefaultMaxHistoryBytes].
+	MaxHistoryBytes int64
 	// PingInterval is how often the server calls every client's Ping. A
 	// client that does not answer within PingTimeout is disconnected.
 	// Default [DefaultPingInterval]; negative turns periodic pings off.
@@ -82,6 +91,8 @@ type Server struct {
 	// guards rooms. Lock order: mu, then a room's mu.
 	mu    sync.Mutex
 	rooms map[string]*room
+
+	historyBudget budget // shared by the histories of all rooms
 
 	pingSeq  atomic.Uint64
 	stopping atomic.Bool // set when shutdown begins: departures are not announced
@@ -110,6 +121,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("chatserver: negative history size %d", cfg.HistorySize)
 	case cfg.HistorySize == 0:
 		cfg.HistorySize = DefaultHistorySize
+	}
+	switch {
+	case cfg.MaxHistoryBytes < 0:
+		return nil, fmt.Errorf("chatserver: negative history budget %d", cfg.MaxHistoryBytes)
+	case cfg.MaxHistoryBytes == 0:
+		cfg.MaxHistoryBytes = DefaultMaxHistoryBytes
 	}
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = DefaultPingInterval
@@ -144,6 +161,7 @@ func New(cfg Config) (*Server, error) {
 		rooms:   make(map[string]*room),
 		stopped: make(chan struct{}),
 	}
+	s.historyBudget.max = cfg.MaxHistoryBytes
 	opts := []runtime.Option{runtime.WithLogger(cfg.Logger), runtime.WithEventHandler(s.onEvent)}
 	if cfg.TLS != nil {
 		opts = append(opts, runtime.WithTLS(cfg.TLS))
@@ -201,7 +219,7 @@ func (s *Server) start(ctx context.Context, again bool) error {
 		s.pingWG.Add(1)
 		go s.pingLoop(pctx)
 	}
-	s.log.Info("chat server ready", "addrs", s.rt.Addrs(), "history", s.cfg.HistorySize, "ping_interval", s.cfg.PingInterval)
+	s.log.Info("chat server ready", "addrs", s.rt.Addrs(), "history", s.cfg.HistorySize, "history_bytes", s.cfg.MaxHistoryBytes, "ping_interval", s.cfg.PingInterval)
 	return nil
 }
 

@@ -369,6 +369,7 @@ func TestDevelopmentCertificate(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for _, cfg := range []chatserver.Config{
 		{HistorySize: -1},
+		{MaxHistoryBytes: -1},
 		{PingTimeout: -time.Second},
 	} {
 		if _, err := chatserver.New(cfg); err == nil {

@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	keyFile := fs.String("tls-key", "", "TLS private key `file` (PEM) of -tls-cert")
 	devDir := fs.String("dev-cert-dir", filepath.Join(os.TempDir(), "msgtrans-chat-dev"), "`directory` keeping the development certificate and its CA (ca.pem, for clients' -ca) across restarts; empty: a new one each start")
 	history := fs.Int("history", chatserver.DefaultHistorySize, "messages each room keeps for members who join later")
+	historyBytes := fs.Int64("history-bytes", chatserver.DefaultMaxHistoryBytes, "`bytes` the histories of all rooms keep together; beyond it a room forgets its oldest messages")
 	pingInterval := fs.Duration("ping-interval", chatserver.DefaultPingInterval, "how often to ping every client (0 for the default, negative for never)")
 	pingTimeout := fs.Duration("ping-timeout", chatserver.DefaultPingTimeout, "how long a client has to answer a ping before it is disconnected")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
@@ -67,8 +68,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if (*certFile == "") != (*keyFile == "") {
 		return usageError("-tls-cert and -tls-key go together")
 	}
-	if *history < 0 || *pingTimeout < 0 {
-		return usageError("-history and -ping-timeout must not be negative")
+	if *history < 0 || *historyBytes < 0 || *pingTimeout < 0 {
+		return usageError("-history, -history-bytes and -ping-timeout must not be negative")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -82,12 +83,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	logger := slog.New(handler)
 
 	cfg := chatserver.Config{
-		Listen:       addrs,
-		Logger:       logger,
-		HistorySize:  *history,
-		PingInterval: *pingInterval,
-		PingTimeout:  *pingTimeout,
-		DevCertDir:   *devDir,
+		Listen:          addrs,
+		Logger:          logger,
+		HistorySize:     *history,
+		MaxHistoryBytes: *historyBytes,
+		PingInterval:    *pingInterval,
+		PingTimeout:     *pingTimeout,
+		DevCertDir:      *devDir,
 	}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
