@@ -171,7 +171,16 @@ func (e *refusedError) Unwrap() error { return e.status }
 
 // refusal returns the close reason for a go-away carrying a status.
 func refusal(e Ext) error {
-	return &refusedError{status: &Error{Code: e.Code, Message: e.Message}, retryAfter: time.Duration(min(e.RetryAfterMS, 1<<31)) * time.Millisecond}
+	return Refusal(&Error{Code: e.Code, Message: e.Message}, time.Duration(min(e.RetryAfterMS, 1<<31))*time.Millisecond)
+}
+
+// Refusal returns the error for a server's refusal of a connection, with
+// its status, asking the client to wait at least retryAfter (when not 0)
+// before trying again. A transport whose handshake can carry a refusal
+// (a WebSocket upgrade answered 503 with Retry-After) reports it so from
+// Dial; a [Client] then waits as asked.
+func Refusal(status *Error, retryAfter time.Duration) error {
+	return &refusedError{status: status, retryAfter: retryAfter}
 }
 
 // start makes sess the current session and runs it in the background.

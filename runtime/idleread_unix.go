@@ -23,16 +23,13 @@ type socketReader struct {
 	errno syscall.Errno
 }
 
-// newSocketReader returns a socketReader over c when c is a TCP or Unix
-// socket, and c itself otherwise.
+// newSocketReader returns a socketReader over c when c is a kernel socket
+// that gives access to its descriptor ([syscall.Conn]: a TCP or Unix
+// socket, or a type that embeds one without changing its bytes), and c
+// itself otherwise.
 func newSocketReader(c net.Conn) io.Reader {
-	var sc syscall.Conn
-	switch c := c.(type) {
-	case *net.TCPConn:
-		sc = c
-	case *net.UnixConn:
-		sc = c
-	default:
+	sc, ok := c.(syscall.Conn)
+	if !ok {
 		return c
 	}
 	rc, err := sc.SyscallConn()

@@ -73,6 +73,10 @@ type config struct {
 	lameDuck          time.Duration
 	rateBurst         int
 	credentials       []byte // client: sent in the hello
+	ipv6Prefix        int
+	inflateRate       int
+	maxHandlerTimeout time.Duration
+	maxHandshakes     int
 
 	// client only
 	connectTimeout time.Duration
@@ -124,10 +128,19 @@ func (c *config) validate() error {
 	neg("max connections per IP", int64(c.maxConnsPerIP))
 	neg("rate limit burst", int64(c.rateBurst))
 	neg("lame-duck window", int64(c.lameDuck))
+	neg("decompression rate", int64(c.inflateRate))
+	neg("max handler timeout", int64(c.maxHandlerTimeout))
+	neg("max handshakes", int64(c.maxHandshakes))
 	if c.rateLimit < 0 {
 		errs = append(errs, fmt.Errorf("msgtrans: rate limit must not be negative"))
 	}
 	neg("heartbeat timeout", int64(c.heartbeatTimeout))
+	switch {
+	case c.ipv6Prefix == 0:
+		c.ipv6Prefix = DefaultIPv6Prefix
+	case c.ipv6Prefix < 0 || c.ipv6Prefix > 128:
+		errs = append(errs, fmt.Errorf("msgtrans: WithIPv6PrefixLength(%d) is not between 1 and 128", c.ipv6Prefix))
+	}
 	if c.limits.MaxExtHeader > 0xFFFF {
 		errs = append(errs, fmt.Errorf("msgtrans: MaxExtHeader %d exceeds the wire maximum of 65535", c.limits.MaxExtHeader))
 	}
@@ -178,6 +191,12 @@ func (c *config) validate() error {
 	if c.rateBurst == 0 {
 		c.rateBurst = DefaultRateBurst
 	}
+	if c.inflateRate == 0 {
+		c.inflateRate = DefaultDecompressionRate
+	}
+	if c.maxHandlerTimeout == 0 {
+		c.maxHandlerTimeout = c.requestTimeout
+	}
 	if c.heartbeatInterval == 0 {
 		c.heartbeatInterval = DefaultHeartbeatInterval
 	}
@@ -192,7 +211,8 @@ func (c *config) validate() error {
 }
 
 func (c *config) transportConfig() *TransportConfig {
-	return &TransportConfig{TLS: c.tls, Limits: c.limits, HandshakeTimeout: c.handshakeTimeout, Logger: c.logger, AllowedOrigins: c.allowedOrigins}
+	return &TransportConfig{TLS: c.tls, Limits: c.limits, HandshakeTimeout: c.handshakeTimeout, Logger: c.logger,
+		AllowedOrigins: c.allowedOrigins, MaxHandshakes: c.maxHandshakes}
 }
 
 // WithLogger sets the logger for connection-level events such as protocol
@@ -219,6 +239,24 @@ func WithLimits(l Limits) Option {
 // WebSocket upgrade, QUIC stream). Default 5 s.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return option{"WithHandshakeTimeout", serverSide, func(c *config) { c.handshakeTimeout = d }}
+}
+
+// WithMaxHandshakes caps, on each listener, the connections whose transport
+// handshake (TLS, WebSocket upgrade, QUIC stream) is in progress; beyond it
+// new connections are closed at once, and a QUIC listener asks new peers
+// to prove their address (a Retry) once a quarter of it is reached.
+// Default 1,024.
+func WithMaxHandshakes(n int) Option {
+	return option{"WithMaxHandshakes", serverSide, func(c *config) { c.maxHandshakes = n }}
+}
+
+// WithMaxHandlerTimeout caps the time a request handler is given, whatever
+// deadline the caller sent (and when it sent none): its context ends at the
+// earlier of the two. A peer therefore cannot keep handlers, and the
+// session, alive for longer by asking for a long deadline. Default the
+// request timeout ([WithRequestTimeout], 10 s).
+func WithMaxHandlerTimeout(d time.Duration) Option {
+	return option{"WithMaxHandlerTimeout", bothSides, func(c *config) { c.maxHandlerTimeout = d }}
 }
 
 // WithSendQueueBytes bounds the bytes queued for one connection. A

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -15,19 +16,42 @@ const (
 	DefaultRateBurst = 50000
 )
 
+// DefaultDecompressionRate is the default budget of bytes a session's
+// compressed payloads may inflate to, per second (see
+// [WithDecompressionRate]).
+const DefaultDecompressionRate = DefaultMaxDecompressed
+
+// rateWindow is the window over which refused packets are counted: a
+// session refused more than a burst's worth within one is closed.
+const rateWindow = time.Second
+
 // ErrRateLimited is the close reason of a session that kept sending over
-// its rate limit.
+// its rate limit, or inflating more than its decompression budget.
 var ErrRateLimited = errors.New("msgtrans: rate limit exceeded repeatedly")
 
 // WithRateLimit limits the packets each session may send to the server: a
-// token bucket refilled at perSecond with room for burst. Over the limit a
-// request is answered CodeResourceExhausted and a one-way packet dropped
-// (and counted, see [Session.Dropped]); a session that sends a further
-// burst's worth while over the limit is closed with [ErrRateLimited].
-// Control packets (hello, heartbeats) are not counted. Default 50,000/s,
-// burst 50,000.
+// token bucket refilled at perSecond with room for burst. Every packet
+// counts (requests, responses, one-way and control packets, and WebSocket
+// ping and pong frames) except the in-band pings of the heartbeat, which
+// the ping-flood rule bounds instead. Over the limit a request is answered
+// CodeResourceExhausted and any other packet dropped (one-way packets are
+// counted, see [Session.Dropped]); a session refused more than burst
+// packets within a second is closed with [ErrRateLimited]. Default
+// 50,000/s, burst 50,000.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return option{"WithRateLimit", serverSide, func(c *config) { c.rateLimit, c.rateBurst = perSecond, burst }}
+}
+
+// WithDecompressionRate bounds the bytes the compressed payloads a session
+// receives may inflate to, per second, with room for a burst of the larger
+// of one second's worth and twice [Limits.MaxDecompressed]. The budget is
+// checked before inflating: a payload is inflated at most up to what is
+// left of it, and a session whose payload needs more is closed with
+// [ErrRateLimited]. Payloads nobody reads (a response to no pending
+// request, a one-way packet with no handler) are never inflated. Default
+// 10 MiB a second.
+func WithDecompressionRate(bytesPerSecond int) Option {
+	return option{"WithDecompressionRate", bothSides, func(c *config) { c.inflateRate = bytesPerSecond }}
 }
 
 // Dropped returns how many one-way packets from the peer were dropped for
@@ -40,35 +64,106 @@ func (s *Session) Dropped() int64 { return s.dropped.Load() }
 // never admits more than the bucket holds.
 const admitChunk = 64
 
-// admit applies the rate limit to a packet that is not a control packet. It
-// reports whether to process it; an error closes the session.
+// throttle holds a session's rate-limit and decompression-budget state. It
+// is used by the session's read goroutine only.
+type throttle struct {
+	limiter     *rate.Limiter // nil until first needed: idle sessions hold none
+	credit      int           // tokens taken from the limiter ahead of use
+	windowStart time.Time     // the current refusal window
+	refused     int           // packets refused in it
+
+	inflate byteBudget
+}
+
+// admit applies the rate limit to one packet, p, or to a transport's own
+// frame when p is nil. It reports whether to process it; an error closes the
+// session. Only servers limit their peers.
 func (s *Session) admit(p *Packet) (bool, error) {
 	if s.srv == nil {
 		return true, nil
 	}
-	if s.credit > 0 {
-		s.credit--
+	l := &s.throttle
+	if l.credit > 0 {
+		l.credit--
 		return true, nil
 	}
-	if s.limiter == nil { // made on first use: idle sessions hold none
-		s.limiter = rate.NewLimiter(rate.Limit(s.cfg.rateLimit), s.cfg.rateBurst)
+	if l.limiter == nil {
+		l.limiter = rate.NewLimiter(rate.Limit(s.cfg.rateLimit), s.cfg.rateBurst)
 	}
 	now := time.Now()
-	if n := min(admitChunk, s.cfg.rateBurst); n > 1 && s.limiter.AllowN(now, n) {
-		s.credit, s.overLimit = n-1, 0
+	if n := min(admitChunk, s.cfg.rateBurst); n > 1 && l.limiter.AllowN(now, n) {
+		l.credit = n - 1
 		return true, nil
 	}
-	if s.limiter.AllowN(now, 1) {
-		s.overLimit = 0
+	if l.limiter.AllowN(now, 1) {
 		return true, nil
 	}
-	if s.overLimit++; s.overLimit > s.cfg.rateBurst {
-		return false, ErrRateLimited
+	if now.Sub(l.windowStart) >= rateWindow {
+		l.windowStart, l.refused = now, 0
 	}
-	if p.Type == Request {
+	if l.refused++; l.refused > s.cfg.rateBurst {
+		return false, fmt.Errorf("%w: over %d packets refused within %v", ErrRateLimited, s.cfg.rateBurst, rateWindow)
+	}
+	switch {
+	case p == nil:
+	case p.Type == Request:
 		s.answer(p, nil, Errorf(CodeResourceExhausted, "rate limit of %g packets a second exceeded", s.cfg.rateLimit))
-	} else if p.Type == OneWay {
+	case p.Type == OneWay:
 		s.dropped.Add(1)
 	}
 	return false, nil
+}
+
+// inflate decompresses p's payload within the limits and within what is
+// left of the session's decompression budget, which it charges.
+func (s *Session) inflate(p *Packet) error {
+	limit := s.cfg.limits.MaxDecompressed
+	if s.srv != nil && !s.ready.Load() {
+		limit = s.cfg.preAuthLimits().MaxDecompressed
+	}
+	b := &s.throttle.inflate
+	left := b.left(time.Now(), s.cfg.inflateRate, max(s.cfg.inflateRate, 2*s.cfg.limits.MaxDecompressed))
+	budgeted := left < limit
+	if budgeted {
+		limit = left
+	}
+	err := Decompress(p, limit)
+	if budgeted && errors.Is(err, ErrTooLarge) {
+		return fmt.Errorf("%w: compressed payloads inflating to over %d bytes a second", ErrRateLimited, s.cfg.inflateRate)
+	}
+	if err == nil {
+		b.spend(len(p.Payload))
+	}
+	return err
+}
+
+// byteBudget is a token bucket of bytes, kept by hand because it is spent
+// after the fact: what a payload inflates to is known only once it has.
+type byteBudget struct {
+	tokens float64
+	last   time.Time
+}
+
+// left refills the bucket to now and returns the whole bytes in it.
+func (b *byteBudget) left(now time.Time, rate, burst int) int {
+	if b.last.IsZero() {
+		b.tokens = float64(burst)
+	} else {
+		b.tokens = min(float64(burst), b.tokens+now.Sub(b.last).Seconds()*float64(rate))
+	}
+	b.last = now
+	return max(int(b.tokens), 0)
+}
+
+func (b *byteBudget) spend(n int) { b.tokens -= float64(n) }
+
+// controlFrame counts a transport's own frame (a WebSocket ping or pong)
+// toward the rate limit, and a ping toward the ping-flood rule; see
+// [ControlFrameNotifier].
+func (s *Session) controlFrame(ping bool) error {
+	if ping && s.srv != nil && s.pings.Add(1) > pingFloodLimit {
+		return ErrPingFlood
+	}
+	_, err := s.admit(nil)
+	return err
 }

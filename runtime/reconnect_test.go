@@ -68,8 +68,17 @@ type refusalCounter struct {
 func (*refusalCounter) Enabled(context.Context, slog.Level) bool { return true }
 func (c *refusalCounter) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == "msgtrans: connection refused" {
+		// Refusals are logged at most once a second, with the number
+		// not logged since.
+		n := 1
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "not_logged" {
+				n += int(a.Value.Int64())
+			}
+			return true
+		})
 		c.mu.Lock()
-		c.n++
+		c.n += n
 		c.mu.Unlock()
 	}
 	return nil

@@ -36,8 +36,11 @@ type Server struct {
 	open      int            // connections holding a place under the caps
 	perIP     map[string]int // of those, per remote host
 	stopped   chan struct{}  // closed when Shutdown or Close begins
-	acceptWG  sync.WaitGroup
-	sessWG    sync.WaitGroup
+
+	refusals     logLimiter // logs of refused connections
+	acceptErrors logLimiter // logs of temporary accept errors
+	acceptWG     sync.WaitGroup
+	sessWG       sync.WaitGroup
 }
 
 type boundListener struct {
@@ -95,7 +98,9 @@ func (s *Server) Listen(ctx context.Context, addrs ...string) error {
 		if err != nil {
 			return fail(err)
 		}
-		l, err := t.Listen(ctx, u, s.cfg.transportConfig())
+		tc := s.cfg.transportConfig()
+		tc.Admit = s.admit
+		l, err := t.Listen(ctx, u, tc)
 		if err != nil {
 			return fail(err)
 		}
@@ -153,26 +158,50 @@ func (s *Server) Addrs() []string {
 	return out
 }
 
+// acceptLoop accepts the listener's connections until it is closed. A
+// temporary error (out of file descriptors, say) is retried after a
+// growing delay; only an error that will not pass stops the listener.
 func (s *Server) acceptLoop(b boundListener) {
 	defer s.acceptWG.Done()
+	admits := false
+	if a, ok := b.l.(Admitter); ok {
+		admits = a.AdmitsConnections()
+	}
+	var retry time.Duration
 	for {
 		c, err := b.l.Accept()
-		if err != nil {
-			select {
-			case <-s.stopped:
-			default:
-				if !errors.Is(err, net.ErrClosed) {
-					s.cfg.logger.Error("msgtrans: accept failed; listener stopped", "transport", b.scheme, "err", err)
-				}
+		if err == nil {
+			retry = 0
+			s.startSession(c, b.scheme, admits)
+			continue
+		}
+		select {
+		case <-s.stopped:
+			return
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) || !TemporaryAcceptError(err) {
+			if !errors.Is(err, net.ErrClosed) {
+				s.cfg.logger.Error("msgtrans: accept failed; listener stopped", "transport", b.scheme, "err", err)
 			}
 			return
 		}
-		s.startSession(c, b.scheme)
+		retry = AcceptRetryDelay(retry)
+		s.acceptFailed(b.scheme, err, retry)
+		t := time.NewTimer(retry)
+		select {
+		case <-s.stopped:
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
 }
 
-func (s *Server) startSession(c Conn, scheme string) {
-	ip := hostOf(c.RemoteAddr())
+// startSession serves a connection Accept returned. admitted says whether
+// its listener took its place under the caps already (see [Admitter]); if
+// not, it is taken here.
+func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 	s.mu.Lock()
 	if s.shutdown {
 		s.mu.Unlock()
@@ -180,23 +209,15 @@ func (s *Server) startSession(c Conn, scheme string) {
 		return
 	}
 	s.sessWG.Add(1)
-	var refusal error
-	switch {
-	case s.open >= s.cfg.maxConns:
-		refusal = Errorf(CodeResourceExhausted, "the server holds its maximum of %d connections", s.cfg.maxConns)
-	case s.perIP[ip] >= s.cfg.maxConnsPerIP:
-		refusal = Errorf(CodeResourceExhausted, "too many connections from %s (at most %d)", ip, s.cfg.maxConnsPerIP)
-	default:
-		s.open++
-		if s.perIP == nil {
-			s.perIP = make(map[string]int)
-		}
-		s.perIP[ip]++
-	}
 	s.mu.Unlock()
-	if refusal != nil {
-		go s.refuse(c, refusal)
-		return
+	release := func() {}
+	if !admitted {
+		r, err := s.admit(c.RemoteAddr())
+		if err != nil {
+			go s.refuse(c, err)
+			return
+		}
+		release = r
 	}
 
 	sess := newSession(c, scheme, s.cfg, &s.mux, &s.ids, s.clock)
@@ -216,12 +237,7 @@ func (s *Server) startSession(c Conn, scheme string) {
 		s.groups.leaveAll(sess)
 		s.sessions.Del(sess.id)
 		s.count.Add(-1)
-		s.mu.Lock()
-		s.open--
-		if s.perIP[ip]--; s.perIP[ip] == 0 {
-			delete(s.perIP, ip)
-		}
-		s.mu.Unlock()
+		release()
 		if sess.ready.Load() {
 			s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
 		}
@@ -233,7 +249,6 @@ func (s *Server) startSession(c Conn, scheme string) {
 // reason) and closes it.
 func (s *Server) refuse(c Conn, why error) {
 	defer s.sessWG.Done()
-	s.cfg.logger.Warn("msgtrans: connection refused", "remote", addrString(c.RemoteAddr()), "reason", why)
 	p := refusalPacket(why, RefusalRetryAfter)
 	p.MessageID = s.nextID()
 	if b, err := AppendPacket(nil, p); err == nil && c.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
@@ -281,17 +296,6 @@ func (s *Server) refuseSession(sess *Session, why error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	sess.closeFlushed(ctx, why, refusalPacket(why, 0))
-}
-
-// hostOf returns the host part of a network address ("" when it has none).
-func hostOf(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	if h, _, err := net.SplitHostPort(a.String()); err == nil {
-		return h
-	}
-	return a.String()
 }
 
 func (s *Server) emit(e Event) {

@@ -778,32 +778,38 @@ func TestConnectionCaps(t *testing.T) {
 		{"global", runtime.WithMaxConnections(2), "maximum of 2 connections"},
 		{"per IP", runtime.WithMaxConnectionsPerIP(2), "too many connections from 127.0.0.1 (at most 2)"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, transportCases()[1], tt.opt)
-			f.srv.Handle(bizEcho, echo)
-			first := f.dial()
-			f.dial()
-			f.waitSessions(2)
-			// The refusal answers the hello, so Dial reports it.
-			over, err := runtime.Dial(context.Background(), f.addr)
-			if err == nil {
-				_ = over.Close()
-				t.Fatal("Dial over the cap succeeded")
-			}
-			var e *runtime.Error
-			if !errors.As(err, &e) || e.Code != runtime.CodeResourceExhausted || !strings.Contains(e.Message, tt.want) {
-				t.Errorf("Dial over the cap failed with %v, want resource_exhausted %q", err, tt.want)
-			}
-			if _, err := first.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); err != nil {
-				t.Errorf("a client within the cap: %v", err)
-			}
-			// A place frees up when a client leaves.
-			_ = first.Close()
-			f.waitEvent(runtime.ConnectionClosed)
-			f.healthy()
-		})
+	for _, tc := range abuseCases() { // tcp and ws: their refusals carry the status
+		for _, tt := range tests {
+			t.Run(tc.name+"/"+tt.name, func(t *testing.T) {
+				testConnectionCap(t, tc, tt.opt, tt.want)
+			})
+		}
 	}
+}
+
+func testConnectionCap(t *testing.T, tc transportCase, opt runtime.Option, want string) {
+	f := newFixture(t, tc, opt)
+	f.srv.Handle(bizEcho, echo)
+	first := f.dial()
+	f.dial()
+	f.waitSessions(2)
+	// The refusal answers the hello (or the upgrade), so Dial reports it.
+	over, err := runtime.Dial(context.Background(), f.addr)
+	if err == nil {
+		_ = over.Close()
+		t.Fatal("Dial over the cap succeeded")
+	}
+	var e *runtime.Error
+	if !errors.As(err, &e) || e.Code != runtime.CodeResourceExhausted || !strings.Contains(e.Message, want) {
+		t.Errorf("Dial over the cap failed with %v, want resource_exhausted %q", err, want)
+	}
+	if _, err := first.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); err != nil {
+		t.Errorf("a client within the cap: %v", err)
+	}
+	// A place frees up when a client leaves.
+	_ = first.Close()
+	f.waitEvent(runtime.ConnectionClosed)
+	f.healthy()
 }
 
 // TestLameDuck: Shutdown spreads the go-aways over the window instead of

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Session is one connection between a server and a client, seen from either
@@ -78,16 +76,18 @@ type Session struct {
 	readEnded    chan struct{} // closed when the read loop ends; guarded by mu
 	lingerReason error         // the close reason meanwhile; guarded by mu
 
-	// Rate limit state, used by the read goroutine only (see admit).
-	limiter   *rate.Limiter
-	credit    int // tokens taken from the limiter ahead of use
-	overLimit int
-	dropped   atomic.Int64
+	// Rate limit and decompression budget, used by the read goroutine
+	// only (see admit and inflate).
+	throttle throttle
+	dropped  atomic.Int64
 
 	// inflight bounds the request handlers running at once; made by the
 	// read goroutine on the first request, and drained by the handlers it
 	// starts after that.
 	inflight chan struct{}
+	// ahead is what the read goroutine read while waiting for a request
+	// slot (see takeSlot); used by the read goroutine only.
+	ahead readAhead
 
 	// writeDeadline is the write deadline set on conn, in Unix nanoseconds;
 	// used by the writer goroutine only (see refreshWriteDeadline).
@@ -107,6 +107,9 @@ func newSession(conn Conn, scheme string, cfg *config, m *mux, ids *atomic.Uint3
 	s := &Session{conn: conn, scheme: scheme, cfg: cfg, mux: m, ids: ids, clock: clk}
 	s.lastRecv.Store(clk.tick())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if n, ok := conn.(ControlFrameNotifier); ok {
+		n.NotifyControlFrames(s.controlFrame)
+	}
 	return s
 }
 
@@ -592,7 +595,7 @@ func (s *Session) run() error {
 	}
 	for err == nil {
 		var read Packet
-		if read, err = s.conn.ReadPacket(); err == nil {
+		if read, err = s.next(); err == nil {
 			// The packet escapes (handlers may keep it): copied to the heap
 			// only once read, so that a session waiting for its next
 			// packet holds none.
@@ -639,20 +642,15 @@ func (s *Session) discard(reason error) {
 var ErrPeerClosed = errors.New("msgtrans: closed by peer")
 
 // receive dispatches one packet. An error closes the connection.
+//
+// What a packet may cost is checked before it is spent: the rate limit
+// before anything else, and the decompression budget before inflating;
+// payloads nobody will read are never inflated.
 func (s *Session) receive(p *Packet) error {
 	if s.lingering.Load() {
 		return nil // closing: only waiting for the peer to close too
 	}
 	s.lastRecv.Store(s.clock.now.Load())
-	if p.Compression != CompressionNone {
-		max := s.cfg.limits.MaxDecompressed
-		if s.srv != nil && !s.ready.Load() {
-			max = s.cfg.preAuthLimits().MaxDecompressed
-		}
-		if err := Decompress(p, max); err != nil {
-			return err
-		}
-	}
 	// A raw packet has the zero Ext: no route, status OK.
 	var ext Ext
 	if IsTypedExt(p) {
@@ -668,11 +666,25 @@ func (s *Session) receive(p *Packet) error {
 			return err
 		}
 	}
+	// Every packet counts toward the rate limit but the pings the
+	// heartbeat needs, which the ping-flood rule bounds.
+	if !isControl || ext.Control != ControlPing {
+		if ok, err := s.admit(p); !ok {
+			return err
+		}
+	}
 	if isControl {
+		if p.Compression != CompressionNone {
+			return fmt.Errorf("%w: control packet with a %s payload", ErrProtocol, p.Compression)
+		}
 		return s.control(p, ext.Control)
 	}
+	var h Handler
 	if p.Type != Response {
-		if ok, err := s.admit(p); !ok {
+		h = s.handlerFor(p, ext)
+	}
+	if p.Compression != CompressionNone && s.reads(p, h) {
+		if err := s.inflate(p); err != nil {
 			return err
 		}
 	}
@@ -681,13 +693,8 @@ func (s *Session) receive(p *Packet) error {
 		s.complete(p, ext)
 		return nil
 	case Request:
-		if s.inflight == nil { // made on first use: idle sessions hold none
-			s.inflight = make(chan struct{}, s.cfg.maxInFlight)
-		}
-		select {
-		case s.inflight <- struct{}{}:
-		case <-s.ctx.Done():
-			return nil
+		if !s.takeSlot() {
+			return nil // closing
 		}
 		// Checked and counted under mu, so that drain, which sets draining
 		// under mu, waits for exactly the requests accepted before it.
@@ -705,19 +712,142 @@ func (s *Session) receive(p *Packet) error {
 			defer s.wg.Done()
 			defer s.handlers.Done()
 			defer func() { <-s.inflight }()
-			s.serve(p, ext)
+			s.serve(p, ext, h)
 		}()
 		return nil
 	default:
-		s.serve(p, ext)
+		s.serve(p, ext, h)
 		return nil
 	}
 }
 
+// reads reports whether anything will read the payload of p, whose handler
+// is h: a pending request for a response, a handler, or the event handler
+// for a one-way packet nobody handles.
+func (s *Session) reads(p *Packet, h Handler) bool {
+	switch {
+	case p.Type == Response:
+		s.pmu.Lock()
+		_, ok := s.pending[p.MessageID]
+		s.pmu.Unlock()
+		return ok
+	case h != nil:
+		return true
+	}
+	return p.Type == OneWay && s.cfg.onEvent != nil
+}
+
+// maxHeld bounds the packets the read goroutine reads ahead while it waits
+// for a free request slot (see takeSlot).
+const maxHeld = 16
+
+// takeSlot takes one of the session's request slots, waiting while all are
+// in use. Meanwhile it keeps reading the connection, holding what arrives
+// (up to maxHeld packets and the largest packet's size in bytes), so that
+// a peer that goes away is noticed at once and its handlers cancelled,
+// rather than at their deadlines. It reports false once the session is
+// closing.
+func (s *Session) takeSlot() bool {
+	if s.inflight == nil { // made on first use: idle sessions hold none
+		s.inflight = make(chan struct{}, s.cfg.maxInFlight)
+	}
+	select {
+	case s.inflight <- struct{}{}:
+		return true
+	default:
+	}
+	r := &s.ahead
+	for {
+		if !r.busy && r.err == nil && len(r.held) < maxHeld && r.heldBytes < s.cfg.limits.maxPacket() {
+			r.busy = true
+			if r.ch == nil {
+				r.ch = make(chan readResult, 1)
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				p, err := s.conn.ReadPacket()
+				r.ch <- readResult{p, err}
+			}()
+		}
+		var next chan readResult
+		if r.busy {
+			next = r.ch
+		}
+		select {
+		case s.inflight <- struct{}{}:
+			return true
+		case res := <-next:
+			r.busy = false
+			if res.err != nil {
+				// The peer is gone (or broke the protocol): cancel its
+				// handlers now. The read loop reports why once it has
+				// had what was held.
+				r.err = res.err
+				s.closeWith(readFailure(res.err))
+				return false
+			}
+			r.held = append(r.held, res.p)
+			r.heldBytes += HeaderSize + len(res.p.Ext) + len(res.p.Payload)
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// readAhead is what the read goroutine read while waiting for a request
+// slot, for the read loop to take before reading again.
+type readAhead struct {
+	ch        chan readResult // the read in progress, when busy
+	busy      bool
+	held      []Packet
+	heldBytes int
+	err       error // the read that ended the connection
+}
+
+type readResult struct {
+	p   Packet
+	err error
+}
+
+// next returns the session's next packet: one read ahead, or the result of
+// the read in progress, or a new read.
+func (s *Session) next() (Packet, error) {
+	r := &s.ahead
+	switch {
+	case r.err != nil:
+		// The peer went away while requests waited: what it sent last
+		// would only reach handlers of a closed session.
+		r.held = nil
+		return Packet{}, r.err
+	case len(r.held) > 0:
+		p := r.held[0]
+		r.held[0] = Packet{}
+		r.held = r.held[1:]
+		r.heldBytes -= HeaderSize + len(p.Ext) + len(p.Payload)
+		if len(r.held) == 0 {
+			r.held = nil
+		}
+		return p, nil
+	case r.busy:
+		res := <-r.ch
+		r.busy = false
+		return res.p, res.err
+	}
+	return s.conn.ReadPacket()
+}
+
+// readFailure is the close reason for a failed read.
+func readFailure(err error) error {
+	if errors.Is(err, io.EOF) {
+		return ErrPeerClosed
+	}
+	return err
+}
+
 // serve runs the handler for a Request or OneWay packet and sends a
 // Request's response.
-func (s *Session) serve(p *Packet, ext Ext) {
-	h := s.handlerFor(p, ext)
+func (s *Session) serve(p *Packet, ext Ext, h Handler) {
 	if h == nil {
 		switch {
 		case ext.HasRoute:
@@ -730,9 +860,15 @@ func (s *Session) serve(p *Packet, ext Ext) {
 		return
 	}
 	ctx := s.ctx
-	if ext.TimeoutMS > 0 {
+	if p.Type == Request {
+		// The caller's deadline, within the server's cap whatever the
+		// caller asked (see WithMaxHandlerTimeout).
+		timeout := s.cfg.maxHandlerTimeout
+		if ext.TimeoutMS > 0 {
+			timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
+		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Duration(ext.TimeoutMS)*time.Millisecond)
+		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
 	resp, err := s.call(ctx, h, p)
@@ -790,7 +926,9 @@ func (s *Session) answer(req *Packet, resp *Packet, err error) {
 func (s *Session) control(p *Packet, kind ControlKind) error {
 	switch kind {
 	case ControlHello:
-		s.hello.Store(true)
+		if s.hello.Swap(true) {
+			return fmt.Errorf("%w: a second hello", ErrProtocol)
+		}
 		if len(p.Payload) > 0 {
 			s.peerComp.Store(uint32(p.Payload[0]))
 		}

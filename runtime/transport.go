@@ -46,6 +46,17 @@ type Conn interface {
 	RemoteAddr() net.Addr
 }
 
+// ControlFrameNotifier is implemented by connections whose transport has
+// frames of its own besides packets: WebSocket ping and pong frames. The
+// runtime calls NotifyControlFrames once, before the first ReadPacket; the
+// connection then calls fn from the goroutine in ReadPacket for each such
+// frame that arrives (ping is true for a ping), and when fn returns an
+// error, ReadPacket returns it. So those frames count toward the session's
+// rate limit and ping-flood rule like the packets they travel among.
+type ControlFrameNotifier interface {
+	NotifyControlFrames(fn func(ping bool) error)
+}
+
 // Listener accepts packet-level connections for a [Transport].
 //
 // Accept is called from one goroutine; Close may be called from any and
@@ -93,6 +104,20 @@ type TransportConfig struct {
 	// Logger receives the transport's own log lines. Never nil when the
 	// runtime calls a transport.
 	Logger *slog.Logger
+	// Admit, set on a server's listeners, takes a place under the server's
+	// connection caps for a connection that has just appeared, before any
+	// TLS, WebSocket or QUIC handshake; remote is the peer's address. It
+	// returns the function that gives the place back, which the listener
+	// calls once, when the connection closes or its handshake fails. When
+	// it returns an error instead, the listener closes the connection at
+	// once, without a handshake, first writing the refusal where the
+	// framing allows it before a handshake (plain TCP: see
+	// [AppendRefusal]). A listener that calls it implements [Admitter].
+	Admit func(remote net.Addr) (release func(), err error)
+	// MaxHandshakes caps a listener's connections whose transport
+	// handshake (TLS, WebSocket upgrade, QUIC stream) is in progress:
+	// beyond it new connections are closed at once. Default 1,024.
+	MaxHandshakes int
 	// AllowedOrigins lists the web origins ("https://app.example.com")
 	// whose pages may open connections, for transports with an HTTP
 	// handshake (WebSocket); requests without an Origin header (clients
@@ -102,6 +127,9 @@ type TransportConfig struct {
 
 // DefaultHandshakeTimeout bounds transport handshakes on listeners.
 const DefaultHandshakeTimeout = 5 * time.Second
+
+// DefaultMaxHandshakes caps the handshakes in progress on one listener.
+const DefaultMaxHandshakes = 1024
 
 // WithDefaults returns a copy of c with every zero field set to its default.
 // Transports call it once at the start of Listen and Dial.
@@ -113,6 +141,9 @@ func (c *TransportConfig) WithDefaults() *TransportConfig {
 	d.Limits = d.Limits.withDefaults()
 	if d.HandshakeTimeout <= 0 {
 		d.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if d.MaxHandshakes <= 0 {
+		d.MaxHandshakes = DefaultMaxHandshakes
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

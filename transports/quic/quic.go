@@ -73,21 +73,28 @@ func (Transport) Listen(_ context.Context, u *url.URL, cfg *runtime.TransportCon
 	// The listener owns the quic-go Transport (rather than using
 	// quic.ListenAddr) so that it decides when the socket closes: not while
 	// accepted connections are open, and at once when none are.
-	tr := &quicgo.Transport{Conn: udp, StatelessResetKey: resetKey(base)}
+	l := &listener{
+		cfg:        cfg,
+		udp:        udp,
+		ready:      make(chan *conn),
+		acceptDone: make(chan struct{}),
+	}
+	tr := &quicgo.Transport{
+		Conn:              udp,
+		StatelessResetKey: resetKey(base),
+		// Admission happens at a peer's first packet, before the
+		// handshake: see admit.
+		ConnContext:         l.admit,
+		VerifySourceAddress: l.underLoad,
+	}
+	l.tr = tr
 	ql, err := tr.Listen(serverTLS(base), quicConfig(cfg, 1))
 	if err != nil {
 		_ = tr.Close()
 		_ = udp.Close()
 		return nil, fmt.Errorf("msgtrans: listen %s: %w", u.Redacted(), err)
 	}
-	l := &listener{
-		cfg:        cfg,
-		udp:        udp,
-		tr:         tr,
-		ql:         ql,
-		ready:      make(chan *conn),
-		acceptDone: make(chan struct{}),
-	}
+	l.ql = ql
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	var acceptors sync.WaitGroup
 	for range acceptLoops {
@@ -251,7 +258,64 @@ type listener struct {
 	closed bool // Close has finished waiting for the goroutines
 
 	releaseOnce sync.Once // closes tr and udp
+
+	handshaking atomic.Int64 // connections admitted whose stream has not arrived
 }
+
+// handshakeKey is the context key under which admit leaves a connection's
+// admission, for awaitStream to find.
+type handshakeKey struct{}
+
+// admission is a QUIC connection's place under the server's caps, taken by
+// admit at the peer's first packet.
+type admission struct {
+	shaking atomic.Bool // counted in listener.handshaking
+}
+
+// admit is quic-go's ConnContext: it runs when a peer's first packet
+// arrives, before the handshake. A connection over the server's caps, or
+// beyond the handshakes this listener lets run at once, is refused there
+// (quic-go answers CONNECTION_REFUSED); an admitted one gives its place
+// back when it ends, however it ends (quic-go cancels ctx then).
+func (l *listener) admit(ctx context.Context, info *quicgo.ClientInfo) (context.Context, error) {
+	if l.handshaking.Load() >= int64(l.cfg.MaxHandshakes) {
+		return nil, fmt.Errorf("msgtrans: over %d quic handshakes in progress", l.cfg.MaxHandshakes)
+	}
+	release := func() {}
+	if l.cfg.Admit != nil {
+		r, err := l.cfg.Admit(info.RemoteAddr)
+		if err != nil {
+			return nil, err
+		}
+		release = r
+	}
+	a := &admission{}
+	a.shaking.Store(true)
+	l.handshaking.Add(1)
+	context.AfterFunc(ctx, func() {
+		l.handshakeDone(a)
+		release()
+	})
+	return context.WithValue(ctx, handshakeKey{}, a), nil
+}
+
+// handshakeDone takes a connection out of the handshakes in progress.
+func (l *listener) handshakeDone(a *admission) {
+	if a != nil && a.shaking.CompareAndSwap(true, false) {
+		l.handshaking.Add(-1)
+	}
+}
+
+// underLoad is quic-go's VerifySourceAddress: once a quarter of the
+// handshakes allowed at once are in progress, new peers must prove their
+// address with a Retry round trip before the server does any work for
+// them, which a peer spoofing addresses cannot.
+func (l *listener) underLoad(net.Addr) bool {
+	return l.handshaking.Load() >= int64(l.cfg.MaxHandshakes)/4
+}
+
+// AdmitsConnections implements [runtime.Admitter].
+func (l *listener) AdmitsConnections() bool { return true }
 
 // Accept implements [runtime.Listener].
 func (l *listener) Accept() (runtime.Conn, error) {
@@ -313,6 +377,8 @@ func (l *listener) awaitStream(qc *quicgo.Conn) {
 		_ = qc.CloseWithError(codeNoStream, "msgtrans: no stream within the handshake timeout")
 		return
 	}
+	a, _ := qc.Context().Value(handshakeKey{}).(*admission)
+	l.handshakeDone(a)
 	l.mu.Lock()
 	l.live++
 	l.mu.Unlock()

@@ -8,9 +8,9 @@ import (
 	"net"
 	"net/url"
 	"sync"
-	"time"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/transports/internal/listen"
 )
 
 func init() {
@@ -26,18 +26,22 @@ type Transport struct {
 	TLS bool
 }
 
-// Listen implements [runtime.Transport].
+// Listen implements [runtime.Transport]. Connections take their place
+// under the server's caps as they are accepted, before the TLS handshake;
+// a plain TCP connection over the caps is told why (a go-away carrying the
+// status) and closed, a TLS one closed.
 func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Listener, error) {
 	cfg = cfg.WithDefaults()
 	var serverTLS *tls.Config
+	refuse := refuseTCP
 	if t.TLS {
 		var err error
 		if serverTLS, err = cfg.ServerTLS(u.Scheme); err != nil {
 			return nil, err
 		}
+		refuse = nil // nothing can be said before the TLS handshake
 	}
-	var lc net.ListenConfig
-	nl, err := lc.Listen(ctx, "tcp", u.Host)
+	nl, err := listen.Listen(ctx, u.Host, cfg, t.TLS, refuse)
 	if err != nil {
 		return nil, fmt.Errorf("msgtrans: listen %s: %w", u.Redacted(), err)
 	}
@@ -52,6 +56,9 @@ func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.Transpor
 	return l, nil
 }
 
+// refuseTCP tells a plain TCP connection over the caps why it is refused.
+func refuseTCP(c *net.TCPConn, why error) { _, _ = c.Write(runtime.AppendRefusal(nil, why)) }
+
 // Dial implements [runtime.Transport].
 func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Conn, error) {
 	cfg = cfg.WithDefaults()
@@ -60,7 +67,9 @@ func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 	if err != nil {
 		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
 	}
-	setNoDelay(c)
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
 	if t.TLS {
 		tc := tls.Client(c, cfg.ClientTLS(u))
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -72,14 +81,8 @@ func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 	return runtime.NewStreamConn(c, cfg.Limits), nil
 }
 
-func setNoDelay(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-}
-
 type listener struct {
-	nl  net.Listener
+	nl  *listen.Listener
 	cfg *runtime.TransportConfig
 
 	// TLS only: handshakes run off the accepting goroutine.
@@ -90,13 +93,15 @@ type listener struct {
 	wg     sync.WaitGroup
 }
 
+// AdmitsConnections implements [runtime.Admitter].
+func (l *listener) AdmitsConnections() bool { return true }
+
 func (l *listener) Accept() (runtime.Conn, error) {
 	if l.tls == nil {
 		c, err := l.nl.Accept()
 		if err != nil {
 			return nil, err
 		}
-		setNoDelay(c)
 		return runtime.NewStreamConn(c, l.cfg.Limits), nil
 	}
 	select {
@@ -114,18 +119,11 @@ func (l *listener) acceptTLS() {
 	for {
 		c, err := l.nl.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
+			if !errors.Is(err, net.ErrClosed) {
+				l.cfg.Logger.Error("msgtrans: tls accept failed; listener stopped", "err", err)
 			}
-			l.cfg.Logger.Warn("msgtrans: tcp accept", "err", err)
-			select {
-			case <-l.ctx.Done():
-				return
-			case <-time.After(50 * time.Millisecond): // back off on EMFILE and the like
-			}
-			continue
+			return
 		}
-		setNoDelay(c)
 		l.wg.Add(1)
 		go l.handshake(c)
 	}
@@ -141,6 +139,7 @@ func (l *listener) handshake(c net.Conn) {
 		c.Close()
 		return
 	}
+	listen.HandshakeDone(c)
 	select {
 	case l.ready <- tc:
 	case <-l.ctx.Done():

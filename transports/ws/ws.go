@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/transports/internal/listen"
 )
 
 func init() {
@@ -72,12 +74,42 @@ func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.Transpor
 			return nil, err
 		}
 	}
-	var lc net.ListenConfig
-	nl, err := lc.Listen(ctx, "tcp", u.Host)
+	// Connections take their place under the server's caps as they are
+	// accepted, before TLS or HTTP; over the caps a plain connection is
+	// answered 503, a TLS one closed.
+	refuse := refuseHTTP
+	if t.TLS {
+		refuse = nil
+	}
+	nl, err := listen.Listen(ctx, u.Host, cfg, true, refuse)
 	if err != nil {
 		return nil, fmt.Errorf("msgtrans: listen %s: %w", u.Redacted(), err)
 	}
 	return t.serve(nl, u, cfg), nil
+}
+
+// statusHeader carries the status code of a refusal (see refuseHTTP).
+const statusHeader = "Msgtrans-Status"
+
+// refuseHTTP answers a plain connection over the caps before reading its
+// request: 503 with the status (code in a header, message as the body) and
+// when to try again.
+func refuseHTTP(c *net.TCPConn, why error) {
+	msg := why.Error()
+	var e *runtime.Error
+	if errors.As(why, &e) {
+		msg = e.Message
+	}
+	_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\n%s: %d\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		int(runtime.RefusalRetryAfter/time.Second), statusHeader, runtime.CodeOf(why), len(msg), msg)
+}
+
+// refusalOf reads the refusal a 503 from refuseHTTP carries.
+func refusalOf(resp *http.Response) error {
+	code, _ := strconv.Atoi(resp.Header.Get(statusHeader))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	retry, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	return runtime.Refusal(runtime.NewError(runtime.Code(code), string(msg)), time.Duration(retry)*time.Second)
 }
 
 // Dial implements [runtime.Transport]. The context bounds the whole set-up:
@@ -135,6 +167,9 @@ func (t Transport) dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 	}
 	ws, resp, err := d.DialContext(ctx, target.String(), nil)
 	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get(statusHeader) != "" {
+			return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), refusalOf(resp))
+		}
 		if resp != nil {
 			se := &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Path: u.Path}
 			return nil, fmt.Errorf("msgtrans: dial %s: %w (%w)", u.Redacted(), err, se)
@@ -252,6 +287,10 @@ func (t Transport) serve(nl net.Listener, u *url.URL, cfg *runtime.TransportConf
 		// A non-nil empty map turns HTTP/2 off: upgrades need HTTP/1.1.
 		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
+	// Until the upgrade nothing is kept alive: one request per
+	// connection, and the listener closes a connection not upgraded within
+	// the handshake timeout of its accept, whatever it sends meanwhile.
+	l.srv.SetKeepAlivesEnabled(false)
 	if t.TLS {
 		// TLS runs inside the http.Server's connection goroutines, within
 		// the handshake timeout; Hijack then returns the *tls.Conn, so the
@@ -298,6 +337,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		l.cfg.Logger.Debug("msgtrans: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
+	listen.HandshakeDone(hw.bc.Conn)
 	c := newConn(ws, hw.bc, l.cfg)
 	select {
 	case l.ready <- c:
@@ -305,6 +345,9 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.Close()
 	}
 }
+
+// AdmitsConnections implements [runtime.Admitter].
+func (l *listener) AdmitsConnections() bool { return true }
 
 // Accept implements [runtime.Listener].
 func (l *listener) Accept() (runtime.Conn, error) {
@@ -382,6 +425,20 @@ type conn struct {
 	closeSent atomic.Bool // a close frame went out (CloseWrite, or the reply to the peer's)
 	closeOnce sync.Once
 	closeErr  error
+
+	// onFrame is the runtime's count of control frames (see
+	// NotifyControlFrames); frameErr what it returned to stop reading.
+	onFrame  func(ping bool) error
+	frameErr error
+
+	// The latest ping not yet answered; one goroutine at a time answers
+	// while one is pending, so a burst of pings gets one pong, not a pong
+	// each (RFC 6455, section 5.5.3, allows that).
+	pingMu   sync.Mutex
+	ping     string
+	pinged   bool // ping holds a ping not yet answered
+	ponging  bool // a goroutine is answering
+	pongDone sync.WaitGroup
 }
 
 func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *conn {
@@ -389,11 +446,16 @@ func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *con
 	bc.pktTimeout = cfg.Limits.PacketReadTimeout
 	ws.SetReadLimit(int64(c.maxPacket))
 	// A control frame between messages is not the start of a packet: keep
-	// waiting without the packet read deadline. gorilla's default handlers
-	// (pong reply, nothing) still run.
-	ping, pong := ws.PingHandler(), ws.PongHandler()
-	ws.SetPingHandler(func(s string) error { c.controlFrame(); return ping(s) })
-	ws.SetPongHandler(func(s string) error { c.controlFrame(); return pong(s) })
+	// waiting without the packet read deadline. Each counts toward the
+	// session's rate limit; pings are answered, the latest one only.
+	ws.SetPingHandler(func(s string) error {
+		if err := c.controlFrame(true); err != nil {
+			return err
+		}
+		c.answerPing(s)
+		return nil
+	})
+	ws.SetPongHandler(func(string) error { return c.controlFrame(false) })
 	// gorilla's close handler answers the peer's close frame with one of
 	// its own: Close then sends none.
 	closeReply := ws.CloseHandler()
@@ -406,9 +468,57 @@ func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *con
 	return c
 }
 
-func (c *conn) controlFrame() {
+// controlFrame notes a ping or pong frame: reading goes on without the
+// packet deadline when it came between messages, and the runtime counts it.
+func (c *conn) controlFrame(ping bool) error {
 	if !c.inMessage {
 		c.bc.waiting = true
+	}
+	if c.onFrame != nil {
+		if err := c.onFrame(ping); err != nil {
+			c.frameErr = err
+			return err
+		}
+	}
+	return nil
+}
+
+// NotifyControlFrames implements [runtime.ControlFrameNotifier].
+func (c *conn) NotifyControlFrames(fn func(ping bool) error) { c.onFrame = fn }
+
+// answerPing answers the ping with the payload, or has the answer already
+// on its way carry this payload instead.
+func (c *conn) answerPing(payload string) {
+	c.pingMu.Lock()
+	c.ping, c.pinged = payload, true
+	start := !c.ponging
+	c.ponging = true
+	c.pingMu.Unlock()
+	if start {
+		c.pongDone.Add(1)
+		go c.writePongs()
+	}
+}
+
+// writePongs answers the latest ping until none is pending.
+func (c *conn) writePongs() {
+	defer c.pongDone.Done()
+	for {
+		c.pingMu.Lock()
+		if !c.pinged {
+			c.ponging = false
+			c.pingMu.Unlock()
+			return
+		}
+		payload := c.ping
+		c.pinged = false
+		c.pingMu.Unlock()
+		if err := c.ws.WriteControl(websocket.PongMessage, []byte(payload), time.Now().Add(closeGrace)); err != nil {
+			c.pingMu.Lock()
+			c.pinged, c.ponging = false, false
+			c.pingMu.Unlock()
+			return
+		}
 	}
 }
 
@@ -488,6 +598,8 @@ func (c *conn) readError(err error) error {
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {
+	case c.frameErr != nil:
+		return c.frameErr
 	case errors.As(err, &ce):
 		switch ce.Code {
 		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
@@ -565,6 +677,7 @@ func (c *conn) Close() error {
 			_ = c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
 		}
 		c.closeErr = c.bc.Conn.Close()
+		c.pongDone.Wait()
 	})
 	return c.closeErr
 }

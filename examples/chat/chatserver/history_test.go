@@ -144,9 +144,8 @@ func TestHistoryBudget(t *testing.T) {
 	textOf := func(n int64) int { return int(n*unit - messageCost(&chatv1.ChatMessage{Room: "r", Nick: "n"})) }
 	small := textOf(1)
 	type post struct {
-		room int    // index of the room's history
-		text int    // bytes of text
-		seq  uint64 // set by the test: the message's number in its room
+		room int // index of the room's history
+		text int // bytes of text
 	}
 	posts := func(room, n, text int) []post {
 		return slices.Repeat([]post{{room: room, text: text}}, n)
