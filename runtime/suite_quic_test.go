@@ -52,12 +52,30 @@ func quicRaw(t *testing.T, addr string, tc *tls.Config) rawPeer {
 	tc.ServerName = u.Hostname()
 	tc.NextProtos = []string{quic.ALPN}
 	c, err := quicgo.DialAddr(context.Background(), u.Host, tc, nil)
+	if refusedBeforeSession(err) {
+		return refusedPeer{err}
+	}
 	if err != nil {
-		t.Fatalf("raw quic dial: %v", err)
+		t.Errorf("raw quic dial: %v", err)
+		return refusedPeer{err}
 	}
 	s, err := c.OpenStreamSync(context.Background())
+	if refusedBeforeSession(err) {
+		return refusedPeer{err}
+	}
 	if err != nil {
-		t.Fatalf("raw quic stream: %v", err)
+		t.Errorf("raw quic stream: %v", err)
+		return refusedPeer{err}
 	}
 	return quicPeer{c, s}
 }
+
+// refusedPeer is a raw peer whose connection the server refused (or that
+// could not be made): every call returns why.
+type refusedPeer struct{ err error }
+
+func (p refusedPeer) WriteFrame([]byte, int) error   { return p.err }
+func (p refusedPeer) WriteText(string) error         { return p.err }
+func (p refusedPeer) CloseWrite() error              { return p.err }
+func (p refusedPeer) Close() error                   { return nil }
+func (p refusedPeer) WaitClosed(time.Duration) error { return p.err }

@@ -251,6 +251,10 @@ func (c *chat) resync(ctx context.Context) (quit bool) {
 	return false
 }
 
+// MaxTextBytes is the longest message the chat server takes, in bytes
+// (chatserver.MaxTextBytes); the client refuses to send a longer one.
+const MaxTextBytes = 4000
+
 // exec runs one command and reports whether the client should quit. A
 // command that finds the connection down is kept for [chat.resync].
 func (c *chat) exec(ctx context.Context, cmd command) (quit bool) {
@@ -266,6 +270,12 @@ func (c *chat) exec(ctx context.Context, cmd command) (quit bool) {
 	case cmdSay:
 		if c.room == "" {
 			c.out.notice("not in a room: /join ROOM first")
+			return false
+		}
+		if len(cmd.arg) > MaxTextBytes {
+			// The server drops a longer text unread (Say is one-way):
+			// say so here rather than let it vanish.
+			c.out.notice("message not sent: %d bytes, at most %d", len(cmd.arg), MaxTextBytes)
 			return false
 		}
 		// One-way: the message comes back as a RoomMessage, like everyone's.

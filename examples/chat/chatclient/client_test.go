@@ -316,3 +316,24 @@ func selfSignedPEM(t *testing.T) []byte {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// TestTooLongMessage: a line over the server's limit is refused by the
+// client, which says so, instead of being sent and dropped unseen; one at
+// the limit is sent. The client's limit is the server's.
+func TestTooLongMessage(t *testing.T) {
+	if MaxTextBytes != chatserver.MaxTextBytes {
+		t.Fatalf("MaxTextBytes = %d, the server's is %d", MaxTextBytes, chatserver.MaxTextBytes)
+	}
+	srv := startServer(t, "tcp://127.0.0.1:0")
+	defer stopServer(t, srv)
+	s := run(t, context.Background(), Config{Server: srv.Addrs()[0], Nick: "x", Room: "lobby"})
+	s.expect("* x joined lobby", "* members of lobby: x")
+	s.send(strings.Repeat("y", MaxTextBytes+1))
+	s.expect("! message not sent: 4001 bytes, at most 4000")
+	s.send("short")
+	s.expect("[lobby] x: short")
+	_ = s.in.Close()
+	if err := s.result(); err != nil {
+		t.Errorf("Run = %v", err)
+	}
+}
