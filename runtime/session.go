@@ -353,6 +353,11 @@ func (s *Session) refreshWriteDeadline() error {
 // writeFailure is the close reason for a failed write: a peer that accepted
 // nothing within the write timeout is a slow consumer.
 func (s *Session) writeFailure(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		// Closed under the writer: by this side (then the session is
+		// closed already) or as the peer's close was handled.
+		return ErrPeerClosed
+	}
 	var ne net.Error
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
 		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "write_timeout", s.cfg.writeTimeout)

@@ -644,7 +644,13 @@ func (c *conn) WritePackets(pkts [][]byte) error {
 	if ferr := c.bc.endBatch(); err == nil {
 		err = ferr
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, websocket.ErrCloseSent):
+		// The closing handshake has begun (the peer's close frame was
+		// answered, or CloseWrite sent ours): the connection is closing,
+		// not failing.
+		return fmt.Errorf("msgtrans: ws write after the closing handshake began: %w", net.ErrClosed)
+	case err != nil:
 		return fmt.Errorf("msgtrans: ws write: %w", err)
 	}
 	return nil
