@@ -23,6 +23,7 @@ import (
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
 	"github.com/msgtrans/msgtrans-go/transports/quic"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Connections count under the caps from the moment they appear: a host
@@ -56,7 +57,7 @@ func dialOnce(f *fixture) error {
 		return err
 	}
 	defer c.Close()
-	_, err = c.Request(ctx, runtime.NewRequest(bizEcho, []byte("hi")))
+	_, err = c.Request(ctx, wire.NewRequest(bizEcho, []byte("hi")))
 	return err
 }
 

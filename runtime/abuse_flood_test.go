@@ -13,15 +13,16 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Floods at full speed, from one connection, of every kind of packet: each
 // either costs the server next to nothing or closes the connection.
 
 // packetBytes encodes p, failing the test on error.
-func packetBytes(t testing.TB, p *runtime.Packet) []byte {
+func packetBytes(t testing.TB, p *wire.Packet) []byte {
 	t.Helper()
-	b, err := runtime.AppendPacket(nil, p)
+	b, err := wire.AppendPacket(nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func flood(p rawPeer, frame []byte, d time.Duration) bool {
 // hello is a protocol error; compressed payloads inflate only within the
 // session's budget.
 func TestAbuseFlood(t *testing.T) {
-	hello := func(t *testing.T) []byte { return controlBytes(t, runtime.ControlHello, []byte{0}) }
+	hello := func(t *testing.T) []byte { return controlBytes(t, wire.ControlHello, []byte{0}) }
 	tests := []struct {
 		name  string
 		ws    bool // WebSocket only
@@ -79,25 +80,25 @@ func TestAbuseFlood(t *testing.T) {
 		want  error
 	}{
 		{name: "one-way", frame: func(t *testing.T) []byte {
-			return packetBytes(t, runtime.NewText(bizNote, "flood"))
+			return packetBytes(t, wire.NewText(bizNote, "flood"))
 		}, want: runtime.ErrRateLimited},
 		{name: "responses to nothing", frame: func(t *testing.T) []byte {
-			return packetBytes(t, runtime.NewResponse(7, bizEcho, []byte("flood")))
+			return packetBytes(t, wire.NewResponse(7, bizEcho, []byte("flood")))
 		}, want: runtime.ErrRateLimited},
 		{name: "unknown control packets", frame: func(t *testing.T) []byte {
-			return controlBytes(t, runtime.ControlKind(99), nil)
+			return controlBytes(t, wire.ControlKind(99), nil)
 		}, want: runtime.ErrRateLimited},
 		{name: "pongs", frame: func(t *testing.T) []byte {
-			return controlBytes(t, runtime.ControlPong, nil)
+			return controlBytes(t, wire.ControlPong, nil)
 		}, want: runtime.ErrRateLimited},
-		{name: "hellos", frame: hello, want: runtime.ErrProtocol},
+		{name: "hellos", frame: hello, want: wire.ErrProtocol},
 		{name: "pings", frame: func(t *testing.T) []byte {
-			return controlBytes(t, runtime.ControlPing, nil)
+			return controlBytes(t, wire.ControlPing, nil)
 		}, want: runtime.ErrPingFlood},
 		{name: "websocket ping frames", ws: true, ping: true, want: runtime.ErrPingFlood},
 		{name: "decompression bombs", frame: func(t *testing.T) []byte {
 			// 10 MiB each, to a handler: inflated until the budget is spent.
-			return packetBytes(t, &runtime.Packet{BizType: bizNote, Compression: runtime.CompressionZlib, Payload: zlibBomb(t, 10<<20)})
+			return packetBytes(t, &wire.Packet{BizType: bizNote, Compression: wire.CompressionZlib, Payload: zlibBomb(t, 10<<20)})
 		}, want: runtime.ErrRateLimited},
 	}
 	for _, tc := range abuseCases() {
@@ -110,7 +111,7 @@ func TestAbuseFlood(t *testing.T) {
 				f := newFixture(t, tc)
 				f.srv.Handle(bizEcho, echo)
 				var notes atomic.Int64
-				f.srv.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *runtime.Packet) (*runtime.Packet, error) {
+				f.srv.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *wire.Packet) (*wire.Packet, error) {
 					notes.Add(1)
 					return nil, nil
 				}))
@@ -154,8 +155,8 @@ func TestAbuseBombsNobodyReads(t *testing.T) {
 			defer p.Close()
 			bomb := zlibBomb(t, 10<<20)
 			frames := [][]byte{
-				packetBytes(t, &runtime.Packet{Type: runtime.Response, MessageID: 9, Compression: runtime.CompressionZlib, Payload: bomb}),
-				packetBytes(t, &runtime.Packet{BizType: 200, Compression: runtime.CompressionZlib, Payload: bomb}),
+				packetBytes(t, &wire.Packet{Type: wire.Response, MessageID: 9, Compression: wire.CompressionZlib, Payload: bomb}),
+				packetBytes(t, &wire.Packet{BizType: 200, Compression: wire.CompressionZlib, Payload: bomb}),
 			}
 			before := cpuTime(t)
 			const n = 200 // 2 GiB, were they inflated: several seconds of CPU
@@ -199,16 +200,16 @@ func TestAbusePeerGoneWhileHandlersWait(t *testing.T) {
 			f := newFixture(t, tc, runtime.WithMaxConnectionsPerIP(1))
 			f.srv.Handle(bizEcho, echo)
 			var waiting, ended atomic.Int64
-			f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, _ *runtime.Session, _ *runtime.Packet) (*runtime.Packet, error) {
+			f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, _ *runtime.Session, _ *wire.Packet) (*wire.Packet, error) {
 				waiting.Add(1)
 				<-ctx.Done()
 				ended.Add(1)
 				return nil, ctx.Err()
 			}))
 			p := tc.raw(t, f.addr, f.certs.Client)
-			ext := runtime.AppendExt(nil, &runtime.Ext{TimeoutMS: 1<<32 - 1})
+			ext := wire.AppendExt(nil, &wire.Ext{TimeoutMS: 1<<32 - 1})
 			for i := range runtime.DefaultMaxInFlight + 4 {
-				req := packetBytes(t, &runtime.Packet{Type: runtime.Request, BizType: bizBlock, MessageID: uint32(i + 1), Flags: runtime.FlagHasRouteTag, Ext: ext})
+				req := packetBytes(t, &wire.Packet{Type: wire.Request, BizType: bizBlock, MessageID: uint32(i + 1), Flags: wire.FlagHasRouteTag, Ext: ext})
 				if err := p.WriteFrame(req, len(req)); err != nil {
 					t.Fatal(err)
 				}
@@ -240,7 +241,7 @@ func TestMaxHandlerTimeout(t *testing.T) {
 	const limit = 300 * time.Millisecond
 	f := newFixture(t, transportCases()[1], runtime.WithMaxHandlerTimeout(limit))
 	left := make(chan time.Duration, 1)
-	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		dl, ok := ctx.Deadline()
 		if !ok {
 			left <- -1
@@ -262,9 +263,9 @@ func TestMaxHandlerTimeout(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := &runtime.Packet{Type: runtime.Request, BizType: bizBlock, MessageID: uint32(i + 1)}
+			req := &wire.Packet{Type: wire.Request, BizType: bizBlock, MessageID: uint32(i + 1)}
 			if tt.timeoutMS != 0 {
-				req.Flags, req.Ext = runtime.FlagHasRouteTag, runtime.AppendExt(nil, &runtime.Ext{TimeoutMS: tt.timeoutMS})
+				req.Flags, req.Ext = wire.FlagHasRouteTag, wire.AppendExt(nil, &wire.Ext{TimeoutMS: tt.timeoutMS})
 			}
 			if err := p.WriteFrame(packetBytes(t, req), 0); err != nil {
 				t.Fatal(err)

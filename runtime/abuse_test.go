@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Abuse: many misbehaving connections at once, over TCP and WebSocket; each
@@ -197,7 +198,7 @@ func TestAbuseRandomGarbage(t *testing.T) {
 func TestAbuseTruncated(t *testing.T) {
 	for _, tc := range abuseCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			f := abuseFixture(t, tc, runtime.WithLimits(runtime.Limits{PacketReadTimeout: 200 * time.Millisecond}))
+			f := abuseFixture(t, tc, runtime.WithLimits(wire.Limits{PacketReadTimeout: 200 * time.Millisecond}))
 			partial := append(header(1, 0, 0, 0, 100), "only part of it"...)
 			abuse(t, f, 10000, func(p rawPeer) {
 				_ = p.WriteFrame(partial, len(partial))
@@ -244,7 +245,7 @@ func TestAbuseZeroLengthFlood(t *testing.T) {
 	f.srv.Handle(bizEcho, echo)
 	var got atomic.Int64
 	done := make(chan struct{})
-	f.srv.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		if len(p.Payload) != 0 {
 			return nil, errors.New("payload")
 		}
@@ -336,8 +337,8 @@ func TestAbuseConnectionFlood(t *testing.T) {
 		// A refused connection gets the refusal at once; a session gets
 		// nothing (it sent no hello): give each a moment to tell.
 		_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-		if p, err := runtime.NewStreamConn(c, runtime.Limits{}).ReadPacket(); err == nil {
-			if e, err := runtime.ParseExt(p.Ext); err == nil && e.Control == runtime.ControlGoAway && e.Code == runtime.CodeResourceExhausted {
+		if p, err := runtime.NewStreamConn(c, wire.Limits{}).ReadPacket(); err == nil {
+			if e, err := wire.ParseExt(p.Ext); err == nil && e.Control == wire.ControlGoAway && e.Code == runtime.CodeResourceExhausted {
 				refused++
 			}
 		}
@@ -398,7 +399,7 @@ func TestAbuseKilledClient(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	e := f.waitEvent(runtime.ConnectionClosed)
-	if e.Session != s || !errors.Is(e.Err, runtime.ErrTruncated) {
+	if e.Session != s || !errors.Is(e.Err, wire.ErrTruncated) {
 		t.Errorf("closed session %d with %v, want the killed client's with ErrTruncated", e.Session.ID(), e.Err)
 	}
 	if n := f.srv.SessionCount(); n != 0 {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // A server's connection caps ([WithMaxConnections],
@@ -123,7 +125,7 @@ func hostOf(a net.Addr) string {
 // where the transport's framing allows it (plain TCP), write it before
 // closing.
 func AppendRefusal(dst []byte, why error) []byte {
-	b, _ := AppendPacket(dst, refusalPacket(why, RefusalRetryAfter))
+	b, _ := wire.AppendPacket(dst, refusalPacket(why, RefusalRetryAfter))
 	return b
 }
 

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // sinkConn is a Conn that discards what is written and counts the packets,
@@ -60,18 +62,18 @@ func sinkSession(tb testing.TB) (*Session, *sinkConn) {
 func TestSendEncodedAllocations(t *testing.T) {
 	tests := []struct {
 		name string
-		p    *Packet
+		p    *wire.Packet
 	}{
-		{"empty", NewOneWay(1, nil)},
-		{"64 bytes", NewOneWay(1, bytes.Repeat([]byte{'x'}, 64))},
+		{"empty", wire.NewOneWay(1, nil)},
+		{"64 bytes", wire.NewOneWay(1, bytes.Repeat([]byte{'x'}, 64))},
 		// 1,001 packets of 512 bytes stay under the send queue's bound
 		// (at least 1 MiB) even if the writer never ran.
-		{"512 bytes with ext", &Packet{Type: OneWay, BizType: 1, Ext: []byte("ext"), Payload: make([]byte, 512)}},
+		{"512 bytes with ext", &wire.Packet{Type: wire.OneWay, BizType: 1, Ext: []byte("ext"), Payload: make([]byte, 512)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, conn := sinkSession(t)
-			enc, err := AppendPacket(nil, tt.p)
+			enc, err := wire.AppendPacket(nil, tt.p)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,7 +96,7 @@ func TestSendEncodedAllocations(t *testing.T) {
 // the sender's cost of one broadcast recipient, writer included.
 func BenchmarkSendEncodedSender(b *testing.B) {
 	s, conn := sinkSession(b)
-	enc, err := AppendPacket(nil, NewOneWay(1, bytes.Repeat([]byte{'x'}, 64)))
+	enc, err := wire.AppendPacket(nil, wire.NewOneWay(1, bytes.Repeat([]byte{'x'}, 64)))
 	if err != nil {
 		b.Fatal(err)
 	}

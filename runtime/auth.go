@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // AuthInfo is what an [Authenticator] decides on: the connection and the
@@ -51,7 +53,7 @@ func WithCredentials(credentials []byte) Option {
 const PreAuthMaxPacket = 4 << 10
 
 // preAuthLimits returns the limits for a connection not yet authenticated.
-func (c *config) preAuthLimits() Limits {
+func (c *config) preAuthLimits() wire.Limits {
 	l := c.limits
 	l.MaxPayload = min(l.MaxPayload, PreAuthMaxPacket)
 	l.MaxExtHeader = min(l.MaxExtHeader, PreAuthMaxPacket)
@@ -76,7 +78,7 @@ func (s *Session) Identity() string {
 // authenticate handles the packet that must be a session's first when the
 // server authenticates: the hello. It reports whether the session may
 // proceed; when not, the session is being closed.
-func (s *Session) authenticate(p *Packet, ext Ext, isHello bool) error {
+func (s *Session) authenticate(p *wire.Packet, ext wire.Ext, isHello bool) error {
 	if !isHello {
 		return fmt.Errorf("%w: %s packet before the hello", ErrNotAuthenticated, p.Type)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // tokenAuth accepts the credentials "good" as alice.
@@ -23,13 +24,13 @@ func TestAuthenticator(t *testing.T) {
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc, runtime.WithAuthenticator(tokenAuth))
-			f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+			f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 				return p.Reply([]byte(s.Identity())), nil
 			}))
 
 			t.Run("accepted", func(t *testing.T) {
 				c := f.dial(runtime.WithCredentials([]byte("good")))
-				resp, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, nil))
+				resp, err := c.Request(context.Background(), wire.NewRequest(bizEcho, nil))
 				if err != nil || resp.Text() != "alice" {
 					t.Fatalf("Request = %v, %v; want the identity alice", resp, err)
 				}
@@ -60,7 +61,7 @@ func TestNothingBeforeAuthentication(t *testing.T) {
 	tc := transportCases()[1]
 	f := newFixture(t, tc, runtime.WithAuthenticator(tokenAuth), runtime.WithHandshakeTimeout(200*time.Millisecond))
 	ran := make(chan struct{}, 1)
-	f.srv.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *wire.Packet) (*wire.Packet, error) {
 		ran <- struct{}{}
 		return nil, nil
 	}))
@@ -74,7 +75,7 @@ func TestNothingBeforeAuthentication(t *testing.T) {
 
 	authed := f.dial(runtime.WithCredentials([]byte("good")))
 	f.waitEvent(runtime.ConnectionEstablished)
-	if n, err := f.srv.Broadcast(runtime.NewText(bizNote, "to the authenticated")); err != nil || n != 1 {
+	if n, err := f.srv.Broadcast(wire.NewText(bizNote, "to the authenticated")); err != nil || n != 1 {
 		t.Errorf("Broadcast reached %d sessions (%v), want only the authenticated one", n, err)
 	}
 	for _, p := range []rawPeer{early, silent} {
@@ -89,7 +90,7 @@ func TestNothingBeforeAuthentication(t *testing.T) {
 		t.Error("a handler ran for a packet sent before authentication")
 	default:
 	}
-	if _, err := authed.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeUnimplemented {
+	if _, err := authed.Request(context.Background(), wire.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeUnimplemented {
 		t.Errorf("the authenticated client: %v", err)
 	}
 }
@@ -104,7 +105,7 @@ func TestPreAuthLimits(t *testing.T) {
 
 	p := tcpRaw(t, f.addr, nil)
 	defer p.Close()
-	hello := controlBytes(t, runtime.ControlHello, make([]byte, 5000))
+	hello := controlBytes(t, wire.ControlHello, make([]byte, 5000))
 	_ = p.WriteFrame(hello, len(hello))
 	c := p.(streamPeer).c
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -120,7 +121,7 @@ func TestPreAuthLimits(t *testing.T) {
 	}
 
 	ok := f.dial(runtime.WithCredentials([]byte("small")))
-	resp, err := ok.Request(context.Background(), runtime.NewRequest(bizEcho, make([]byte, 100<<10)))
+	resp, err := ok.Request(context.Background(), wire.NewRequest(bizEcho, make([]byte, 100<<10)))
 	if err != nil || len(resp.Payload) != 100<<10 {
 		t.Errorf("a 100 KiB request after authenticating: %v", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // BenchmarkSendEncoded queues an already encoded packet: the cost of one
@@ -19,15 +20,15 @@ func BenchmarkSendEncoded(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	got := make(chan *runtime.Packet, 1)
-	c.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	got := make(chan *wire.Packet, 1)
+	c.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		if p.Text() == "last" {
 			got <- p
 		}
 		return nil, nil
 	}))
 	sess := (<-f.events).Session
-	enc, _ := runtime.AppendPacket(nil, runtime.NewOneWay(bizNote, bytes.Repeat([]byte{'x'}, 64)))
+	enc, _ := wire.AppendPacket(nil, wire.NewOneWay(bizNote, bytes.Repeat([]byte{'x'}, 64)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -36,13 +37,13 @@ func BenchmarkSendEncoded(b *testing.B) {
 		}
 		if i%256 == 255 {
 			// Let the writer keep up so that the queue bound is not hit.
-			if _, err := c.Request(context.Background(), runtime.NewRequest(99, nil)); runtime.CodeOf(err) != runtime.CodeUnimplemented {
+			if _, err := c.Request(context.Background(), wire.NewRequest(99, nil)); runtime.CodeOf(err) != runtime.CodeUnimplemented {
 				b.Fatal(err)
 			}
 		}
 	}
 	b.StopTimer()
-	_ = sess.Send(runtime.NewText(bizNote, "last"))
+	_ = sess.Send(wire.NewText(bizNote, "last"))
 	<-got
 }
 
@@ -57,7 +58,7 @@ func BenchmarkEcho(b *testing.B) {
 			t := &testing.T{}
 			f := newFixture(t, tc, noRateLimit)
 			defer f.srv.Close()
-			f.srv.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+			f.srv.Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 				return nil, s.Send(p)
 			}))
 			c, err := runtime.Dial(context.Background(), f.addr, runtime.WithTLS(f.certs.Client))
@@ -66,7 +67,7 @@ func BenchmarkEcho(b *testing.B) {
 			}
 			defer c.Close()
 			back := make(chan struct{}, 4096)
-			c.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *runtime.Packet) (*runtime.Packet, error) {
+			c.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *wire.Packet) (*wire.Packet, error) {
 				back <- struct{}{}
 				return nil, nil
 			}))
@@ -80,7 +81,7 @@ func BenchmarkEcho(b *testing.B) {
 					<-back
 					recvd++
 				}
-				if err := c.Send(runtime.NewOneWay(bizNote, payload)); err != nil {
+				if err := c.Send(wire.NewOneWay(bizNote, payload)); err != nil {
 					b.Fatal(err)
 				}
 				sent++
@@ -112,7 +113,7 @@ func BenchmarkUnaryTCP(b *testing.B) {
 			b.SetParallelism(inflight)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, payload)); err != nil {
+					if _, err := c.Request(context.Background(), wire.NewRequest(bizEcho, payload)); err != nil {
 						b.Error(err)
 						return
 					}

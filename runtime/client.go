@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Client is one logical connection to a server over the transport named by
@@ -131,25 +133,25 @@ func (c *Client) connect(ctx context.Context) (*Session, error) {
 // awaitAnswer reads the server's first packet, which answers the hello, and
 // returns it to be handled as the session's first; or the error that fails
 // the attempt.
-func (c *Client) awaitAnswer(ctx context.Context, conn Conn) (*Packet, error) {
+func (c *Client) awaitAnswer(ctx context.Context, conn Conn) (*wire.Packet, error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	p, err := conn.ReadPacket()
 	if !stop() {
 		return nil, Errorf(CodeDeadlineExceeded, "%s did not answer the hello within %v", c.addr, c.cfg.connectTimeout)
 	}
-	var ve *versionError
+	var ve *wire.VersionError
 	switch {
-	case errors.As(err, &ve) && ve.got == 'H':
+	case errors.As(err, &ve) && ve.Got == 'H':
 		return nil, fmt.Errorf("msgtrans: %s answered in HTTP, not msgtrans (a WebSocket endpoint is dialled as ws://host:port/path): %w", c.addr, err)
-	case errors.Is(err, ErrProtocol):
+	case errors.Is(err, wire.ErrProtocol):
 		return nil, fmt.Errorf("msgtrans: %s does not speak msgtrans wire v1: %w", c.addr, err)
 	case errors.Is(err, io.EOF):
 		return nil, fmt.Errorf("msgtrans: %s closed the connection before answering the hello: %w", c.addr, ErrPeerClosed)
 	case err != nil:
 		return nil, fmt.Errorf("msgtrans: reading the answer of %s to the hello: %w", c.addr, err)
 	}
-	if IsTypedExt(&p) && p.Type == OneWay {
-		if e, err := ParseExt(p.Ext); err == nil && e.HasRoute && e.Route == ControlRoute && e.Control == ControlGoAway {
+	if wire.IsTypedExt(&p) && p.Type == wire.OneWay {
+		if e, err := wire.ParseExt(p.Ext); err == nil && e.HasRoute && e.Route == wire.ControlRoute && e.Control == wire.ControlGoAway {
 			if e.Code != CodeOK {
 				return nil, refusal(e)
 			}
@@ -170,7 +172,7 @@ func (e *refusedError) Error() string { return e.status.Error() }
 func (e *refusedError) Unwrap() error { return e.status }
 
 // refusal returns the close reason for a go-away carrying a status.
-func refusal(e Ext) error {
+func refusal(e wire.Ext) error {
 	return Refusal(&Error{Code: e.Code, Message: e.Message}, time.Duration(min(e.RetryAfterMS, 1<<31))*time.Millisecond)
 }
 
@@ -305,7 +307,7 @@ func (c *Client) reconnect(r *retries, cause error) (*Session, error) {
 		if terminal(err) {
 			return nil, err
 		}
-		if errors.Is(err, ErrProtocol) {
+		if errors.Is(err, wire.ErrProtocol) {
 			r.step = protocolStep
 		}
 		lastErr = err
@@ -371,7 +373,7 @@ func (c *Client) current() (*Session, error) {
 
 // Send sends p to the server as a OneWay packet. It fails with
 // CodeUnavailable while the client is disconnected.
-func (c *Client) Send(p *Packet) error {
+func (c *Client) Send(p *wire.Packet) error {
 	s, err := c.current()
 	if err != nil {
 		return err
@@ -387,7 +389,7 @@ func (c *Client) Send(p *Packet) error {
 
 // Request sends p to the server as a Request and waits for the response, as
 // [Session.Request] does.
-func (c *Client) Request(ctx context.Context, p *Packet) (*Packet, error) {
+func (c *Client) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, error) {
 	s, err := c.current()
 	if err != nil {
 		return nil, err

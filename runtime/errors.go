@@ -4,18 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
-// Sentinel errors of the packet layer. Decoding errors wrap one of them, so
-// callers test with [errors.Is].
+// Sentinel errors of the runtime. Close reasons and failures wrap one of
+// them, so callers test with [errors.Is]. The packet layer's own
+// (wire.ErrProtocol, wire.ErrTooLarge, wire.ErrTruncated) live in package
+// wire.
 var (
-	// ErrProtocol reports bytes that are not a valid wire v1 packet: a wrong
-	// version, an unknown packet_type or compression, a text WebSocket message.
-	ErrProtocol = errors.New("msgtrans: protocol error")
-	// ErrTooLarge reports a declared or decompressed length over a limit.
-	ErrTooLarge = errors.New("msgtrans: packet too large")
-	// ErrTruncated reports input that ended inside a packet.
-	ErrTruncated = errors.New("msgtrans: truncated packet")
 	// ErrClosed reports use of a closed client, server or session.
 	ErrClosed = errors.New("msgtrans: closed")
 	// ErrSlowConsumer is the close reason of a session whose send queue overflowed.
@@ -29,45 +26,30 @@ var (
 	ErrPayloadTooLarge = errors.New("msgtrans: payload too large")
 )
 
-// Code is the status code of an [Error]. The values follow the gRPC codes, so
-// they read the same to anyone who knows those.
-type Code uint32
+// Code is the status code of an [Error]: [wire.Code], named here too
+// because it is mostly used with [Error].
+type Code = wire.Code
 
-// The status codes.
+// The status codes, as in package wire.
 const (
-	CodeOK                 Code = 0
-	CodeCanceled           Code = 1
-	CodeUnknown            Code = 2
-	CodeInvalidArgument    Code = 3
-	CodeDeadlineExceeded   Code = 4
-	CodeNotFound           Code = 5
-	CodeAlreadyExists      Code = 6
-	CodePermissionDenied   Code = 7
-	CodeResourceExhausted  Code = 8
-	CodeFailedPrecondition Code = 9
-	CodeAborted            Code = 10
-	CodeOutOfRange         Code = 11
-	CodeUnimplemented      Code = 12
-	CodeInternal           Code = 13
-	CodeUnavailable        Code = 14
-	CodeDataLoss           Code = 15
-	CodeUnauthenticated    Code = 16
+	CodeOK                 = wire.CodeOK
+	CodeCanceled           = wire.CodeCanceled
+	CodeUnknown            = wire.CodeUnknown
+	CodeInvalidArgument    = wire.CodeInvalidArgument
+	CodeDeadlineExceeded   = wire.CodeDeadlineExceeded
+	CodeNotFound           = wire.CodeNotFound
+	CodeAlreadyExists      = wire.CodeAlreadyExists
+	CodePermissionDenied   = wire.CodePermissionDenied
+	CodeResourceExhausted  = wire.CodeResourceExhausted
+	CodeFailedPrecondition = wire.CodeFailedPrecondition
+	CodeAborted            = wire.CodeAborted
+	CodeOutOfRange         = wire.CodeOutOfRange
+	CodeUnimplemented      = wire.CodeUnimplemented
+	CodeInternal           = wire.CodeInternal
+	CodeUnavailable        = wire.CodeUnavailable
+	CodeDataLoss           = wire.CodeDataLoss
+	CodeUnauthenticated    = wire.CodeUnauthenticated
 )
-
-var codeNames = [...]string{
-	"ok", "canceled", "unknown", "invalid_argument", "deadline_exceeded", "not_found",
-	"already_exists", "permission_denied", "resource_exhausted", "failed_precondition",
-	"aborted", "out_of_range", "unimplemented", "internal", "unavailable", "data_loss",
-	"unauthenticated",
-}
-
-// String returns the snake_case name of the code.
-func (c Code) String() string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
-	}
-	return fmt.Sprintf("code_%d", uint32(c))
-}
 
 // Error is an error with a status [Code]. It is the error type that crosses
 // the wire in responses, and the type of every request failure the runtime

@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // EventKind says what an [Event] reports.
@@ -41,7 +43,7 @@ type Event struct {
 	Kind    EventKind
 	Session *Session
 	// Packet is the packet of a MessageReceived event.
-	Packet *Packet
+	Packet *wire.Packet
 	// Err is the close reason of ConnectionClosed (nil when closed locally
 	// without a reason), and the dial error of Reconnecting.
 	Err error

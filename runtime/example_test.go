@@ -7,6 +7,7 @@ import (
 
 	"github.com/msgtrans/msgtrans-go/runtime"
 	_ "github.com/msgtrans/msgtrans-go/transports/mem"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // A server with one request handler and a client calling it, over the
@@ -20,11 +21,11 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv.Handle(bizEcho, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	srv.Handle(bizEcho, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		if err := srv.Join("lobby", s); err != nil {
 			return nil, err
 		}
-		if _, err := srv.SendGroup("lobby", runtime.NewText(bizNews, "welcome to the lobby")); err != nil {
+		if _, err := srv.SendGroup("lobby", wire.NewText(bizNews, "welcome to the lobby")); err != nil {
 			return nil, err
 		}
 		return p.Reply([]byte("echo: " + p.Text())), nil
@@ -40,12 +41,12 @@ func Example() {
 	}
 	defer c.Close()
 	news := make(chan string, 1)
-	c.Handle(bizNews, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	c.Handle(bizNews, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		news <- p.Text()
 		return nil, nil
 	}))
 
-	resp, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte("hello")))
+	resp, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte("hello")))
 	if err != nil {
 		log.Fatal(err)
 	}

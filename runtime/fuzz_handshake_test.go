@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // The handshake, fuzzed from both sides: whatever a peer sends first, the
@@ -22,26 +23,26 @@ import (
 // helloBytes encodes a hello control packet carrying credentials (none when
 // nil) and accepting the compressions in accept.
 func helloBytes(tb testing.TB, credentials []byte, accept byte) []byte {
-	e := runtime.Ext{HasRoute: true, Route: runtime.ControlRoute, Control: runtime.ControlHello, Auth: credentials}
-	return mustAppend(tb, nil, &runtime.Packet{
-		Type: runtime.OneWay, Flags: runtime.FlagHasRouteTag, MessageID: 1,
-		Ext: runtime.AppendExt(nil, &e), Payload: []byte{accept},
+	e := wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlHello, Auth: credentials}
+	return packetBytes(tb, &wire.Packet{
+		Type: wire.OneWay, Flags: wire.FlagHasRouteTag, MessageID: 1,
+		Ext: wire.AppendExt(nil, &e), Payload: []byte{accept},
 	})
 }
 
 // statusBytes encodes a control packet of the kind with the status code
 // and message (a go-away refusal when code is not OK).
-func statusBytes(tb testing.TB, kind runtime.ControlKind, code runtime.Code, msg string) []byte {
-	e := runtime.Ext{HasRoute: true, Route: runtime.ControlRoute, Control: kind, Code: code, Message: msg}
-	return mustAppend(tb, nil, &runtime.Packet{
-		Type: runtime.OneWay, Flags: runtime.FlagHasRouteTag, MessageID: 7, Ext: runtime.AppendExt(nil, &e),
+func statusBytes(tb testing.TB, kind wire.ControlKind, code runtime.Code, msg string) []byte {
+	e := wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: kind, Code: code, Message: msg}
+	return packetBytes(tb, &wire.Packet{
+		Type: wire.OneWay, Flags: wire.FlagHasRouteTag, MessageID: 7, Ext: wire.AppendExt(nil, &e),
 	})
 }
 
 func handshakeSeeds(tb testing.TB) [][]byte {
-	req := runtime.NewRequest(bizEcho, []byte("hi"))
+	req := wire.NewRequest(bizEcho, []byte("hi"))
 	req.MessageID = 5
-	request := mustAppend(tb, nil, req)
+	request := packetBytes(tb, req)
 	return [][]byte{
 		nil,
 		helloBytes(tb, []byte("good"), 0x06),
@@ -49,9 +50,9 @@ func handshakeSeeds(tb testing.TB) [][]byte {
 		append(helloBytes(tb, []byte("bad"), 0), request...),
 		append(helloBytes(tb, nil, 0xFF), request...),
 		request,
-		append(statusBytes(tb, runtime.ControlPing, runtime.CodeOK, ""), helloBytes(tb, []byte("good"), 0)...),
-		statusBytes(tb, runtime.ControlGoAway, runtime.CodeUnauthenticated, "no"),
-		statusBytes(tb, runtime.ControlGoAway, runtime.CodeOK, ""),
+		append(statusBytes(tb, wire.ControlPing, runtime.CodeOK, ""), helloBytes(tb, []byte("good"), 0)...),
+		statusBytes(tb, wire.ControlGoAway, runtime.CodeUnauthenticated, "no"),
+		statusBytes(tb, wire.ControlGoAway, runtime.CodeOK, ""),
 		helloBytes(tb, []byte("good"), 0x06)[:20],
 		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
 	}
@@ -69,14 +70,14 @@ func FuzzServerHandshake(f *testing.F) {
 	srv, err := runtime.NewServer(
 		runtime.WithAuthenticator(tokenAuth),
 		runtime.WithHandshakeTimeout(2*time.Second),
-		runtime.WithLimits(runtime.Limits{PacketReadTimeout: 2 * time.Second}),
+		runtime.WithLimits(wire.Limits{PacketReadTimeout: 2 * time.Second}),
 		runtime.WithMaxConnectionsPerIP(1000),
 		runtime.WithLogger(slog.New(slog.DiscardHandler)),
 	)
 	if err != nil {
 		f.Fatal(err)
 	}
-	handler := runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	handler := runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		if s.Identity() != "alice" {
 			unauthenticated.Add(1)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Handler handles packets that arrive on a session: raw packets by biz_type
@@ -24,14 +26,14 @@ import (
 // closes, and for a typed request also at the caller's deadline, which the
 // request carries.
 type Handler interface {
-	ServePacket(ctx context.Context, s *Session, p *Packet) (*Packet, error)
+	ServePacket(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error)
 }
 
 // HandlerFunc adapts a function to [Handler].
-type HandlerFunc func(ctx context.Context, s *Session, p *Packet) (*Packet, error)
+type HandlerFunc func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error)
 
 // ServePacket calls f.
-func (f HandlerFunc) ServePacket(ctx context.Context, s *Session, p *Packet) (*Packet, error) {
+func (f HandlerFunc) ServePacket(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
 	return f(ctx, s, p)
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // The default heartbeat: a client pings every 15 s; a peer silent for 45 s
@@ -105,6 +107,6 @@ func (c *Client) heartbeat(sess *Session) {
 			sess.closeWith(ErrHeartbeatTimeout)
 			return
 		}
-		_ = sess.Send(controlPacket(ControlPing, nil))
+		_ = sess.Send(controlPacket(wire.ControlPing, nil))
 	}
 }

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
-func controlBytes(t *testing.T, kind runtime.ControlKind, payload []byte) []byte {
+func controlBytes(t *testing.T, kind wire.ControlKind, payload []byte) []byte {
 	t.Helper()
-	b, err := runtime.AppendPacket(nil, &runtime.Packet{
-		Type: runtime.OneWay, MessageID: 1, Flags: runtime.FlagHasRouteTag,
-		Ext:     runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: runtime.ControlRoute, Control: kind}),
+	b, err := wire.AppendPacket(nil, &wire.Packet{
+		Type: wire.OneWay, MessageID: 1, Flags: wire.FlagHasRouteTag,
+		Ext:     wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: kind}),
 		Payload: payload,
 	})
 	if err != nil {
@@ -42,7 +43,7 @@ func TestServerHeartbeat(t *testing.T) {
 	silent := tcpRaw(t, f.addr, nil)
 	defer silent.Close()
 	silentSess := f.waitSessions(1)[0]
-	if err := silent.WriteFrame(controlBytes(t, runtime.ControlHello, []byte{0}), 0); err != nil {
+	if err := silent.WriteFrame(controlBytes(t, wire.ControlHello, []byte{0}), 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -55,7 +56,7 @@ func TestServerHeartbeat(t *testing.T) {
 			t.Errorf("session %d was closed too (%v)", s.ID(), s.Err())
 		}
 	}
-	if _, err := live.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("alive"))); err != nil {
+	if _, err := live.Request(context.Background(), wire.NewRequest(bizEcho, []byte("alive"))); err != nil {
 		t.Errorf("heartbeating client: %v", err)
 	}
 }
@@ -70,7 +71,7 @@ func TestClientHeartbeat(t *testing.T) {
 	}
 	defer l.Close()
 	accepted := make(chan net.Conn, 1)
-	hello := controlBytes(t, runtime.ControlHello, []byte{0})
+	hello := controlBytes(t, wire.ControlHello, []byte{0})
 	go func() {
 		c, err := l.Accept()
 		if err == nil {
@@ -109,7 +110,7 @@ func TestPingFlood(t *testing.T) {
 			f.srv.Handle(bizEcho, echo)
 			p := tc.raw(t, f.addr, f.certs.Client)
 			defer p.Close()
-			ping := controlBytes(t, runtime.ControlPing, nil)
+			ping := controlBytes(t, wire.ControlPing, nil)
 			for range 100 {
 				if p.WriteFrame(ping, len(ping)) != nil {
 					break // closed already

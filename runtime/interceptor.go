@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Interceptor wraps a [Handler]: it returns a handler that runs around next,
@@ -34,7 +36,7 @@ func (c *config) wrap(h Handler) Handler {
 }
 
 // describe names what a packet calls, for logs: its route or biz_type.
-func describe(p *Packet) slog.Attr {
+func describe(p *wire.Packet) slog.Attr {
 	if r := routeOf(p); r != "" {
 		return slog.String("route", r)
 	}
@@ -46,7 +48,7 @@ func describe(p *Packet) slog.Attr {
 // route or biz_type, the duration and the status code.
 func Logging(logger *slog.Logger) Interceptor {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, s *Session, p *Packet) (*Packet, error) {
+		return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
 			start := time.Now()
 			resp, err := next.ServePacket(ctx, s, p)
 			level := slog.LevelDebug
@@ -65,9 +67,9 @@ func Logging(logger *slog.Logger) Interceptor {
 // allow returns nil; otherwise the packet is answered with allow's error
 // (CodePermissionDenied unless it carries a code). With
 // [WithAuthenticator], allow typically checks [Session.Identity].
-func Authorize(allow func(ctx context.Context, s *Session, p *Packet) error) Interceptor {
+func Authorize(allow func(ctx context.Context, s *Session, p *wire.Packet) error) Interceptor {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, s *Session, p *Packet) (*Packet, error) {
+		return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
 			if err := allow(ctx, s, p); err != nil {
 				if CodeOf(err) == CodeUnknown {
 					err = wrapError(CodePermissionDenied, err)
@@ -83,9 +85,9 @@ func Authorize(allow func(ctx context.Context, s *Session, p *Packet) error) Int
 // error onPanic returns (which might log the stack or count the event). The
 // runtime recovers panics regardless, answering CodeInternal; this lets an
 // application decide the answer.
-func Recovery(onPanic func(ctx context.Context, s *Session, p *Packet, recovered any) error) Interceptor {
+func Recovery(onPanic func(ctx context.Context, s *Session, p *wire.Packet, recovered any) error) Interceptor {
 	return func(next Handler) Handler {
-		return HandlerFunc(func(ctx context.Context, s *Session, p *Packet) (resp *Packet, err error) {
+		return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (resp *wire.Packet, err error) {
 			defer func() {
 				if r := recover(); r != nil {
 					resp, err = nil, onPanic(ctx, s, p, r)

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func TestInterceptors(t *testing.T) {
 	var order []string
 	trace := func(name string) runtime.Interceptor {
 		return func(next runtime.Handler) runtime.Handler {
-			return runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+			return runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 				order = append(order, name+" in")
 				resp, err := next.ServePacket(ctx, s, p)
 				order = append(order, name+" out")
@@ -23,18 +24,18 @@ func TestInterceptors(t *testing.T) {
 		}
 	}
 	var logs syncBuffer
-	deny := runtime.Authorize(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) error {
+	deny := runtime.Authorize(func(_ context.Context, _ *runtime.Session, p *wire.Packet) error {
 		if p.Text() == "forbidden" {
 			return errors.New("not for you")
 		}
 		return nil
 	})
-	recovery := runtime.Recovery(func(_ context.Context, _ *runtime.Session, _ *runtime.Packet, r any) error {
+	recovery := runtime.Recovery(func(_ context.Context, _ *runtime.Session, _ *wire.Packet, r any) error {
 		return runtime.Errorf(runtime.CodeAborted, "recovered: %v", r)
 	})
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f := newFixture(t, transportCases()[0], runtime.WithInterceptors(trace("outer"), trace("inner"), runtime.Logging(logger), deny, recovery))
-	f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		if p.Text() == "panic" {
 			panic("boom")
 		}
@@ -44,17 +45,17 @@ func TestInterceptors(t *testing.T) {
 	c := f.dial()
 	ctx := context.Background()
 
-	if resp, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte("hi"))); err != nil || resp.Text() != "hi" {
+	if resp, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte("hi"))); err != nil || resp.Text() != "hi" {
 		t.Fatalf("Request = %v, %v", resp, err)
 	}
 	if got, want := strings.Join(order, ", "), "outer in, inner in, handler, inner out, outer out"; got != want {
 		t.Errorf("order: %s, want %s", got, want)
 	}
-	if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte("forbidden"))); runtime.CodeOf(err) != runtime.CodePermissionDenied {
+	if _, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte("forbidden"))); runtime.CodeOf(err) != runtime.CodePermissionDenied {
 		t.Errorf("Authorize: %v, want permission_denied", err)
 	}
 	var e *runtime.Error
-	if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte("panic"))); !errors.As(err, &e) || e.Code != runtime.CodeAborted || e.Message != "recovered: boom" {
+	if _, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte("panic"))); !errors.As(err, &e) || e.Code != runtime.CodeAborted || e.Message != "recovered: boom" {
 		t.Errorf("Recovery: %v, want aborted: recovered: boom", err)
 	}
 	out := logs.String()
@@ -71,32 +72,32 @@ func TestClientInterceptors(t *testing.T) {
 	f := newFixture(t, transportCases()[0])
 	seen := make(chan string, 4)
 	mark := func(next runtime.Handler) runtime.Handler {
-		return runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+		return runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 			seen <- p.Type.String() + " " + p.Text()
 			return next.ServePacket(ctx, s, p)
 		})
 	}
-	deny := runtime.Authorize(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) error {
+	deny := runtime.Authorize(func(_ context.Context, _ *runtime.Session, p *wire.Packet) error {
 		if p.Text() == "forbidden" {
 			return errors.New("the client refuses")
 		}
 		return nil
 	})
 	c := f.dial(runtime.WithInterceptors(mark, deny))
-	notes := make(chan *runtime.Packet, 1)
+	notes := make(chan *wire.Packet, 1)
 	c.Handle(bizNote, collect(notes))
 	c.Handle(bizEcho, echo)
 	sess := f.waitSessions(1)[0]
 
-	if err := sess.Send(runtime.NewText(bizNote, "pushed")); err != nil {
+	if err := sess.Send(wire.NewText(bizNote, "pushed")); err != nil {
 		t.Fatal(err)
 	}
 	recv(t, notes)
 	ctx := context.Background()
-	if resp, err := sess.Request(ctx, runtime.NewRequest(bizEcho, []byte("asked"))); err != nil || resp.Text() != "asked" {
+	if resp, err := sess.Request(ctx, wire.NewRequest(bizEcho, []byte("asked"))); err != nil || resp.Text() != "asked" {
 		t.Fatalf("server's request = %v, %v", resp, err)
 	}
-	if _, err := sess.Request(ctx, runtime.NewRequest(bizEcho, []byte("forbidden"))); runtime.CodeOf(err) != runtime.CodePermissionDenied {
+	if _, err := sess.Request(ctx, wire.NewRequest(bizEcho, []byte("forbidden"))); runtime.CodeOf(err) != runtime.CodePermissionDenied {
 		t.Errorf("server's forbidden request: %v, want permission_denied", err)
 	}
 	for _, want := range []string{"oneway pushed", "request asked", "request forbidden"} {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // mixedAddrs are the listen addresses of one server speaking every network
@@ -26,7 +27,7 @@ func TestOneServerEveryTransport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Handle(bizJoin, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	srv.Handle(bizJoin, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		joined <- s
 		return p.Reply([]byte(s.Transport())), srv.Join("room", s)
 	}))
@@ -44,17 +45,17 @@ func TestOneServerEveryTransport(t *testing.T) {
 		}
 	}()
 
-	var inbox []chan *runtime.Packet
+	var inbox []chan *wire.Packet
 	for _, addr := range addrs {
 		c, err := runtime.Dial(context.Background(), addr, runtime.WithTLS(certs.Client))
 		if err != nil {
 			t.Fatalf("Dial(%s): %v", addr, err)
 		}
 		defer c.Close()
-		ch := make(chan *runtime.Packet, 1)
+		ch := make(chan *wire.Packet, 1)
 		c.Handle(bizNote, collect(ch))
 		inbox = append(inbox, ch)
-		resp, err := c.Request(context.Background(), runtime.NewRequest(bizJoin, nil))
+		resp, err := c.Request(context.Background(), wire.NewRequest(bizJoin, nil))
 		if err != nil {
 			t.Fatalf("%s: join: %v", addr, err)
 		}
@@ -63,7 +64,7 @@ func TestOneServerEveryTransport(t *testing.T) {
 		}
 		<-joined
 	}
-	if n, err := srv.SendGroup("room", runtime.NewText(bizNote, "hello, everyone")); err != nil || n != len(addrs) {
+	if n, err := srv.SendGroup("room", wire.NewText(bizNote, "hello, everyone")); err != nil || n != len(addrs) {
 		t.Fatalf("SendGroup = %d, %v; want %d", n, err, len(addrs))
 	}
 	for i, ch := range inbox {

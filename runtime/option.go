@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
+	"github.com/msgtrans/msgtrans-go/wire/compress"
 )
 
 // Defaults of the options.
@@ -52,12 +55,12 @@ type config struct {
 
 	logger           *slog.Logger
 	tls              *tls.Config
-	limits           Limits
+	limits           wire.Limits
 	handshakeTimeout time.Duration
 	sendQueueBytes   int
 	writeTimeout     time.Duration
 	requestTimeout   time.Duration
-	compressor       Compressor
+	compressor       compress.Compressor
 	maxInFlight      int
 	onEvent          func(Event)
 
@@ -144,7 +147,7 @@ func (c *config) validate() error {
 	if c.limits.MaxExtHeader > 0xFFFF {
 		errs = append(errs, fmt.Errorf("msgtrans: MaxExtHeader %d exceeds the wire maximum of 65535", c.limits.MaxExtHeader))
 	}
-	if c.compressor.Algorithm > CompressionZlib {
+	if c.compressor.Algorithm > wire.CompressionZlib {
 		errs = append(errs, fmt.Errorf("msgtrans: unknown compression %d", c.compressor.Algorithm))
 	}
 	if err := c.backoff.validate(); err != nil {
@@ -153,8 +156,8 @@ func (c *config) validate() error {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
-	c.limits = c.limits.withDefaults()
-	switch maxPacket := c.limits.maxPacket(); {
+	c.limits = c.limits.WithDefaults()
+	switch maxPacket := c.limits.MaxPacketSize(); {
 	case c.sendQueueBytes == 0:
 		c.sendQueueBytes = max(DefaultSendQueueBytes, 2*maxPacket)
 	case c.sendQueueBytes > 0 && c.sendQueueBytes < maxPacket:
@@ -231,7 +234,7 @@ func WithTLS(t *tls.Config) Option {
 
 // WithLimits sets the packet size and read-time limits (see [Limits]). Zero
 // fields keep their defaults.
-func WithLimits(l Limits) Option {
+func WithLimits(l wire.Limits) Option {
 	return option{"WithLimits", bothSides, func(c *config) { c.limits = l }}
 }
 
@@ -287,7 +290,7 @@ func WithRequestTimeout(d time.Duration) Option {
 // WithCompression compresses outgoing payloads at or above the threshold
 // with the given algorithm, toward peers that said they accept it. Incoming
 // compressed payloads are always accepted (within Limits.MaxDecompressed).
-func WithCompression(comp Compressor) Option {
+func WithCompression(comp compress.Compressor) Option {
 	return option{"WithCompression", bothSides, func(c *config) { c.compressor = comp }}
 }
 

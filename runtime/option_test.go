@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Each option's effect, shown where the suite does not already show it.
@@ -53,17 +54,17 @@ func TestWithLogger(t *testing.T) {
 }
 
 func TestWithLimits(t *testing.T) {
-	f := newFixture(t, transportCases()[1], runtime.WithLimits(runtime.Limits{MaxPayload: 100}))
+	f := newFixture(t, transportCases()[1], runtime.WithLimits(wire.Limits{MaxPayload: 100}))
 	f.srv.Handle(bizEcho, echo)
 	c := f.dial(runtime.WithoutReconnect())
-	if _, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, make([]byte, 100))); err != nil {
+	if _, err := c.Request(context.Background(), wire.NewRequest(bizEcho, make([]byte, 100))); err != nil {
 		t.Fatalf("a payload at the limit: %v", err)
 	}
-	_, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, make([]byte, 101)))
+	_, err := c.Request(context.Background(), wire.NewRequest(bizEcho, make([]byte, 101)))
 	if runtime.CodeOf(err) != runtime.CodeUnavailable {
 		t.Errorf("a payload over the limit: %v, want the connection closed (unavailable)", err)
 	}
-	if e := f.waitEvent(runtime.ConnectionClosed); !errors.Is(e.Err, runtime.ErrTooLarge) {
+	if e := f.waitEvent(runtime.ConnectionClosed); !errors.Is(e.Err, wire.ErrTooLarge) {
 		t.Errorf("closed with %v, want ErrTooLarge", e.Err)
 	}
 }
@@ -74,7 +75,7 @@ func TestWithMaxInFlight(t *testing.T) {
 	f := newFixture(t, transportCases()[0], runtime.WithMaxInFlight(1))
 	release := make(chan struct{})
 	running := make(chan string, 2)
-	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		running <- p.Text()
 		<-release
 		return p.Reply(nil), nil
@@ -83,7 +84,7 @@ func TestWithMaxInFlight(t *testing.T) {
 	done := make(chan error, 2)
 	for _, name := range []string{"first", "second"} {
 		go func() {
-			_, err := c.Request(context.Background(), runtime.NewRequest(bizBlock, []byte(name)))
+			_, err := c.Request(context.Background(), wire.NewRequest(bizBlock, []byte(name)))
 			done <- err
 		}()
 		if name == "first" {
@@ -118,7 +119,7 @@ func TestWithWriteTimeout(t *testing.T) {
 	p := tc.raw(t, f.addr, nil)
 	defer p.Close()
 	s := f.waitSessions(1)[0]
-	chunk := runtime.NewOneWay(bizNote, make([]byte, 64<<10))
+	chunk := wire.NewOneWay(bizNote, make([]byte, 64<<10))
 	for i := 0; i < 4096; i++ { // 256 MiB at most; the buffers hold a few MiB
 		if s.Send(chunk) != nil {
 			break
@@ -146,7 +147,7 @@ func TestWriteDeadlineRefreshed(t *testing.T) {
 	c := f.dial(runtime.WithoutReconnect())
 	sess := f.waitSessions(1)[0]
 	for start := time.Now(); time.Since(start) < 10*timeout; {
-		if _, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("busy"))); err != nil {
+		if _, err := c.Request(context.Background(), wire.NewRequest(bizEcho, []byte("busy"))); err != nil {
 			t.Fatalf("after %v of writes: %v", time.Since(start), err)
 		}
 	}
@@ -207,7 +208,7 @@ func TestWithRateLimit(t *testing.T) {
 func testRateLimit(t *testing.T, burst int) {
 	f := newFixture(t, transportCases()[1], runtime.WithRateLimit(0.01, burst))
 	f.srv.Handle(bizEcho, echo)
-	notes := make(chan *runtime.Packet, 100)
+	notes := make(chan *wire.Packet, 100)
 	f.srv.Handle(bizNote, collect(notes))
 	c := f.dial(runtime.WithoutReconnect())
 	sess := f.waitSessions(1)[0]
@@ -215,18 +216,18 @@ func testRateLimit(t *testing.T, burst int) {
 
 	// The client's hello took one token: every packet counts.
 	for i := range burst - 1 {
-		if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); err != nil {
+		if _, err := c.Request(ctx, wire.NewRequest(bizEcho, nil)); err != nil {
 			t.Fatalf("request %d within the burst: %v", i, err)
 		}
 	}
-	if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
+	if _, err := c.Request(ctx, wire.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
 		t.Fatalf("request over the limit: %v, want resource_exhausted", err)
 	}
-	if err := c.Send(runtime.NewText(bizNote, "dropped")); err != nil {
+	if err := c.Send(wire.NewText(bizNote, "dropped")); err != nil {
 		t.Fatal(err)
 	}
 	// A request after the one-way packet proves it was read (and dropped).
-	if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
+	if _, err := c.Request(ctx, wire.NewRequest(bizEcho, nil)); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
 		t.Fatalf("second request over the limit: %v", err)
 	}
 	if got := sess.Dropped(); got != 1 {
@@ -239,7 +240,7 @@ func testRateLimit(t *testing.T, burst int) {
 	}
 	// Keep flooding: closed.
 	for range burst + 5 {
-		_ = c.Send(runtime.NewText(bizNote, "flood"))
+		_ = c.Send(wire.NewText(bizNote, "flood"))
 	}
 	if e := f.waitEvent(runtime.ConnectionClosed); !errors.Is(e.Err, runtime.ErrRateLimited) {
 		t.Errorf("closed with %v, want ErrRateLimited", e.Err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/msgtrans/msgtrans-go/wire"
+	"github.com/msgtrans/msgtrans-go/wire/compress"
 	"golang.org/x/time/rate"
 )
 
@@ -19,7 +21,7 @@ const (
 // DefaultDecompressionRate is the default budget of bytes a session's
 // compressed payloads may inflate to, per second (see
 // [WithDecompressionRate]).
-const DefaultDecompressionRate = DefaultMaxDecompressed
+const DefaultDecompressionRate = wire.DefaultMaxDecompressed
 
 // rateWindow is the window over which refused packets are counted: a
 // session refused more than a burst's worth within one is closed.
@@ -78,7 +80,7 @@ type throttle struct {
 // admit applies the rate limit to one packet, p, or to a transport's own
 // frame when p is nil. It reports whether to process it; an error closes the
 // session. Only servers limit their peers.
-func (s *Session) admit(p *Packet) (bool, error) {
+func (s *Session) admit(p *wire.Packet) (bool, error) {
 	if s.srv == nil {
 		return true, nil
 	}
@@ -106,9 +108,9 @@ func (s *Session) admit(p *Packet) (bool, error) {
 	}
 	switch {
 	case p == nil:
-	case p.Type == Request:
+	case p.Type == wire.Request:
 		s.answer(p, nil, Errorf(CodeResourceExhausted, "rate limit of %g packets a second exceeded", s.cfg.rateLimit))
-	case p.Type == OneWay:
+	case p.Type == wire.OneWay:
 		s.dropped.Add(1)
 	}
 	return false, nil
@@ -116,7 +118,7 @@ func (s *Session) admit(p *Packet) (bool, error) {
 
 // inflate decompresses p's payload within the limits and within what is
 // left of the session's decompression budget, which it charges.
-func (s *Session) inflate(p *Packet) error {
+func (s *Session) inflate(p *wire.Packet) error {
 	limit := s.cfg.limits.MaxDecompressed
 	if s.srv != nil && !s.ready.Load() {
 		limit = s.cfg.preAuthLimits().MaxDecompressed
@@ -127,8 +129,8 @@ func (s *Session) inflate(p *Packet) error {
 	if budgeted {
 		limit = left
 	}
-	err := Decompress(p, limit)
-	if budgeted && errors.Is(err, ErrTooLarge) {
+	err := compress.Decompress(p, limit)
+	if budgeted && errors.Is(err, wire.ErrTooLarge) {
 		return fmt.Errorf("%w: compressed payloads inflating to over %d bytes a second", ErrRateLimited, s.cfg.inflateRate)
 	}
 	if err == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // reconnectLog records a client's Reconnecting events.
@@ -138,7 +139,7 @@ func TestReconnectOverCapacity(t *testing.T) {
 			served := 0
 			for _, c := range cs {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				if _, err := c.Request(ctx, runtime.NewRequest(bizEcho, nil)); err == nil {
+				if _, err := c.Request(ctx, wire.NewRequest(bizEcho, nil)); err == nil {
 					served++
 				}
 				cancel()
@@ -221,7 +222,7 @@ func TestDialNotMsgtrans(t *testing.T) {
 				_ = c.Close()
 				t.Fatal("Dial succeeded")
 			}
-			if !errors.Is(err, runtime.ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
+			if !errors.Is(err, wire.ErrProtocol) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Dial: %v; want a protocol error saying %q", err, tt.want)
 			}
 		})
@@ -279,7 +280,7 @@ func TestReconnectBackoff(t *testing.T) {
 			_, _ = c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"))
 		}, func(t *testing.T, ev []runtime.Event) {
 			for i, e := range ev[1:] {
-				if !errors.Is(e.Err, runtime.ErrProtocol) {
+				if !errors.Is(e.Err, wire.ErrProtocol) {
 					t.Errorf("attempt %d follows %v, want a protocol error", i+2, e.Err)
 				}
 				if e.Delay < b.MaxDelay/2 {
@@ -290,7 +291,7 @@ func TestReconnectBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hello := controlBytes(t, runtime.ControlHello, []byte{0})
+			hello := controlBytes(t, wire.ControlHello, []byte{0})
 			addr := fakeServer(t, func(i int, c net.Conn) { tt.answer(i, c, hello) })
 			l := newReconnectLog()
 			c, err := runtime.Dial(context.Background(), addr, l.option(), runtime.WithReconnect(b),
@@ -308,7 +309,7 @@ func TestReconnectBackoff(t *testing.T) {
 // the next drop is retried from the backoff's first step again.
 func TestReconnectBackoffResets(t *testing.T) {
 	b := runtime.Backoff{Base: 10 * time.Millisecond, Multiplier: 2, MaxDelay: 400 * time.Millisecond}
-	hello := controlBytes(t, runtime.ControlHello, []byte{0})
+	hello := controlBytes(t, wire.ControlHello, []byte{0})
 	release := make(chan struct{})
 	addr := fakeServer(t, func(i int, c net.Conn) {
 		_, _ = c.Write(hello)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // restartServerEnv, when set, makes the test binary a server process
@@ -249,7 +250,7 @@ func requestAll(t *testing.T, clients []*runtime.Client) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			want := strconv.Itoa(i)
-			resp, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte(want)))
+			resp, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte(want)))
 			if err == nil && resp.Text() != want {
 				err = fmt.Errorf("echo %q, want %q", resp.Text(), want)
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alphadose/haxmap"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Server accepts connections on any number of transports at once and runs
@@ -251,7 +252,7 @@ func (s *Server) refuse(c Conn, why error) {
 	defer s.sessWG.Done()
 	p := refusalPacket(why, RefusalRetryAfter)
 	p.MessageID = s.nextID()
-	if b, err := AppendPacket(nil, p); err == nil && c.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
+	if b, err := wire.AppendPacket(nil, p); err == nil && c.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
 		_ = c.WritePackets([][]byte{b})
 	}
 	// Read until the peer closes (a msgtrans-go client does on reading the
@@ -278,14 +279,14 @@ const RefusalRetryAfter = 2 * time.Second
 
 // refusalPacket is a go-away carrying why a connection is refused and, when
 // retryAfter is not 0, how long the client should wait before trying again.
-func refusalPacket(why error, retryAfter time.Duration) *Packet {
-	e := Ext{HasRoute: true, Route: ControlRoute, Control: ControlGoAway, Code: CodeOf(why), Message: why.Error(), RetryAfterMS: uint64(retryAfter.Milliseconds())}
+func refusalPacket(why error, retryAfter time.Duration) *wire.Packet {
+	e := wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlGoAway, Code: CodeOf(why), Message: why.Error(), RetryAfterMS: uint64(retryAfter.Milliseconds())}
 	var te *Error
 	if errors.As(why, &te) {
 		e.Message = te.Message
 	}
-	p := controlPacket(ControlGoAway, nil)
-	p.Ext = AppendExt(nil, &e)
+	p := controlPacket(wire.ControlGoAway, nil)
+	p.Ext = wire.AppendExt(nil, &e)
 	return p
 }
 
@@ -321,7 +322,7 @@ func (s *Server) Sessions() []*Session {
 func (s *Server) SessionCount() int { return int(s.count.Load()) }
 
 // Send sends p as a OneWay packet to the session with the id.
-func (s *Server) Send(id uint64, p *Packet) error {
+func (s *Server) Send(id uint64, p *wire.Packet) error {
 	sess, ok := s.sessions.Get(id)
 	if !ok {
 		return fmt.Errorf("%w: no session %d", ErrClosed, id)
@@ -331,7 +332,7 @@ func (s *Server) Send(id uint64, p *Packet) error {
 
 // Request sends p as a Request to the session with the id and waits for the
 // response, as [Session.Request] does.
-func (s *Server) Request(ctx context.Context, id uint64, p *Packet) (*Packet, error) {
+func (s *Server) Request(ctx context.Context, id uint64, p *wire.Packet) (*wire.Packet, error) {
 	sess, ok := s.sessions.Get(id)
 	if !ok {
 		return nil, Errorf(CodeNotFound, "no session %d", id)
@@ -352,7 +353,7 @@ func (s *Server) CloseSession(id uint64) bool {
 // Broadcast sends p as a OneWay packet to every open session. The packet is
 // encoded once and every session queues the same bytes. It returns the
 // number of sessions it was queued to.
-func (s *Server) Broadcast(p *Packet) (int, error) {
+func (s *Server) Broadcast(p *wire.Packet) (int, error) {
 	f, err := s.newFanout(p)
 	if err != nil {
 		return 0, err
@@ -375,20 +376,20 @@ type fanout struct {
 	bit        uint32
 }
 
-func (s *Server) newFanout(p *Packet) (*fanout, error) {
-	if err := s.cfg.limits.checkSend(len(p.Ext), len(p.Payload)); err != nil {
+func (s *Server) newFanout(p *wire.Packet) (*fanout, error) {
+	if err := checkSend(s.cfg.limits, len(p.Ext), len(p.Payload)); err != nil {
 		return nil, err
 	}
 	q := *p
-	q.Type, q.MessageID = OneWay, s.nextID()
-	plain, err := AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
+	q.Type, q.MessageID = wire.OneWay, s.nextID()
+	plain, err := wire.AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
 	if err != nil {
 		return nil, err
 	}
 	f := &fanout{plain: plain}
-	if c := s.cfg.compressor; c.Algorithm != CompressionNone {
-		if cq := c.compress(&q); cq != &q {
-			f.compressed, _ = AppendPacket(make([]byte, 0, cq.EncodedLen()), cq)
+	if c := s.cfg.compressor; c.Algorithm != wire.CompressionNone {
+		if cq := c.Compress(&q); cq != &q {
+			f.compressed, _ = wire.AppendPacket(make([]byte, 0, cq.EncodedLen()), cq)
 			f.bit = 1 << c.Algorithm
 		}
 	}
@@ -437,7 +438,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 					t.Stop()
 				}
 			}
-			_ = sess.Send(controlPacket(ControlGoAway, nil))
+			_ = sess.Send(controlPacket(wire.ControlGoAway, nil))
 			sess.drain(ctx)
 			sess.closeFlushed(ctx, ErrServerShutdown, nil)
 		}()

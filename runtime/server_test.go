@@ -16,6 +16,8 @@ import (
 
 	"github.com/msgtrans/msgtrans-go/runtime"
 	"github.com/msgtrans/msgtrans-go/transports/mem"
+	"github.com/msgtrans/msgtrans-go/wire"
+	"github.com/msgtrans/msgtrans-go/wire/compress"
 )
 
 // countTransport is a custom transport ("count://name") layered on the mem
@@ -80,12 +82,12 @@ func TestWriterBatches(t *testing.T) {
 	const n = 2000
 	f := newFixture(t, countCase)
 	c := f.dial()
-	got := make(chan *runtime.Packet, n)
+	got := make(chan *wire.Packet, n)
 	c.Handle(bizNote, collect(got))
 	sess := f.waitSessions(1)[0]
 	calls0, pkts0 := countWriteCalls.Load(), countPackets.Load()
 	for i := range n {
-		if err := sess.Send(runtime.NewText(bizNote, fmt.Sprint(i))); err != nil {
+		if err := sess.Send(wire.NewText(bizNote, fmt.Sprint(i))); err != nil {
 			t.Fatalf("Send %d: %v", i, err)
 		}
 	}
@@ -108,31 +110,31 @@ func TestCompression(t *testing.T) {
 	text := strings.Repeat("compressible text ", 500)
 	tests := []struct {
 		name string
-		alg  runtime.Compression
-	}{{"zstd", runtime.CompressionZstd}, {"zlib", runtime.CompressionZlib}}
+		alg  wire.Compression
+	}{{"zstd", wire.CompressionZstd}, {"zlib", wire.CompressionZlib}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			comp := runtime.WithCompression(runtime.Compressor{Algorithm: tt.alg, Threshold: 64})
+			comp := runtime.WithCompression(compress.Compressor{Algorithm: tt.alg, Threshold: 64})
 			f := newFixture(t, countCase, comp)
-			atServer := make(chan *runtime.Packet, 1)
+			atServer := make(chan *wire.Packet, 1)
 			f.srv.Handle(bizNote, collect(atServer))
 			f.srv.Handle(bizEcho, echo)
 			c := f.dial(comp)
-			got := make(chan *runtime.Packet, 2)
+			got := make(chan *wire.Packet, 2)
 			c.Handle(bizNote, collect(got))
 			f.waitSessions(1)
 			// A round trip: the server has read the client's hello (sent
 			// first), so it knows which compressions the client accepts.
-			if _, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); err != nil {
+			if _, err := c.Request(context.Background(), wire.NewRequest(bizEcho, nil)); err != nil {
 				t.Fatal(err)
 			}
 
 			before := countBytes.Load()
-			if _, err := f.srv.Broadcast(runtime.NewText(bizNote, text)); err != nil {
+			if _, err := f.srv.Broadcast(wire.NewText(bizNote, text)); err != nil {
 				t.Fatal(err)
 			}
 			p := recv(t, got)
-			if p.Text() != text || p.Compression != runtime.CompressionNone {
+			if p.Text() != text || p.Compression != wire.CompressionNone {
 				t.Fatalf("client got %d bytes (compression %s), want the %d-byte text decompressed", len(p.Payload), p.Compression, len(text))
 			}
 			if wire := countBytes.Load() - before; wire >= int64(len(text)) {
@@ -140,7 +142,7 @@ func TestCompression(t *testing.T) {
 			}
 			// The client compresses too once the server's hello arrived,
 			// which it has: the broadcast came after it.
-			if err := c.Send(runtime.NewText(bizNote, text)); err != nil {
+			if err := c.Send(wire.NewText(bizNote, text)); err != nil {
 				t.Fatal(err)
 			}
 			if p := recv(t, atServer); p.Text() != text {
@@ -151,7 +153,7 @@ func TestCompression(t *testing.T) {
 }
 
 func TestCompressionNotSentToPeersWithoutSupport(t *testing.T) {
-	f := newFixture(t, countCase, runtime.WithCompression(runtime.Compressor{Algorithm: runtime.CompressionZstd, Threshold: 1}))
+	f := newFixture(t, countCase, runtime.WithCompression(compress.Compressor{Algorithm: wire.CompressionZstd, Threshold: 1}))
 	conn, err := runtime.DialConn(context.Background(), f.addr, nil) // a raw peer: no hello
 	if err != nil {
 		t.Fatal(err)
@@ -159,14 +161,14 @@ func TestCompressionNotSentToPeersWithoutSupport(t *testing.T) {
 	defer conn.Close()
 	f.waitSessions(1)
 	text := strings.Repeat("a", 4096)
-	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, text)); err != nil {
+	if _, err := f.srv.Broadcast(wire.NewText(bizNote, text)); err != nil {
 		t.Fatal(err)
 	}
 	p, err := conn.ReadPacket()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Compression != runtime.CompressionNone || p.Text() != text {
+	if p.Compression != wire.CompressionNone || p.Text() != text {
 		t.Errorf("raw peer got compression %s, %d bytes; want it uncompressed", p.Compression, len(p.Payload))
 	}
 }
@@ -175,12 +177,12 @@ func TestCompressionNotSentToPeersWithoutSupport(t *testing.T) {
 // it alone is closed as a slow consumer while another client gets everything.
 func TestSlowConsumer(t *testing.T) {
 	tc := transportCases()[1] // tcp: real kernel buffers
-	f := newFixture(t, tc, runtime.WithSendQueueBytes(64<<10), runtime.WithLimits(runtime.Limits{MaxPayload: 32 << 10}))
+	f := newFixture(t, tc, runtime.WithSendQueueBytes(64<<10), runtime.WithLimits(wire.Limits{MaxPayload: 32 << 10}))
 	f.srv.Handle(bizEcho, echo)
 	slow := tc.raw(t, f.addr, nil)
 	defer slow.Close()
 	slowSess := f.waitSessions(1)[0]
-	got := make(chan *runtime.Packet, 256)
+	got := make(chan *wire.Packet, 256)
 	f.dial().Handle(bizNote, collect(got))
 	f.waitSessions(1)
 
@@ -189,7 +191,7 @@ func TestSlowConsumer(t *testing.T) {
 	// Bursts of 10 stay within the healthy client's 64 KiB queue.
 	for round := 0; round < 5000 && !closed; round++ {
 		for range 10 {
-			if _, err := f.srv.Broadcast(runtime.NewOneWay(bizNote, payload)); err != nil {
+			if _, err := f.srv.Broadcast(wire.NewOneWay(bizNote, payload)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -222,8 +224,8 @@ func TestQueued(t *testing.T) {
 	}
 	defer c.Close()
 	s := f.waitSessions(1)[0]
-	p := runtime.NewOneWay(bizNote, make([]byte, 1000))
-	size := len(mustAppend(t, nil, p))
+	p := wire.NewOneWay(bizNote, make([]byte, 1000))
+	size := len(packetBytes(t, p))
 	// The writer takes the first packets and blocks writing them; what is
 	// sent after that stays queued.
 	sent := 0
@@ -262,7 +264,7 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 	slow := tc.raw(t, f.addr, nil) // never reads
 	defer slow.Close()
 	slowSess := f.waitSessions(1)[0]
-	bigGot := make(chan *runtime.Packet, 1)
+	bigGot := make(chan *wire.Packet, 1)
 	f.dial().Handle(bizEcho, collect(bigGot))
 	bigSess := f.waitSessions(1)[0]
 
@@ -270,7 +272,7 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 	ended := make(chan struct{}, n)
 	for range n {
 		var next int
-		f.dial().Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+		f.dial().Handle(bizNote, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 			switch p.Text() {
 			case "end":
 				ended <- struct{}{}
@@ -285,10 +287,10 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 	}
 	f.waitSessions(n)
 
-	chunk := runtime.NewOneWay(bizEcho, make([]byte, 16<<10))
+	chunk := wire.NewOneWay(bizEcho, make([]byte, 16<<10))
 	rounds := 0
 	for ; rounds < 5000; rounds++ {
-		if _, err := f.srv.Broadcast(runtime.NewText(bizNote, fmt.Sprint(rounds))); err != nil {
+		if _, err := f.srv.Broadcast(wire.NewText(bizNote, fmt.Sprint(rounds))); err != nil {
 			t.Fatal(err)
 		}
 		if err := bigSess.Send(chunk); err != nil {
@@ -304,7 +306,7 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 	if e.Session != slowSess || !errors.Is(e.Err, runtime.ErrSlowConsumer) {
 		t.Fatalf("after %d rounds: closed session %d with %v, want the one that never reads with ErrSlowConsumer", rounds, e.Session.ID(), e.Err)
 	}
-	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, "end")); err != nil {
+	if _, err := f.srv.Broadcast(wire.NewText(bizNote, "end")); err != nil {
 		t.Fatal(err)
 	}
 	for range n {
@@ -329,11 +331,11 @@ func TestShutdownFlushes(t *testing.T) {
 			f := newFixture(t, tc)
 			events := make(chan runtime.Event, 10)
 			c := f.dial(runtime.WithoutReconnect(), runtime.WithEventHandler(func(e runtime.Event) { events <- e }))
-			got := make(chan *runtime.Packet, n)
+			got := make(chan *wire.Packet, n)
 			c.Handle(bizNote, collect(got))
 			sess := f.waitSessions(1)[0]
 			for i := range n {
-				if err := sess.Send(runtime.NewText(bizNote, fmt.Sprint(i))); err != nil {
+				if err := sess.Send(wire.NewText(bizNote, fmt.Sprint(i))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -387,7 +389,7 @@ func TestClientGivesUpAfterMaxAttempts(t *testing.T) {
 	if fmt.Sprint(attempts) != "[1 2 3]" {
 		t.Errorf("Reconnecting attempts %v, want [1 2 3]", attempts)
 	}
-	if err := c.Send(runtime.NewText(bizNote, "x")); runtime.CodeOf(err) != runtime.CodeUnavailable {
+	if err := c.Send(wire.NewText(bizNote, "x")); runtime.CodeOf(err) != runtime.CodeUnavailable {
 		t.Errorf("Send after giving up = %v, want code unavailable", err)
 	}
 }
@@ -423,8 +425,8 @@ func TestOptionValidation(t *testing.T) {
 		{"server option on client", false, runtime.WithHandshakeTimeout(time.Second), "does not apply to a client"},
 		{"negative queue", true, runtime.WithSendQueueBytes(-1), "must not be negative"},
 		{"negative write timeout", false, runtime.WithWriteTimeout(-time.Second), "must not be negative"},
-		{"ext header over the wire maximum", true, runtime.WithLimits(runtime.Limits{MaxExtHeader: 70000}), "exceeds the wire maximum"},
-		{"bad compression", true, runtime.WithCompression(runtime.Compressor{Algorithm: 7}), "unknown compression"},
+		{"ext header over the wire maximum", true, runtime.WithLimits(wire.Limits{MaxExtHeader: 70000}), "exceeds the wire maximum"},
+		{"bad compression", true, runtime.WithCompression(compress.Compressor{Algorithm: 7}), "unknown compression"},
 		{"shrinking backoff", false, runtime.WithReconnect(runtime.Backoff{Multiplier: 0.5}), "below 1"},
 	}
 	for _, tt := range tests {
@@ -481,37 +483,37 @@ func TestListenFailureClosesBound(t *testing.T) {
 func TestGroups(t *testing.T) {
 	f := newFixture(t, transportCases()[0])
 	sessions := make(chan *runtime.Session, 3)
-	f.srv.Handle(bizJoin, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizJoin, runtime.HandlerFunc(func(_ context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		sessions <- s
 		return nil, f.srv.Join(p.Text(), s)
 	}))
-	var got [3]chan *runtime.Packet
+	var got [3]chan *wire.Packet
 	var ss [3]*runtime.Session
 	for i, group := range []string{"a", "a", "b"} {
-		got[i] = make(chan *runtime.Packet, 10)
+		got[i] = make(chan *wire.Packet, 10)
 		c := f.dial()
 		c.Handle(bizNote, collect(got[i]))
-		if _, err := c.Request(context.Background(), runtime.NewRequest(bizJoin, []byte(group))); err != nil {
+		if _, err := c.Request(context.Background(), wire.NewRequest(bizJoin, []byte(group))); err != nil {
 			t.Fatalf("join: %v", err)
 		}
 		ss[i] = <-sessions
 	}
-	if n, err := f.srv.SendGroup("a", runtime.NewText(bizNote, "to a")); n != 2 || err != nil {
+	if n, err := f.srv.SendGroup("a", wire.NewText(bizNote, "to a")); n != 2 || err != nil {
 		t.Fatalf("SendGroup = %d, %v; want 2", n, err)
 	}
-	if n, _ := f.srv.SendGroupExcept("a", runtime.NewText(bizNote, "a but not 0"), ss[0]); n != 1 {
+	if n, _ := f.srv.SendGroupExcept("a", wire.NewText(bizNote, "a but not 0"), ss[0]); n != 1 {
 		t.Fatalf("SendGroupExcept = %d, want 1", n)
 	}
 	if !f.srv.Leave("a", ss[1]) || f.srv.Leave("a", ss[1]) {
 		t.Error("Leave should report membership exactly once")
 	}
-	if n, _ := f.srv.SendGroup("a", runtime.NewText(bizNote, "after leave")); n != 1 {
+	if n, _ := f.srv.SendGroup("a", wire.NewText(bizNote, "after leave")); n != 1 {
 		t.Errorf("SendGroup after a leave = %d, want 1", n)
 	}
 	if names := f.srv.GroupNames(); len(names) != 2 {
 		t.Errorf("GroupNames = %v, want a and b", names)
 	}
-	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, "end")); err != nil {
+	if _, err := f.srv.Broadcast(wire.NewText(bizNote, "end")); err != nil {
 		t.Fatal(err)
 	}
 	want := [3]string{"[to a after leave]", "[to a a but not 0]", "[]"}
@@ -532,7 +534,7 @@ func TestHandlersBeforeConnect(t *testing.T) {
 	addr := fmt.Sprintf("mem://welcome-%d", memCounter.Add(1))
 	srv, err := runtime.NewServer(runtime.WithEventHandler(func(e runtime.Event) {
 		if e.Kind == runtime.ConnectionEstablished {
-			_ = e.Session.Send(runtime.NewText(bizNote, "welcome"))
+			_ = e.Session.Send(wire.NewText(bizNote, "welcome"))
 		}
 	}))
 	if err != nil {
@@ -547,7 +549,7 @@ func TestHandlersBeforeConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	got := make(chan *runtime.Packet, 1)
+	got := make(chan *wire.Packet, 1)
 	c.Handle(bizNote, collect(got))
 	if err := c.Connect(context.Background()); err != nil {
 		t.Fatal(err)
@@ -568,7 +570,7 @@ func TestClientEventHandlerMayRequest(t *testing.T) {
 	answered := make(chan string, 1)
 	c, err := runtime.NewClient(f.addr, runtime.WithEventHandler(func(e runtime.Event) {
 		if e.Kind == runtime.ConnectionEstablished {
-			resp, err := e.Session.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("from the event")))
+			resp, err := e.Session.Request(context.Background(), wire.NewRequest(bizEcho, []byte("from the event")))
 			if err != nil {
 				answered <- err.Error()
 				return
@@ -593,13 +595,13 @@ func TestClientEventHandlerMayRequest(t *testing.T) {
 func TestBroadcastEncodesOnce(t *testing.T) {
 	const n = 100
 	f := newFixture(t, countCase)
-	got := make(chan *runtime.Packet, n)
+	got := make(chan *wire.Packet, n)
 	for range n {
 		f.dial().Handle(bizNote, collect(got))
 	}
 	f.waitSessions(n)
 	countBuffers.Clear()
-	if _, err := f.srv.Broadcast(runtime.NewText(bizNote, "once")); err != nil {
+	if _, err := f.srv.Broadcast(wire.NewText(bizNote, "once")); err != nil {
 		t.Fatal(err)
 	}
 	for range n {
@@ -666,7 +668,7 @@ func TestShutdownAnswersAcceptedRequests(t *testing.T) {
 			f := newFixture(t, tc, noRateLimit)
 			started := make(chan struct{})
 			release := make(chan struct{})
-			f.srv.Handle(bizBlock, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+			f.srv.Handle(bizBlock, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 				close(started)
 				<-release
 				return p.Reply([]byte("finished")), nil
@@ -674,7 +676,7 @@ func TestShutdownAnswersAcceptedRequests(t *testing.T) {
 			c := f.dial(runtime.WithoutReconnect())
 			answered := make(chan error, 1)
 			go func() {
-				resp, err := c.Request(context.Background(), runtime.NewRequest(bizBlock, nil))
+				resp, err := c.Request(context.Background(), wire.NewRequest(bizBlock, nil))
 				if err == nil && resp.Text() != "finished" {
 					err = fmt.Errorf("response %q", resp.Text())
 				}
@@ -686,7 +688,7 @@ func TestShutdownAnswersAcceptedRequests(t *testing.T) {
 			// Once the client has the go-away it sends nothing new; wait for
 			// that (there is no event for it) before letting the handler end.
 			giveUp := time.After(10 * time.Second)
-			for c.Send(runtime.NewText(bizNote, "probe")) == nil {
+			for c.Send(wire.NewText(bizNote, "probe")) == nil {
 				select {
 				case <-giveUp:
 					t.Fatal("the client never got the go-away")
@@ -714,7 +716,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc, noRateLimit)
 			var handled, answered, refused, calls atomic.Int64
-			f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+			f.srv.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 				handled.Add(1)
 				goruntime.Gosched() // let others arrive meanwhile
 				return p.Reply(p.Payload), nil
@@ -730,7 +732,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						for {
-							resp, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("x")))
+							resp, err := c.Request(context.Background(), wire.NewRequest(bizEcho, []byte("x")))
 							if err != nil {
 								if runtime.CodeOf(err) != runtime.CodeUnavailable {
 									errs <- err
@@ -803,7 +805,7 @@ func testConnectionCap(t *testing.T, tc transportCase, opt runtime.Option, want 
 	if !errors.As(err, &e) || e.Code != runtime.CodeResourceExhausted || !strings.Contains(e.Message, want) {
 		t.Errorf("Dial over the cap failed with %v, want resource_exhausted %q", err, want)
 	}
-	if _, err := first.Request(context.Background(), runtime.NewRequest(bizEcho, nil)); err != nil {
+	if _, err := first.Request(context.Background(), wire.NewRequest(bizEcho, nil)); err != nil {
 		t.Errorf("a client within the cap: %v", err)
 	}
 	// A place frees up when a client leaves.

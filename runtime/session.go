@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Session is one connection between a server and a client, seen from either
@@ -95,11 +97,11 @@ type Session struct {
 
 	// first is the server's answer to a client's hello, read while
 	// connecting and handled by run before anything else (client side).
-	first *Packet
+	first *wire.Packet
 }
 
 type reply struct {
-	p   *Packet
+	p   *wire.Packet
 	err error
 }
 
@@ -187,8 +189,8 @@ func (s *Session) nextID() uint32 {
 // Send queues p as a OneWay packet (whatever p.Type says) with the next
 // message id of this side. It fails when the session is closed or the packet
 // would overflow the send queue, which closes the session as a slow consumer.
-func (s *Session) Send(p *Packet) error {
-	return s.sendAs(p, OneWay, s.nextID())
+func (s *Session) Send(p *wire.Packet) error {
+	return s.sendAs(p, wire.OneWay, s.nextID())
 }
 
 // SendEncoded queues an already encoded packet (see [AppendPacket]) as it
@@ -196,13 +198,13 @@ func (s *Session) Send(p *Packet) error {
 // encoding is shared by many sessions. A packet over the limits fails with
 // [ErrPayloadTooLarge].
 func (s *Session) SendEncoded(b []byte) error {
-	if err := s.cfg.limits.checkEncoded(b); err != nil {
+	if err := checkEncoded(s.cfg.limits, b); err != nil {
 		return err
 	}
 	return s.enqueue(b)
 }
 
-func (s *Session) sendAs(p *Packet, t PacketType, id uint32) error {
+func (s *Session) sendAs(p *wire.Packet, t wire.PacketType, id uint32) error {
 	b, err := s.encode(p, t, id)
 	if err != nil {
 		return err
@@ -213,16 +215,16 @@ func (s *Session) sendAs(p *Packet, t PacketType, id uint32) error {
 // encode returns the wire bytes of p with the given type and id, compressed
 // when configured and accepted by the peer. A packet over the limits fails
 // with [ErrPayloadTooLarge].
-func (s *Session) encode(p *Packet, t PacketType, id uint32) ([]byte, error) {
-	if err := s.cfg.limits.checkSend(len(p.Ext), len(p.Payload)); err != nil {
+func (s *Session) encode(p *wire.Packet, t wire.PacketType, id uint32) ([]byte, error) {
+	if err := checkSend(s.cfg.limits, len(p.Ext), len(p.Payload)); err != nil {
 		return nil, err
 	}
 	q := *p
 	q.Type, q.MessageID = t, id
 	if s.compresses(len(q.Payload)) {
-		q = *s.cfg.compressor.compress(&q)
+		q = *s.cfg.compressor.Compress(&q)
 	}
-	return AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
+	return wire.AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
 }
 
 // compresses reports whether a payload of n bytes sent on s is compressed:
@@ -230,7 +232,7 @@ func (s *Session) encode(p *Packet, t PacketType, id uint32) ([]byte, error) {
 // threshold.
 func (s *Session) compresses(n int) bool {
 	c := s.cfg.compressor
-	return c.Algorithm != CompressionNone && s.peerComp.Load()&(1<<c.Algorithm) != 0 && n >= c.threshold()
+	return c.Algorithm != wire.CompressionNone && s.peerComp.Load()&(1<<c.Algorithm) != 0 && n >= c.MinSize()
 }
 
 // Queued returns the bytes queued for the peer that the writer has not yet
@@ -371,13 +373,13 @@ func (s *Session) writeFailure(err error) error {
 // Failures are [*Error]s: CodeDeadlineExceeded on timeout, CodeCanceled when
 // ctx is cancelled, CodeUnavailable when the connection drops, and the
 // peer's code when it answers with an error.
-func (s *Session) Request(ctx context.Context, p *Packet) (*Packet, error) {
-	return s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, Request, id) })
+func (s *Session) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, error) {
+	return s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, wire.Request, id) })
 }
 
 // request registers a pending request, queues what encode returns for its
 // id, and waits for the response.
-func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, error)) (*Packet, error) {
+func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, error)) (*wire.Packet, error) {
 	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
 		t := time.NewTimer(s.cfg.requestTimeout)
@@ -450,7 +452,7 @@ func (s *Session) isClosed() bool {
 }
 
 // complete hands a Response to the request waiting for it.
-func (s *Session) complete(p *Packet, ext Ext) {
+func (s *Session) complete(p *wire.Packet, ext wire.Ext) {
 	s.pmu.Lock()
 	ch, ok := s.pending[p.MessageID]
 	delete(s.pending, p.MessageID)
@@ -524,10 +526,10 @@ func (s *Session) drain(ctx context.Context) {
 // closeFlushed stops new sends, queues final (when not nil) as the last
 // packet, waits until the queue is written or ctx is done, and closes the
 // session.
-func (s *Session) closeFlushed(ctx context.Context, reason error, final *Packet) {
+func (s *Session) closeFlushed(ctx context.Context, reason error, final *wire.Packet) {
 	var fb []byte
 	if final != nil {
-		fb, _ = s.encode(final, OneWay, s.nextID())
+		fb, _ = s.encode(final, wire.OneWay, s.nextID())
 	}
 	s.mu.Lock()
 	if s.closed {
@@ -599,7 +601,7 @@ func (s *Session) run() error {
 		err = s.receive(first)
 	}
 	for err == nil {
-		var read Packet
+		var read wire.Packet
 		if read, err = s.next(); err == nil {
 			// The packet escapes (handlers may keep it): copied to the heap
 			// only once read, so that a session waiting for its next
@@ -651,53 +653,53 @@ var ErrPeerClosed = errors.New("msgtrans: closed by peer")
 // What a packet may cost is checked before it is spent: the rate limit
 // before anything else, and the decompression budget before inflating;
 // payloads nobody will read are never inflated.
-func (s *Session) receive(p *Packet) error {
+func (s *Session) receive(p *wire.Packet) error {
 	if s.lingering.Load() {
 		return nil // closing: only waiting for the peer to close too
 	}
 	s.lastRecv.Store(s.clock.now.Load())
 	// A raw packet has the zero Ext: no route, status OK.
-	var ext Ext
-	if IsTypedExt(p) {
-		e, err := ParseExt(p.Ext)
+	var ext wire.Ext
+	if wire.IsTypedExt(p) {
+		e, err := wire.ParseExt(p.Ext)
 		if err != nil {
 			return err
 		}
 		ext = e
 	}
-	isControl := ext.HasRoute && ext.Route == ControlRoute && p.Type == OneWay
+	isControl := ext.HasRoute && ext.Route == wire.ControlRoute && p.Type == wire.OneWay
 	if s.srv != nil && !s.ready.Load() {
-		if err := s.authenticate(p, ext, isControl && ext.Control == ControlHello); err != nil {
+		if err := s.authenticate(p, ext, isControl && ext.Control == wire.ControlHello); err != nil {
 			return err
 		}
 	}
 	// Every packet counts toward the rate limit but the pings the
 	// heartbeat needs, which the ping-flood rule bounds.
-	if !isControl || ext.Control != ControlPing {
+	if !isControl || ext.Control != wire.ControlPing {
 		if ok, err := s.admit(p); !ok {
 			return err
 		}
 	}
 	if isControl {
-		if p.Compression != CompressionNone {
-			return fmt.Errorf("%w: control packet with a %s payload", ErrProtocol, p.Compression)
+		if p.Compression != wire.CompressionNone {
+			return fmt.Errorf("%w: control packet with a %s payload", wire.ErrProtocol, p.Compression)
 		}
 		return s.control(p, ext.Control)
 	}
 	var h Handler
-	if p.Type != Response {
+	if p.Type != wire.Response {
 		h = s.handlerFor(p, ext)
 	}
-	if p.Compression != CompressionNone && s.reads(p, h) {
+	if p.Compression != wire.CompressionNone && s.reads(p, h) {
 		if err := s.inflate(p); err != nil {
 			return err
 		}
 	}
 	switch p.Type {
-	case Response:
+	case wire.Response:
 		s.complete(p, ext)
 		return nil
-	case Request:
+	case wire.Request:
 		if !s.takeSlot() {
 			return nil // closing
 		}
@@ -729,9 +731,9 @@ func (s *Session) receive(p *Packet) error {
 // reads reports whether anything will read the payload of p, whose handler
 // is h: a pending request for a response, a handler, or the event handler
 // for a one-way packet nobody handles.
-func (s *Session) reads(p *Packet, h Handler) bool {
+func (s *Session) reads(p *wire.Packet, h Handler) bool {
 	switch {
-	case p.Type == Response:
+	case p.Type == wire.Response:
 		s.pmu.Lock()
 		_, ok := s.pending[p.MessageID]
 		s.pmu.Unlock()
@@ -739,7 +741,7 @@ func (s *Session) reads(p *Packet, h Handler) bool {
 	case h != nil:
 		return true
 	}
-	return p.Type == OneWay && s.cfg.onEvent != nil
+	return p.Type == wire.OneWay && s.cfg.onEvent != nil
 }
 
 // maxHeld bounds the packets the read goroutine reads ahead while it waits
@@ -763,7 +765,7 @@ func (s *Session) takeSlot() bool {
 	}
 	r := &s.ahead
 	for {
-		if !r.busy && r.err == nil && len(r.held) < maxHeld && r.heldBytes < s.cfg.limits.maxPacket() {
+		if !r.busy && r.err == nil && len(r.held) < maxHeld && r.heldBytes < s.cfg.limits.MaxPacketSize() {
 			r.busy = true
 			if r.ch == nil {
 				r.ch = make(chan readResult, 1)
@@ -793,7 +795,7 @@ func (s *Session) takeSlot() bool {
 				return false
 			}
 			r.held = append(r.held, res.p)
-			r.heldBytes += HeaderSize + len(res.p.Ext) + len(res.p.Payload)
+			r.heldBytes += wire.HeaderSize + len(res.p.Ext) + len(res.p.Payload)
 		case <-s.ctx.Done():
 			return false
 		}
@@ -805,31 +807,31 @@ func (s *Session) takeSlot() bool {
 type readAhead struct {
 	ch        chan readResult // the read in progress, when busy
 	busy      bool
-	held      []Packet
+	held      []wire.Packet
 	heldBytes int
 	err       error // the read that ended the connection
 }
 
 type readResult struct {
-	p   Packet
+	p   wire.Packet
 	err error
 }
 
 // next returns the session's next packet: one read ahead, or the result of
 // the read in progress, or a new read.
-func (s *Session) next() (Packet, error) {
+func (s *Session) next() (wire.Packet, error) {
 	r := &s.ahead
 	switch {
 	case r.err != nil:
 		// The peer went away while requests waited: what it sent last
 		// would only reach handlers of a closed session.
 		r.held = nil
-		return Packet{}, r.err
+		return wire.Packet{}, r.err
 	case len(r.held) > 0:
 		p := r.held[0]
-		r.held[0] = Packet{}
+		r.held[0] = wire.Packet{}
 		r.held = r.held[1:]
-		r.heldBytes -= HeaderSize + len(p.Ext) + len(p.Payload)
+		r.heldBytes -= wire.HeaderSize + len(p.Ext) + len(p.Payload)
 		if len(r.held) == 0 {
 			r.held = nil
 		}
@@ -852,12 +854,12 @@ func readFailure(err error) error {
 
 // serve runs the handler for a Request or OneWay packet and sends a
 // Request's response.
-func (s *Session) serve(p *Packet, ext Ext, h Handler) {
+func (s *Session) serve(p *wire.Packet, ext wire.Ext, h Handler) {
 	if h == nil {
 		switch {
 		case ext.HasRoute:
 			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for route %#08x", ext.Route))
-		case p.Type == Request:
+		case p.Type == wire.Request:
 			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for biz_type %d", p.BizType))
 		case s.cfg.onEvent != nil:
 			s.cfg.onEvent(Event{Kind: MessageReceived, Session: s, Packet: p})
@@ -865,7 +867,7 @@ func (s *Session) serve(p *Packet, ext Ext, h Handler) {
 		return
 	}
 	ctx := s.ctx
-	if p.Type == Request {
+	if p.Type == wire.Request {
 		// The caller's deadline, within the server's cap whatever the
 		// caller asked (see WithMaxHandlerTimeout).
 		timeout := s.cfg.maxHandlerTimeout
@@ -880,7 +882,7 @@ func (s *Session) serve(p *Packet, ext Ext, h Handler) {
 	s.answer(p, resp, err)
 }
 
-func (s *Session) handlerFor(p *Packet, ext Ext) Handler {
+func (s *Session) handlerFor(p *wire.Packet, ext wire.Ext) Handler {
 	if ext.HasRoute {
 		return s.mux.routeHandler(ext.Route)
 	}
@@ -888,7 +890,7 @@ func (s *Session) handlerFor(p *Packet, ext Ext) Handler {
 }
 
 // call runs h, turning a panic into CodeInternal so the session survives.
-func (s *Session) call(ctx context.Context, h Handler, p *Packet) (resp *Packet, err error) {
+func (s *Session) call(ctx context.Context, h Handler, p *wire.Packet) (resp *wire.Packet, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.cfg.logger.Error("msgtrans: handler panic", "session", s.id, "biz_type", p.BizType, "panic", r)
@@ -899,26 +901,26 @@ func (s *Session) call(ctx context.Context, h Handler, p *Packet) (resp *Packet,
 }
 
 // answer sends the response to a Request; for a OneWay packet it logs err.
-func (s *Session) answer(req *Packet, resp *Packet, err error) {
-	if req.Type != Request {
+func (s *Session) answer(req *wire.Packet, resp *wire.Packet, err error) {
+	if req.Type != wire.Request {
 		if err != nil {
 			s.cfg.logger.Warn("msgtrans: one-way handler failed", "session", s.id, "biz_type", req.BizType, "route", routeOf(req), "err", err)
 		}
 		return
 	}
-	r := &Packet{BizType: req.BizType}
+	r := &wire.Packet{BizType: req.BizType}
 	switch {
 	case err != nil:
-		r.Flags = FlagHasRouteTag
+		r.Flags = wire.FlagHasRouteTag
 		r.Ext = errorExt(err)
 	case resp != nil:
 		r = resp
 	}
-	err = s.sendAs(r, Response, req.MessageID)
+	err = s.sendAs(r, wire.Response, req.MessageID)
 	if errors.Is(err, ErrPayloadTooLarge) {
 		// The caller learns why instead of waiting out its deadline.
 		s.cfg.logger.Warn("msgtrans: response over the limits", "session", s.id, "biz_type", req.BizType, "route", routeOf(req), "err", err)
-		err = s.sendAs(&Packet{BizType: req.BizType, Flags: FlagHasRouteTag, Ext: errorExt(Errorf(CodeResourceExhausted, "response not sent: %s", messageOf(err)))}, Response, req.MessageID)
+		err = s.sendAs(&wire.Packet{BizType: req.BizType, Flags: wire.FlagHasRouteTag, Ext: errorExt(Errorf(CodeResourceExhausted, "response not sent: %s", messageOf(err)))}, wire.Response, req.MessageID)
 	}
 	if err != nil && !errors.Is(err, ErrClosed) {
 		s.cfg.logger.Warn("msgtrans: sending response", "session", s.id, "err", err)
@@ -928,32 +930,32 @@ func (s *Session) answer(req *Packet, resp *Packet, err error) {
 // control handles the runtime's own control packets. A reply that cannot
 // be queued (the session is closing or overflowed, which closes it anyway)
 // is not an error of the packet, so it never ends the read loop.
-func (s *Session) control(p *Packet, kind ControlKind) error {
+func (s *Session) control(p *wire.Packet, kind wire.ControlKind) error {
 	switch kind {
-	case ControlHello:
+	case wire.ControlHello:
 		if s.hello.Swap(true) {
-			return fmt.Errorf("%w: a second hello", ErrProtocol)
+			return fmt.Errorf("%w: a second hello", wire.ErrProtocol)
 		}
 		if len(p.Payload) > 0 {
 			s.peerComp.Store(uint32(p.Payload[0]))
 		}
 		if s.srv != nil {
-			_ = s.sendAs(helloPacket(s.cfg), OneWay, s.nextID())
+			_ = s.sendAs(helloPacket(s.cfg), wire.OneWay, s.nextID())
 		}
-	case ControlPing:
+	case wire.ControlPing:
 		if s.srv != nil && s.pings.Add(1) > pingFloodLimit {
 			return ErrPingFlood
 		}
-		_ = s.sendAs(controlPacket(ControlPong, p.Payload), OneWay, s.nextID())
-	case ControlPong:
-	case ControlGoAway:
+		_ = s.sendAs(controlPacket(wire.ControlPong, p.Payload), wire.OneWay, s.nextID())
+	case wire.ControlPong:
+	case wire.ControlGoAway:
 		// The server stops taking requests, answers those it has, and
 		// closes: the client sends nothing new here and reconnects later.
 		// A go-away with a status refuses the connection outright; the
 		// status becomes the close reason.
 		if s.srv == nil {
 			s.goaway.Store(true)
-			if e, err := ParseExt(p.Ext); err == nil && e.Code != CodeOK {
+			if e, err := wire.ParseExt(p.Ext); err == nil && e.Code != CodeOK {
 				s.closeWith(refusal(e))
 			}
 		}
@@ -968,20 +970,20 @@ func (s *Session) control(p *Packet, kind ControlKind) error {
 var ErrGoAway = errors.New("msgtrans: server is going away")
 
 // helloPacket announces the compressions this side accepts: all of them.
-func helloPacket(cfg *config) *Packet {
-	p := controlPacket(ControlHello, []byte{1<<CompressionZstd | 1<<CompressionZlib})
+func helloPacket(cfg *config) *wire.Packet {
+	p := controlPacket(wire.ControlHello, []byte{1<<wire.CompressionZstd | 1<<wire.CompressionZlib})
 	if cfg.credentials != nil {
-		p.Ext = AppendExt(nil, &Ext{HasRoute: true, Route: ControlRoute, Control: ControlHello, Auth: cfg.credentials})
+		p.Ext = wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlHello, Auth: cfg.credentials})
 	}
 	return p
 }
 
 // routeOf returns the route of a typed packet as text, "" for a raw one.
-func routeOf(p *Packet) string {
-	if !IsTypedExt(p) {
+func routeOf(p *wire.Packet) string {
+	if !wire.IsTypedExt(p) {
 		return ""
 	}
-	if e, err := ParseExt(p.Ext); err == nil && e.HasRoute {
+	if e, err := wire.ParseExt(p.Ext); err == nil && e.HasRoute {
 		return fmt.Sprintf("%#08x", e.Route)
 	}
 	return ""

@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // writeChunk is the most a stream connection gathers into one write.
@@ -17,17 +19,17 @@ var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, writeChunk);
 // streams wrap their net.Conn with [NewStreamConn].
 type StreamConn struct {
 	c   net.Conn
-	dec *Decoder
+	dec *wire.Decoder
 }
 
 // NewStreamConn returns a packet connection over c that reads under the
 // given limits. Closing it closes c.
-func NewStreamConn(c net.Conn, lim Limits) *StreamConn {
-	return &StreamConn{c: c, dec: NewDecoder(newSocketReader(c), lim)}
+func NewStreamConn(c net.Conn, lim wire.Limits) *StreamConn {
+	return &StreamConn{c: c, dec: wire.NewDecoder(c, lim)}
 }
 
 // ReadPacket implements [Conn].
-func (s *StreamConn) ReadPacket() (Packet, error) { return s.dec.Next() }
+func (s *StreamConn) ReadPacket() (wire.Packet, error) { return s.dec.Next() }
 
 // WritePackets implements [Conn]. It gathers the packets into pooled buffers
 // of up to 64 KiB, so a batch of small packets costs one system call; a
@@ -85,7 +87,7 @@ func (s *StreamConn) CloseWrite() error {
 }
 
 // SetLimits implements [LimitSetter].
-func (s *StreamConn) SetLimits(lim Limits) { s.dec.SetLimits(lim) }
+func (s *StreamConn) SetLimits(lim wire.Limits) { s.dec.SetLimits(lim) }
 
 // SetWriteDeadline implements [Conn].
 func (s *StreamConn) SetWriteDeadline(t time.Time) error { return s.c.SetWriteDeadline(t) }

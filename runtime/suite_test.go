@@ -15,6 +15,7 @@ import (
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
 	_ "github.com/msgtrans/msgtrans-go/transports/all"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // transportCase is one transport the suite runs over.
@@ -163,7 +164,7 @@ func (f *fixture) healthy() {
 	c := f.dial()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte("still there?")))
+	resp, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte("still there?")))
 	if err != nil {
 		f.t.Fatalf("healthy client: Request: %v", err)
 	}
@@ -181,19 +182,19 @@ const (
 )
 
 // echo answers requests with their payload.
-var echo = runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+var echo = runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 	return p.Reply(p.Payload), nil
 })
 
 // collect returns a handler that passes every packet to a channel.
-func collect(ch chan<- *runtime.Packet) runtime.HandlerFunc {
-	return func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+func collect(ch chan<- *wire.Packet) runtime.HandlerFunc {
+	return func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		ch <- p
 		return nil, nil
 	}
 }
 
-func recv(t *testing.T, ch <-chan *runtime.Packet) *runtime.Packet {
+func recv(t *testing.T, ch <-chan *wire.Packet) *wire.Packet {
 	t.Helper()
 	select {
 	case p := <-ch:
@@ -230,10 +231,10 @@ func TestSuite(t *testing.T) {
 
 func testSendBothWays(t *testing.T, tc transportCase) {
 	f := newFixture(t, tc)
-	atServer := make(chan *runtime.Packet, 10)
+	atServer := make(chan *wire.Packet, 10)
 	f.srv.Handle(bizNote, collect(atServer))
 	c := f.dial()
-	atClient := make(chan *runtime.Packet, 10)
+	atClient := make(chan *wire.Packet, 10)
 	c.Handle(bizNote, collect(atClient))
 	sess := f.waitSessions(1)[0]
 	if got, want := sess.Transport(), strings.SplitN(f.addr, ":", 2)[0]; got != want {
@@ -241,7 +242,7 @@ func testSendBothWays(t *testing.T, tc transportCase) {
 	}
 
 	for i := range 3 {
-		if err := c.Send(runtime.NewText(bizNote, fmt.Sprintf("up %d", i))); err != nil {
+		if err := c.Send(wire.NewText(bizNote, fmt.Sprintf("up %d", i))); err != nil {
 			t.Fatalf("client Send: %v", err)
 		}
 	}
@@ -251,12 +252,12 @@ func testSendBothWays(t *testing.T, tc transportCase) {
 		if got, want := p.Text(), fmt.Sprintf("up %d", i); got != want {
 			t.Errorf("server got %q, want %q", got, want)
 		}
-		if p.Type != runtime.OneWay || p.MessageID <= lastID {
+		if p.Type != wire.OneWay || p.MessageID <= lastID {
 			t.Errorf("server got %v, want a OneWay with a rising message id", p)
 		}
 		lastID = p.MessageID
 	}
-	if err := f.srv.Send(sess.ID(), runtime.NewText(bizNote, "down")); err != nil {
+	if err := f.srv.Send(sess.ID(), wire.NewText(bizNote, "down")); err != nil {
 		t.Fatalf("server Send: %v", err)
 	}
 	if got := recv(t, atClient).Text(); got != "down" {
@@ -268,7 +269,7 @@ func testRequestBothWays(t *testing.T, tc transportCase) {
 	f := newFixture(t, tc)
 	f.srv.Handle(bizEcho, echo)
 	c := f.dial()
-	c.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+	c.Handle(bizEcho, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 		return p.Reply([]byte("client says " + p.Text())), nil
 	}))
 	sess := f.waitSessions(1)[0]
@@ -276,15 +277,15 @@ func testRequestBothWays(t *testing.T, tc transportCase) {
 
 	for i := range 5 {
 		msg := fmt.Sprintf("ping %d", i)
-		resp, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte(msg)))
+		resp, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte(msg)))
 		if err != nil {
 			t.Fatalf("client Request: %v", err)
 		}
-		if resp.Type != runtime.Response || resp.Text() != msg {
+		if resp.Type != wire.Response || resp.Text() != msg {
 			t.Errorf("client got %v %q, want a Response %q", resp, resp.Text(), msg)
 		}
 	}
-	resp, err := f.srv.Request(ctx, sess.ID(), runtime.NewRequest(bizEcho, []byte("hi")))
+	resp, err := f.srv.Request(ctx, sess.ID(), wire.NewRequest(bizEcho, []byte("hi")))
 	if err != nil {
 		t.Fatalf("server Request: %v", err)
 	}
@@ -296,12 +297,12 @@ func testRequestBothWays(t *testing.T, tc transportCase) {
 func testBroadcast100(t *testing.T, tc transportCase) {
 	const n = 100
 	f := newFixture(t, tc)
-	got := make(chan *runtime.Packet, n)
+	got := make(chan *wire.Packet, n)
 	for range n {
 		f.dial().Handle(bizNote, collect(got))
 	}
 	f.waitSessions(n)
-	if sent, err := f.srv.Broadcast(runtime.NewText(bizNote, "to everyone")); err != nil || sent != n {
+	if sent, err := f.srv.Broadcast(wire.NewText(bizNote, "to everyone")); err != nil || sent != n {
 		t.Fatalf("Broadcast = %d, %v; want %d, nil", sent, err, n)
 	}
 	for range n {
@@ -368,7 +369,7 @@ func testReconnect(t *testing.T, tc transportCase) {
 			t.Fatal("client did not reconnect within 15s")
 		}
 	}
-	resp, err := c.Request(context.Background(), runtime.NewRequest(bizEcho, []byte("back")))
+	resp, err := c.Request(context.Background(), wire.NewRequest(bizEcho, []byte("back")))
 	if err != nil || resp.Text() != "back" {
 		t.Fatalf("Request after reconnect = %v, %v", resp, err)
 	}
@@ -380,7 +381,7 @@ func testReconnect(t *testing.T, tc transportCase) {
 func testPendingFailOnDisconnect(t *testing.T, tc transportCase) {
 	f := newFixture(t, tc)
 	started := make(chan *runtime.Session, 1)
-	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, _ *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, _ *wire.Packet) (*wire.Packet, error) {
 		started <- s
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -388,7 +389,7 @@ func testPendingFailOnDisconnect(t *testing.T, tc transportCase) {
 	c := f.dial(runtime.WithoutReconnect())
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Request(context.Background(), runtime.NewRequest(bizBlock, nil))
+		_, err := c.Request(context.Background(), wire.NewRequest(bizBlock, nil))
 		errc <- err
 	}()
 	sess := <-started
@@ -405,18 +406,18 @@ func testPendingFailOnDisconnect(t *testing.T, tc transportCase) {
 
 func testRequestTimeout(t *testing.T, tc transportCase) {
 	f := newFixture(t, tc)
-	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, _ *runtime.Session, _ *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, _ *runtime.Session, _ *wire.Packet) (*wire.Packet, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}))
 	c := f.dial(runtime.WithRequestTimeout(50 * time.Millisecond))
-	_, err := c.Request(context.Background(), runtime.NewRequest(bizBlock, nil))
+	_, err := c.Request(context.Background(), wire.NewRequest(bizBlock, nil))
 	if runtime.CodeOf(err) != runtime.CodeDeadlineExceeded {
 		t.Errorf("Request with WithRequestTimeout = %v, want code deadline_exceeded", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err = f.dial().Request(ctx, runtime.NewRequest(bizBlock, nil))
+	_, err = f.dial().Request(ctx, wire.NewRequest(bizBlock, nil))
 	if runtime.CodeOf(err) != runtime.CodeDeadlineExceeded {
 		t.Errorf("Request with a context deadline = %v, want code deadline_exceeded", err)
 	}
@@ -425,10 +426,10 @@ func testRequestTimeout(t *testing.T, tc transportCase) {
 func testHandlerErrors(t *testing.T, tc transportCase) {
 	f := newFixture(t, tc)
 	f.srv.Handle(bizEcho, echo)
-	f.srv.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizNote, runtime.HandlerFunc(func(context.Context, *runtime.Session, *wire.Packet) (*wire.Packet, error) {
 		return nil, runtime.NewError(runtime.CodeNotFound, "no such room")
 	}))
-	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(context.Context, *runtime.Session, *runtime.Packet) (*runtime.Packet, error) {
+	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(context.Context, *runtime.Session, *wire.Packet) (*wire.Packet, error) {
 		panic("boom")
 	}))
 	c := f.dial()
@@ -443,14 +444,14 @@ func testHandlerErrors(t *testing.T, tc transportCase) {
 		{99, runtime.CodeUnimplemented, "no handler for biz_type 99"},
 	}
 	for _, cs := range cases {
-		_, err := c.Request(ctx, runtime.NewRequest(cs.biz, nil))
+		_, err := c.Request(ctx, wire.NewRequest(cs.biz, nil))
 		var e *runtime.Error
 		if !errors.As(err, &e) || e.Code != cs.wantCode || e.Message != cs.wantMsg {
 			t.Errorf("biz %d: got %v, want %s %q", cs.biz, err, cs.wantCode, cs.wantMsg)
 		}
 	}
 	// The session survived all of that.
-	if resp, err := c.Request(ctx, runtime.NewRequest(bizEcho, []byte("ok"))); err != nil || resp.Text() != "ok" {
+	if resp, err := c.Request(ctx, wire.NewRequest(bizEcho, []byte("ok"))); err != nil || resp.Text() != "ok" {
 		t.Errorf("echo after errors = %v, %v", resp, err)
 	}
 }
@@ -463,7 +464,7 @@ func header(version, comp, typ byte, extLen uint16, payloadLen uint32) []byte {
 }
 
 func validPacket(text string) []byte {
-	b, _ := runtime.AppendPacket(nil, runtime.NewText(bizNote, text))
+	b, _ := wire.AppendPacket(nil, wire.NewText(bizNote, text))
 	return b
 }
 
@@ -480,24 +481,24 @@ func testBadInput(t *testing.T, tc transportCase) {
 		name string
 		step step
 	}{
-		{"short header then EOF", step{frame: header(1, 0, 0, 0, 0)[:10], declared: 16, eof: true, wantErr: runtime.ErrTruncated}},
-		{"truncated ext header", step{frame: append(header(1, 0, 0, 8, 0), 1, 2, 3), declared: 24, eof: true, wantErr: runtime.ErrTruncated}},
-		{"truncated payload", step{frame: append(header(1, 0, 0, 0, 10), 'a', 'b'), declared: 26, eof: true, wantErr: runtime.ErrTruncated}},
-		{"version 0", step{frame: header(0, 0, 0, 0, 0), wantErr: runtime.ErrProtocol}},
-		{"version 2", step{frame: header(2, 0, 0, 0, 0), wantErr: runtime.ErrProtocol}},
-		{"packet_type 3", step{frame: header(1, 0, 3, 0, 0), wantErr: runtime.ErrProtocol}},
-		{"packet_type 255", step{frame: header(1, 0, 255, 0, 0), wantErr: runtime.ErrProtocol}},
-		{"compression 3", step{frame: header(1, 3, 0, 0, 0), wantErr: runtime.ErrProtocol}},
-		{"payload over the cap", step{frame: header(1, 0, 0, 0, 2<<20), wantErr: runtime.ErrTooLarge}},
-		{"4 GiB payload", step{frame: header(1, 0, 0, 0, 0xFFFFFFFF), wantErr: runtime.ErrTooLarge}},
-		{"ext header over the cap", step{frame: header(1, 0, 0, 5000, 0), wantErr: runtime.ErrTooLarge}},
-		{"garbage", step{frame: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), wantErr: runtime.ErrProtocol}},
-		{"corrupt zstd payload", step{frame: append(header(1, 1, 0, 0, 4), 1, 2, 3, 4), wantErr: runtime.ErrProtocol}},
-		{"text message", step{text: "hello", wantErr: runtime.ErrProtocol, onlyText: true}},
+		{"short header then EOF", step{frame: header(1, 0, 0, 0, 0)[:10], declared: 16, eof: true, wantErr: wire.ErrTruncated}},
+		{"truncated ext header", step{frame: append(header(1, 0, 0, 8, 0), 1, 2, 3), declared: 24, eof: true, wantErr: wire.ErrTruncated}},
+		{"truncated payload", step{frame: append(header(1, 0, 0, 0, 10), 'a', 'b'), declared: 26, eof: true, wantErr: wire.ErrTruncated}},
+		{"version 0", step{frame: header(0, 0, 0, 0, 0), wantErr: wire.ErrProtocol}},
+		{"version 2", step{frame: header(2, 0, 0, 0, 0), wantErr: wire.ErrProtocol}},
+		{"packet_type 3", step{frame: header(1, 0, 3, 0, 0), wantErr: wire.ErrProtocol}},
+		{"packet_type 255", step{frame: header(1, 0, 255, 0, 0), wantErr: wire.ErrProtocol}},
+		{"compression 3", step{frame: header(1, 3, 0, 0, 0), wantErr: wire.ErrProtocol}},
+		{"payload over the cap", step{frame: header(1, 0, 0, 0, 2<<20), wantErr: wire.ErrTooLarge}},
+		{"4 GiB payload", step{frame: header(1, 0, 0, 0, 0xFFFFFFFF), wantErr: wire.ErrTooLarge}},
+		{"ext header over the cap", step{frame: header(1, 0, 0, 5000, 0), wantErr: wire.ErrTooLarge}},
+		{"garbage", step{frame: []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), wantErr: wire.ErrProtocol}},
+		{"corrupt zstd payload", step{frame: append(header(1, 1, 0, 0, 4), 1, 2, 3, 4), wantErr: wire.ErrProtocol}},
+		{"text message", step{text: "hello", wantErr: wire.ErrProtocol, onlyText: true}},
 	}
 	f := newFixture(t, tc)
 	f.srv.Handle(bizEcho, echo)
-	delivered := make(chan *runtime.Packet, 100)
+	delivered := make(chan *wire.Packet, 100)
 	f.srv.Handle(bizNote, collect(delivered))
 	for _, cs := range cases {
 		t.Run(cs.name, func(t *testing.T) {

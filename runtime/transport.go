@@ -10,6 +10,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Conn is a packet-level connection, the unit a [Transport] provides. Byte
@@ -26,7 +28,7 @@ type Conn interface {
 	// an error wrapping ErrProtocol, ErrTooLarge or ErrTruncated for input
 	// that is not a valid packet within the transport's Limits; the caller
 	// then closes the connection.
-	ReadPacket() (Packet, error)
+	ReadPacket() (wire.Packet, error)
 	// WritePackets writes each element of pkts, one encoded packet each, in
 	// order, and flushes, using as few system calls as it can. The slices
 	// are read-only (they may be shared with other connections) and are not
@@ -44,6 +46,14 @@ type Conn interface {
 	LocalAddr() net.Addr
 	// RemoteAddr returns the remote network address.
 	RemoteAddr() net.Addr
+}
+
+// LimitSetter is implemented by connections whose limits can change while
+// they are open; the runtime uses it to hold a connection to tighter limits
+// until it has authenticated (see [WithAuthenticator]). It is called by the
+// goroutine that reads the connection, between packets.
+type LimitSetter interface {
+	SetLimits(wire.Limits)
 }
 
 // ControlFrameNotifier is implemented by connections whose transport has
@@ -97,7 +107,7 @@ type TransportConfig struct {
 	// listeners; a dialer given nil verifies against the system roots.
 	TLS *tls.Config
 	// Limits bounds what a peer can make this side allocate or wait for.
-	Limits Limits
+	Limits wire.Limits
 	// HandshakeTimeout bounds the transport's own handshake on a listener
 	// (TLS, WebSocket upgrade, QUIC stream opening). Default 5 s.
 	HandshakeTimeout time.Duration
@@ -138,7 +148,7 @@ func (c *TransportConfig) WithDefaults() *TransportConfig {
 	if c != nil {
 		d = *c
 	}
-	d.Limits = d.Limits.withDefaults()
+	d.Limits = d.Limits.WithDefaults()
 	if d.HandshakeTimeout <= 0 {
 		d.HandshakeTimeout = DefaultHandshakeTimeout
 	}
@@ -153,7 +163,7 @@ func (c *TransportConfig) WithDefaults() *TransportConfig {
 
 // MaxPacketSize returns the largest encoded packet the limits admit: the
 // fixed header plus the ext header and payload caps.
-func (c *TransportConfig) MaxPacketSize() int { return c.Limits.withDefaults().maxPacket() }
+func (c *TransportConfig) MaxPacketSize() int { return c.Limits.MaxPacketSize() }
 
 var transports = struct {
 	sync.RWMutex

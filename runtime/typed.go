@@ -3,9 +3,9 @@ package runtime
 import (
 	"context"
 	"errors"
-	"hash/fnv"
 	"time"
 
+	"github.com/msgtrans/msgtrans-go/wire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -14,22 +14,11 @@ import (
 // checked for compatibility at compile time.
 const SupportPackageIsVersion1 = true
 
-// RouteID returns the route id of a method with the given protobuf full name
-// ("chat.v1.Chat.Join"): the 32-bit FNV-1a hash of the name's bytes. It is
-// stable across builds and languages. The generator refuses an id of 0
-// (reserved for control packets) or two methods with one id; a method option
-// can then set the id explicitly.
-func RouteID(fullMethod string) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(fullMethod))
-	return h.Sum32()
-}
-
 // Caller is what typed clients call through: a [*Client] (client to
 // server) or a [*Session] (server to one client).
 type Caller interface {
-	Request(ctx context.Context, p *Packet) (*Packet, error)
-	Send(p *Packet) error
+	Request(ctx context.Context, p *wire.Packet) (*wire.Packet, error)
+	Send(p *wire.Packet) error
 }
 
 // RouteRegistrar is anything typed handlers can be registered on: a
@@ -46,24 +35,24 @@ type message[T any] interface {
 }
 
 // typedPacket encodes msg for the route, carrying ctx's remaining time.
-func typedPacket(ctx context.Context, route uint32, msg proto.Message) (*Packet, error) {
+func typedPacket(ctx context.Context, route uint32, msg proto.Message) (*wire.Packet, error) {
 	payload, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, marshalError(msg, err)
 	}
-	e := Ext{HasRoute: true, Route: route}
+	e := wire.Ext{HasRoute: true, Route: route}
 	if ctx != nil {
 		if dl, ok := ctx.Deadline(); ok {
 			e.TimeoutMS = uint64(max(time.Until(dl).Milliseconds(), 1))
 		}
 	}
-	return &Packet{Flags: FlagHasRouteTag, Ext: AppendExt(make([]byte, 0, 16), &e), Payload: payload}, nil
+	return &wire.Packet{Flags: wire.FlagHasRouteTag, Ext: wire.AppendExt(make([]byte, 0, 16), &e), Payload: payload}, nil
 }
 
 // CallUnary sends req on the route and decodes the response into a new Resp.
 // Generated client methods call it.
 func CallUnary[Resp any, PResp message[Resp]](ctx context.Context, c Caller, route uint32, req proto.Message) (PResp, error) {
-	var rp *Packet
+	var rp *wire.Packet
 	s, err := sessionOf(c)
 	switch {
 	case err != nil:
@@ -76,10 +65,10 @@ func CallUnary[Resp any, PResp message[Resp]](ctx context.Context, c Caller, rou
 			timeout = time.Until(dl)
 		}
 		rp, err = s.request(ctx, func(id uint32) ([]byte, error) {
-			return s.encodeTyped(Request, id, route, timeoutMS(timeout), req)
+			return s.encodeTyped(wire.Request, id, route, timeoutMS(timeout), req)
 		})
 	default:
-		var p *Packet
+		var p *wire.Packet
 		if p, err = typedPacket(ctx, route, req); err == nil {
 			rp, err = c.Request(ctx, p)
 		}
@@ -107,7 +96,7 @@ func SendOneWay(c Caller, route uint32, msg proto.Message) error {
 		}
 		return c.Send(p)
 	}
-	b, err := s.encodeTyped(OneWay, s.nextID(), route, 0, msg)
+	b, err := s.encodeTyped(wire.OneWay, s.nextID(), route, 0, msg)
 	if err != nil {
 		return err
 	}
@@ -131,26 +120,26 @@ func timeoutMS(d time.Duration) uint64 { return uint64(max(d.Milliseconds(), 1))
 // encodeTyped encodes a typed packet carrying msg into one new buffer: the
 // header, the ext header and the marshalled message, with no intermediate
 // copies. When the payload is to be compressed it takes the general path.
-func (s *Session) encodeTyped(t PacketType, id, route uint32, timeoutMS uint64, msg proto.Message) ([]byte, error) {
+func (s *Session) encodeTyped(t wire.PacketType, id, route uint32, timeoutMS uint64, msg proto.Message) ([]byte, error) {
 	size := proto.Size(msg)
-	if err := s.cfg.limits.checkSend(0, size); err != nil {
+	if err := checkSend(s.cfg.limits, 0, size); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, HeaderSize, HeaderSize+maxTypedExt+size)
-	buf = AppendExt(buf, &Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS})
-	ext := buf[HeaderSize:]
+	buf := make([]byte, wire.HeaderSize, wire.HeaderSize+maxTypedExt+size)
+	buf = wire.AppendExt(buf, &wire.Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS})
+	ext := buf[wire.HeaderSize:]
 	if s.compresses(size) {
 		payload, err := proto.Marshal(msg)
 		if err != nil {
 			return nil, marshalError(msg, err)
 		}
-		return s.encode(&Packet{Flags: FlagHasRouteTag, Ext: ext, Payload: payload}, t, id)
+		return s.encode(&wire.Packet{Flags: wire.FlagHasRouteTag, Ext: ext, Payload: payload}, t, id)
 	}
 	buf, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, msg)
 	if err != nil {
 		return nil, marshalError(msg, err)
 	}
-	putHeader(buf, t, CompressionNone, 0, id, len(ext), len(buf)-HeaderSize-len(ext), FlagHasRouteTag)
+	wire.Header{Type: t, MessageID: id, ExtLen: uint16(len(ext)), PayloadLen: uint32(len(buf) - wire.HeaderSize - len(ext)), Flags: wire.FlagHasRouteTag}.Put(buf)
 	return buf, nil
 }
 
@@ -196,7 +185,7 @@ func PushAll(srv *Server, route uint32, msg proto.Message) (int, error) {
 // it decodes the request (a payload that does not decode is answered with
 // CodeInvalidArgument) and encodes the response.
 func NewUnaryHandler[Req, Resp any, PReq message[Req], PResp message[Resp]](fn func(context.Context, *Session, PReq) (PResp, error)) Handler {
-	return HandlerFunc(func(ctx context.Context, s *Session, p *Packet) (*Packet, error) {
+	return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
 		req := PReq(new(Req))
 		if err := proto.Unmarshal(p.Payload, req); err != nil {
 			return nil, Errorf(CodeInvalidArgument, "request is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
@@ -212,7 +201,7 @@ func NewUnaryHandler[Req, Resp any, PReq message[Req], PResp message[Resp]](fn f
 		if err != nil {
 			return nil, Errorf(CodeInternal, "marshal response: %v", err)
 		}
-		return &Packet{BizType: p.BizType, Payload: payload}, nil
+		return &wire.Packet{BizType: p.BizType, Payload: payload}, nil
 	})
 }
 
@@ -220,7 +209,7 @@ func NewUnaryHandler[Req, Resp any, PReq message[Req], PResp message[Resp]](fn f
 // that does not decode is logged and dropped (there is no one to answer).
 // Called as a request, it answers with an empty response.
 func NewOneWayHandler[Req any, PReq message[Req]](fn func(context.Context, *Session, PReq) error) Handler {
-	return HandlerFunc(func(ctx context.Context, s *Session, p *Packet) (*Packet, error) {
+	return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
 		req := PReq(new(Req))
 		if err := proto.Unmarshal(p.Payload, req); err != nil {
 			return nil, Errorf(CodeInvalidArgument, "message is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)

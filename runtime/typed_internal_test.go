@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msgtrans/msgtrans-go/wire"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // discardConn is a Conn that drops what is written and reads nothing.
 type discardConn struct{}
 
-func (discardConn) ReadPacket() (Packet, error)      { select {} }
+func (discardConn) ReadPacket() (wire.Packet, error) { select {} }
 func (discardConn) WritePackets([][]byte) error      { return nil }
 func (discardConn) SetWriteDeadline(time.Time) error { return nil }
 func (discardConn) Close() error                     { return nil }
@@ -34,7 +35,7 @@ func TestTypedSendAllocations(t *testing.T) {
 	s := testSession(t)
 	msg := wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks....")
 	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := s.encodeTyped(OneWay, 1, 7, 0, msg); err != nil {
+		if _, err := s.encodeTyped(wire.OneWay, 1, 7, 0, msg); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -54,11 +55,11 @@ func TestTypedReceiveAllocations(t *testing.T) {
 		got.Add(int64(len(m.Value)))
 		return nil
 	}))
-	b, err := s.encodeTyped(OneWay, 1, 7, 0, wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks...."))
+	b, err := s.encodeTyped(wire.OneWay, 1, 7, 0, wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks...."))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _, err := ParsePacket(b, Limits{})
+	p, _, err := wire.ParsePacket(b, wire.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func BenchmarkTypedSend(b *testing.B) {
 	msg := wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks....")
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.encodeTyped(OneWay, 1, 7, 0, msg); err != nil {
+		if _, err := s.encodeTyped(wire.OneWay, 1, 7, 0, msg); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -90,8 +91,8 @@ func BenchmarkTypedSend(b *testing.B) {
 func BenchmarkTypedReceive(b *testing.B) {
 	s := testSession(b)
 	s.mux.HandleRoute(7, NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error { return nil }))
-	enc, _ := s.encodeTyped(OneWay, 1, 7, 0, wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks...."))
-	p, _, _ := ParsePacket(enc, Limits{})
+	enc, _ := s.encodeTyped(wire.OneWay, 1, 7, 0, wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks...."))
+	p, _, _ := wire.ParsePacket(enc, wire.Limits{})
 	b.ReportAllocs()
 	for b.Loop() {
 		q := p

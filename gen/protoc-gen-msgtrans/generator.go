@@ -9,8 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
-	"github.com/msgtrans/msgtrans-go/runtime"
 	msgtransv1 "github.com/msgtrans/msgtrans-go/schema/msgtrans/v1"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Import paths of the packages generated code uses.
@@ -135,7 +135,7 @@ func parseMethod(f *protogen.File, svc *protogen.Service, m *protogen.Method) (*
 		fullNameConst: svc.GoName + m.GoName + "FullMethod",
 		routeConst:    svc.GoName + m.GoName + "Route",
 	}
-	mm.route = runtime.RouteID(mm.fullName)
+	mm.route = wire.RouteID(mm.fullName)
 	if mo, ok := m.Desc.Options().(*descriptorpb.MethodOptions); ok {
 		mm.deprecated = mo.GetDeprecated()
 	}
@@ -145,7 +145,7 @@ func parseMethod(f *protogen.File, svc *protogen.Service, m *protogen.Method) (*
 		}
 		mm.oneWay = mo.GetOneWay()
 	}
-	if mm.route == runtime.ControlRoute {
+	if mm.route == wire.ControlRoute {
 		return nil, fmt.Errorf("%s: route id 0 is reserved for control packets; set (msgtrans.v1.method).route_id", where)
 	}
 	return mm, nil

@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 
-	"github.com/msgtrans/msgtrans-go/runtime"
 	msgtransv1 "github.com/msgtrans/msgtrans-go/schema/msgtrans/v1"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -222,4 +222,4 @@ func TestProtoc(t *testing.T) {
 	}
 }
 
-func routeOf(fullMethod string) uint32 { return runtime.RouteID(fullMethod) }
+func routeOf(fullMethod string) uint32 { return wire.RouteID(fullMethod) }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/msgtrans/msgtrans-go/internal/bench/gen/benchv1"
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Micro-benchmarks of the typed layer's per-message work, with allocations:
@@ -26,15 +27,15 @@ func benchPayload() *benchv1.Payload {
 // session would before queueing it.
 type encodingCaller struct{ buf []byte }
 
-func (c *encodingCaller) Send(p *runtime.Packet) error {
+func (c *encodingCaller) Send(p *wire.Packet) error {
 	var err error
-	c.buf, err = runtime.AppendPacket(c.buf[:0], p)
+	c.buf, err = wire.AppendPacket(c.buf[:0], p)
 	return err
 }
 
 // Request encodes p and answers with an empty response.
-func (c *encodingCaller) Request(_ context.Context, p *runtime.Packet) (*runtime.Packet, error) {
-	return &runtime.Packet{Type: runtime.Response}, c.Send(p)
+func (c *encodingCaller) Request(_ context.Context, p *wire.Packet) (*wire.Packet, error) {
+	return &wire.Packet{Type: wire.Response}, c.Send(p)
 }
 
 // routeTable is a runtime.RouteRegistrar that keeps the handlers.
@@ -88,11 +89,11 @@ func BenchmarkTypedReceive(b *testing.B) {
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		p, _, err := runtime.ParsePacket(enc, runtime.Limits{})
+		p, _, err := wire.ParsePacket(enc, wire.Limits{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		ext, err := runtime.ParseExt(p.Ext)
+		ext, err := wire.ParseExt(p.Ext)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -116,11 +117,11 @@ func BenchmarkTypedUnaryHandler(b *testing.B) {
 	out := make([]byte, 0, 256)
 	b.ReportAllocs()
 	for b.Loop() {
-		p, _, err := runtime.ParsePacket(enc, runtime.Limits{})
+		p, _, err := wire.ParsePacket(enc, wire.Limits{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		ext, err := runtime.ParseExt(p.Ext)
+		ext, err := wire.ParseExt(p.Ext)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -128,8 +129,8 @@ func BenchmarkTypedUnaryHandler(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		resp.Type, resp.MessageID = runtime.Response, p.MessageID
-		if out, err = runtime.AppendPacket(out[:0], resp); err != nil {
+		resp.Type, resp.MessageID = wire.Response, p.MessageID
+		if out, err = wire.AppendPacket(out[:0], resp); err != nil {
 			b.Fatal(err)
 		}
 	}

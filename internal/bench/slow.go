@@ -12,6 +12,7 @@ import (
 
 	"github.com/msgtrans/msgtrans-go/internal/bench/gen/benchv1"
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // The slowconsumer scenario: the broadcast scenario's rounds (a burst, then
@@ -147,7 +148,7 @@ func stall(srv *mtServer, tr string) (*stalledSession, error) {
 	// Keep the queue well under its 1 MiB bound: the point is a blocked
 	// writer, not an overflowing queue.
 	const mark = 256 << 10
-	chunk := runtime.NewOneWay(250, make([]byte, 64<<10))
+	chunk := wire.NewOneWay(250, make([]byte, 64<<10))
 	for {
 		if st.sess.Queued() < mark {
 			if err := st.sess.Send(chunk); err != nil {

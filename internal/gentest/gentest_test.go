@@ -18,6 +18,7 @@ import (
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
 	_ "github.com/msgtrans/msgtrans-go/transports/all"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -261,11 +262,11 @@ func TestGenerated(t *testing.T) {
 			})
 			t.Run("raw packets beside typed ones", func(t *testing.T) {
 				raw := make(chan string, 1)
-				f.srv.Handle(9, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+				f.srv.Handle(9, runtime.HandlerFunc(func(_ context.Context, _ *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 					raw <- p.Text()
 					return p.Reply([]byte("raw ok")), nil
 				}))
-				resp, err := c.Request(ctx, runtime.NewRequest(9, []byte("plain")))
+				resp, err := c.Request(ctx, wire.NewRequest(9, []byte("plain")))
 				if err != nil || resp.Text() != "raw ok" || within(t, raw) != "plain" {
 					t.Fatalf("raw request = %v, %v", resp, err)
 				}
@@ -314,10 +315,10 @@ func clientSession(t *testing.T, c *runtime.Client) *runtime.Session {
 }
 
 // typedPacket builds a typed request by hand, with an arbitrary payload.
-func typedPacket(route uint32, payload []byte) *runtime.Packet {
-	return &runtime.Packet{
-		Flags:   runtime.FlagHasRouteTag,
-		Ext:     runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: route}),
+func typedPacket(route uint32, payload []byte) *wire.Packet {
+	return &wire.Packet{
+		Flags:   wire.FlagHasRouteTag,
+		Ext:     wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: route}),
 		Payload: payload,
 	}
 }

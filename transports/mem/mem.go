@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func init() { runtime.RegisterTransport("mem", Transport{}) }
@@ -63,7 +64,7 @@ func (Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportCon
 
 type listener struct {
 	name  string
-	lim   runtime.Limits
+	lim   wire.Limits
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once

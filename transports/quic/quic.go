@@ -21,6 +21,7 @@ import (
 	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func init() { runtime.RegisterTransport("quic", Transport{}) }
@@ -30,7 +31,7 @@ func init() { runtime.RegisterTransport("quic", Transport{}) }
 const ALPN = "msgtrans"
 
 // MaxFrame is the largest length prefix the QUIC framing allows: 16 MiB. A
-// receiver's [runtime.Limits] may allow less.
+// receiver's [wire.Limits] may allow less.
 const MaxFrame = 16 << 20
 
 const (
@@ -445,7 +446,7 @@ func (l *listener) Addr() net.Addr { return l.udp.LocalAddr() }
 type conn struct {
 	qc      *quicgo.Conn
 	s       *quicgo.Stream
-	dec     *runtime.Decoder
+	dec     *wire.Decoder
 	onClose func() // releases the UDP socket, or the listener's hold on it
 
 	// closing is set by Close; reads and writes then fail.
@@ -468,16 +469,16 @@ type conn struct {
 
 func newConn(qc *quicgo.Conn, s *quicgo.Stream, cfg *runtime.TransportConfig, onClose func()) *conn {
 	c := &conn{qc: qc, s: s, onClose: onClose, released: make(chan struct{})}
-	c.dec = runtime.NewFramedDecoder(streamReader{c}, cfg.Limits, MaxFrame)
+	c.dec = wire.NewFramedDecoder(streamReader{c}, cfg.Limits, MaxFrame)
 
 	return c
 }
 
 // SetLimits implements [runtime.LimitSetter].
-func (c *conn) SetLimits(lim runtime.Limits) { c.dec.SetLimits(lim) }
+func (c *conn) SetLimits(lim wire.Limits) { c.dec.SetLimits(lim) }
 
 // ReadPacket implements [runtime.Conn].
-func (c *conn) ReadPacket() (runtime.Packet, error) {
+func (c *conn) ReadPacket() (wire.Packet, error) {
 	p, err := c.dec.Next()
 	if err != nil && !errors.Is(err, io.EOF) {
 		// After bad input there is nothing worth lingering for.
@@ -493,7 +494,7 @@ func (c *conn) ReadPacket() (runtime.Packet, error) {
 func (c *conn) WritePackets(pkts [][]byte) error {
 	for _, p := range pkts {
 		if len(p) > MaxFrame {
-			return fmt.Errorf("%w: packet of %d bytes exceeds the quic frame maximum of %d", runtime.ErrTooLarge, len(p), MaxFrame)
+			return fmt.Errorf("%w: packet of %d bytes exceeds the quic frame maximum of %d", wire.ErrTooLarge, len(p), MaxFrame)
 		}
 	}
 	c.wmu.Lock()
@@ -622,7 +623,7 @@ func (c *conn) readErr(err error) error {
 	case isReset:
 		// A reset discards whatever the peer sent and we have not read, so
 		// it never marks a clean end between packets.
-		return fmt.Errorf("%w: the peer reset the stream with code %#x", runtime.ErrTruncated, uint64(streamErr.ErrorCode))
+		return fmt.Errorf("%w: the peer reset the stream with code %#x", wire.ErrTruncated, uint64(streamErr.ErrorCode))
 	case errors.Is(err, io.EOF):
 		return io.EOF
 	case isApp && appErr.ErrorCode == codeNoError:

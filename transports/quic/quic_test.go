@@ -21,6 +21,7 @@ import (
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
 	"github.com/msgtrans/msgtrans-go/transports/quic"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -99,10 +100,10 @@ func accept(t *testing.T, l runtime.Listener) runtime.Conn {
 }
 
 // read returns c's next packet, closing c to unblock ReadPacket after wait.
-func read(t *testing.T, c runtime.Conn) (runtime.Packet, error) {
+func read(t *testing.T, c runtime.Conn) (wire.Packet, error) {
 	t.Helper()
 	type result struct {
-		p   runtime.Packet
+		p   wire.Packet
 		err error
 	}
 	ch := make(chan result, 1)
@@ -117,11 +118,11 @@ func read(t *testing.T, c runtime.Conn) (runtime.Packet, error) {
 		c.Close()
 		<-ch
 		t.Fatal("ReadPacket: nothing within the test timeout")
-		return runtime.Packet{}, nil
+		return wire.Packet{}, nil
 	}
 }
 
-func mustRead(t *testing.T, c runtime.Conn) runtime.Packet {
+func mustRead(t *testing.T, c runtime.Conn) wire.Packet {
 	t.Helper()
 	p, err := read(t, c)
 	if err != nil {
@@ -130,16 +131,16 @@ func mustRead(t *testing.T, c runtime.Conn) runtime.Packet {
 	return p
 }
 
-func encode(t *testing.T, p *runtime.Packet) []byte {
+func encode(t *testing.T, p *wire.Packet) []byte {
 	t.Helper()
-	b, err := runtime.AppendPacket(nil, p)
+	b, err := wire.AppendPacket(nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
 }
 
-func samePacket(got runtime.Packet, want *runtime.Packet) bool {
+func samePacket(got wire.Packet, want *wire.Packet) bool {
 	return got.Type == want.Type && got.Compression == want.Compression && got.BizType == want.BizType &&
 		got.MessageID == want.MessageID && got.Flags == want.Flags &&
 		bytes.Equal(got.Ext, want.Ext) && bytes.Equal(got.Payload, want.Payload)
@@ -164,8 +165,8 @@ func closePair(t *testing.T, client, server runtime.Conn) {
 func checkHealthy(t *testing.T, l runtime.Listener) {
 	t.Helper()
 	c := dial(t, l)
-	req := runtime.NewText(7, "ping")
-	req.Type, req.MessageID = runtime.Request, 1
+	req := wire.NewText(7, "ping")
+	req.Type, req.MessageID = wire.Request, 1
 	if err := c.WritePackets([][]byte{encode(t, req)}); err != nil {
 		t.Fatalf("client WritePackets: %v", err)
 	}
@@ -210,18 +211,18 @@ func TestRoundTrip(t *testing.T) {
 	big := bytes.Repeat([]byte("0123456789abcdef"), 512<<10/16)
 	tests := []struct {
 		name string
-		pkt  *runtime.Packet
+		pkt  *wire.Packet
 	}{
-		{"empty", runtime.NewOneWay(1, nil)},
-		{"text", runtime.NewText(2, "hello, quic")},
-		{"ext and flags", &runtime.Packet{Type: runtime.Request, BizType: 3, MessageID: 42, Flags: runtime.FlagHighPriority, Ext: []byte{1, 2, 3}, Payload: []byte("body")}},
-		{"ext only", &runtime.Packet{Type: runtime.OneWay, Ext: []byte("only ext")}},
-		{"512 KiB payload", runtime.NewOneWay(4, big)},
+		{"empty", wire.NewOneWay(1, nil)},
+		{"text", wire.NewText(2, "hello, quic")},
+		{"ext and flags", &wire.Packet{Type: wire.Request, BizType: 3, MessageID: 42, Flags: wire.FlagHighPriority, Ext: []byte{1, 2, 3}, Payload: []byte("body")}},
+		{"ext only", &wire.Packet{Type: wire.OneWay, Ext: []byte("only ext")}},
+		{"512 KiB payload", wire.NewOneWay(4, big)},
 	}
 	l := listen(t, serverConfig())
 	c := dial(t, l)
 	// The first packet makes the stream known to the server.
-	hello := runtime.NewText(0, "hello")
+	hello := wire.NewText(0, "hello")
 	if err := c.WritePackets([][]byte{encode(t, hello)}); err != nil {
 		t.Fatalf("WritePackets: %v", err)
 	}
@@ -259,11 +260,11 @@ func TestBatchPreservesOrder(t *testing.T) {
 	l := listen(t, serverConfig())
 	c := dial(t, l)
 	var batch [][]byte
-	var want []*runtime.Packet
+	var want []*wire.Packet
 	for i := range n {
 		// Sizes vary so that packets straddle the writer's gather buffer
 		// and the reader's read-ahead buffer.
-		p := &runtime.Packet{Type: runtime.OneWay, BizType: uint8(i), MessageID: uint32(i + 1),
+		p := &wire.Packet{Type: wire.OneWay, BizType: uint8(i), MessageID: uint32(i + 1),
 			Payload: bytes.Repeat([]byte{byte(i)}, (i*997)%5000)}
 		want = append(want, p)
 		batch = append(batch, encode(t, p))
@@ -297,7 +298,7 @@ func TestCloseDeliversWrittenPackets(t *testing.T) {
 	c := dial(t, l)
 	var batch [][]byte
 	for i := range n {
-		batch = append(batch, encode(t, &runtime.Packet{MessageID: uint32(i + 1), Payload: make([]byte, 1000)}))
+		batch = append(batch, encode(t, &wire.Packet{MessageID: uint32(i + 1), Payload: make([]byte, 1000)}))
 	}
 	if err := c.WritePackets(batch); err != nil {
 		t.Fatalf("WritePackets: %v", err)
@@ -351,8 +352,8 @@ func rawDial(t *testing.T, l runtime.Listener) *quicgo.Conn {
 func TestMalformedInput(t *testing.T) {
 	const maxPayload = 64 << 10
 	cfg := serverConfig()
-	cfg.Limits = runtime.Limits{MaxPayload: maxPayload, PacketReadTimeout: 300 * time.Millisecond}
-	good := encode(t, runtime.NewText(1, "good"))
+	cfg.Limits = wire.Limits{MaxPayload: maxPayload, PacketReadTimeout: 300 * time.Millisecond}
+	good := encode(t, wire.NewText(1, "good"))
 	goodFrame := cat(prefix(uint32(len(good))), good)
 
 	// finish is what the raw client does after the server has accepted the
@@ -372,21 +373,21 @@ func TestMalformedInput(t *testing.T) {
 		firstGood bool // send starts with goodFrame, which must be read first
 		want      error
 	}{
-		{"frame over MaxFrame", cat(prefix(quic.MaxFrame+1), header(1, 0, 0, quic.MaxFrame+1-16)), keepOpen, false, runtime.ErrTooLarge},
-		{"frame over the limits", cat(prefix(uint32(cfg.MaxPacketSize()+1)), header(1, 0, 0, uint32(cfg.MaxPacketSize()+1-16))), keepOpen, false, runtime.ErrTooLarge},
-		{"frame shorter than a header", cat(prefix(15), make([]byte, 15)), keepOpen, false, runtime.ErrProtocol},
-		{"prefix longer than the packet", cat(prefix(uint32(len(good)+1)), good, []byte{0}), keepOpen, false, runtime.ErrProtocol},
-		{"prefix shorter than the packet", cat(prefix(uint32(len(good)-1)), good), keepOpen, false, runtime.ErrProtocol},
-		{"bad version", cat(prefix(20), header(2, 0, 0, 4), []byte("abcd")), keepOpen, false, runtime.ErrProtocol},
-		{"unknown packet type", cat(prefix(20), header(1, 3, 0, 4), []byte("abcd")), keepOpen, false, runtime.ErrProtocol},
-		{"payload over MaxPayload", cat(prefix(16+maxPayload+1), header(1, 0, 0, maxPayload+1)), keepOpen, false, runtime.ErrTooLarge},
-		{"ext header over MaxExtHeader", cat(prefix(16+runtime.DefaultMaxExtHeader+1), header(1, 0, runtime.DefaultMaxExtHeader+1, 0)), keepOpen, false, runtime.ErrTooLarge},
-		{"stream ends in the prefix", []byte{0, 0}, endStream, false, runtime.ErrTruncated},
-		{"stream ends in the header", cat(prefix(20), header(1, 0, 0, 4)[:9]), endStream, false, runtime.ErrTruncated},
-		{"stream ends in the body", cat(prefix(20), header(1, 0, 0, 4), []byte("ab")), endStream, false, runtime.ErrTruncated},
-		{"large body cut short", cat(prefix(16+40000), header(1, 0, 0, 40000), make([]byte, 30000)), endStream, false, runtime.ErrTruncated},
-		{"stream reset in the body", cat(goodFrame, prefix(20), header(1, 0, 0, 4), []byte("ab")), resetStream, true, runtime.ErrTruncated},
-		{"stream reset between packets", goodFrame, resetStream, true, runtime.ErrTruncated},
+		{"frame over MaxFrame", cat(prefix(quic.MaxFrame+1), header(1, 0, 0, quic.MaxFrame+1-16)), keepOpen, false, wire.ErrTooLarge},
+		{"frame over the limits", cat(prefix(uint32(cfg.MaxPacketSize()+1)), header(1, 0, 0, uint32(cfg.MaxPacketSize()+1-16))), keepOpen, false, wire.ErrTooLarge},
+		{"frame shorter than a header", cat(prefix(15), make([]byte, 15)), keepOpen, false, wire.ErrProtocol},
+		{"prefix longer than the packet", cat(prefix(uint32(len(good)+1)), good, []byte{0}), keepOpen, false, wire.ErrProtocol},
+		{"prefix shorter than the packet", cat(prefix(uint32(len(good)-1)), good), keepOpen, false, wire.ErrProtocol},
+		{"bad version", cat(prefix(20), header(2, 0, 0, 4), []byte("abcd")), keepOpen, false, wire.ErrProtocol},
+		{"unknown packet type", cat(prefix(20), header(1, 3, 0, 4), []byte("abcd")), keepOpen, false, wire.ErrProtocol},
+		{"payload over MaxPayload", cat(prefix(16+maxPayload+1), header(1, 0, 0, maxPayload+1)), keepOpen, false, wire.ErrTooLarge},
+		{"ext header over MaxExtHeader", cat(prefix(16+wire.DefaultMaxExtHeader+1), header(1, 0, wire.DefaultMaxExtHeader+1, 0)), keepOpen, false, wire.ErrTooLarge},
+		{"stream ends in the prefix", []byte{0, 0}, endStream, false, wire.ErrTruncated},
+		{"stream ends in the header", cat(prefix(20), header(1, 0, 0, 4)[:9]), endStream, false, wire.ErrTruncated},
+		{"stream ends in the body", cat(prefix(20), header(1, 0, 0, 4), []byte("ab")), endStream, false, wire.ErrTruncated},
+		{"large body cut short", cat(prefix(16+40000), header(1, 0, 0, 40000), make([]byte, 30000)), endStream, false, wire.ErrTruncated},
+		{"stream reset in the body", cat(goodFrame, prefix(20), header(1, 0, 0, 4), []byte("ab")), resetStream, true, wire.ErrTruncated},
+		{"stream reset between packets", goodFrame, resetStream, true, wire.ErrTruncated},
 		{"packet read timeout", cat(prefix(20), header(1, 0, 0, 4), []byte("ab")), keepOpen, false, os.ErrDeadlineExceeded},
 		{"stream ends between packets", goodFrame, endStream, true, io.EOF},
 		{"connection closed between packets", goodFrame, closeConn, true, io.EOF},
@@ -478,7 +479,7 @@ func TestListenerClose(t *testing.T) {
 	t.Run("accepted connections stay open", func(t *testing.T) {
 		l := listen(t, serverConfig())
 		c := dial(t, l)
-		if err := c.WritePackets([][]byte{encode(t, runtime.NewText(1, "before"))}); err != nil {
+		if err := c.WritePackets([][]byte{encode(t, wire.NewText(1, "before"))}); err != nil {
 			t.Fatal(err)
 		}
 		s := accept(t, l)
@@ -487,7 +488,7 @@ func TestListenerClose(t *testing.T) {
 			t.Fatalf("Close: %v", err)
 		}
 		for _, dir := range []struct{ from, to runtime.Conn }{{c, s}, {s, c}} {
-			if err := dir.from.WritePackets([][]byte{encode(t, runtime.NewText(1, "after"))}); err != nil {
+			if err := dir.from.WritePackets([][]byte{encode(t, wire.NewText(1, "after"))}); err != nil {
 				t.Fatalf("WritePackets after listener Close: %v", err)
 			}
 			if got := mustRead(t, dir.to); got.Text() != "after" {
@@ -499,7 +500,7 @@ func TestListenerClose(t *testing.T) {
 	t.Run("closes connections not yet accepted", func(t *testing.T) {
 		l := listen(t, serverConfig())
 		c := dial(t, l)
-		if err := c.WritePackets([][]byte{encode(t, runtime.NewText(1, "never accepted"))}); err != nil {
+		if err := c.WritePackets([][]byte{encode(t, wire.NewText(1, "never accepted"))}); err != nil {
 			t.Fatal(err)
 		}
 		l.Close()
@@ -522,7 +523,7 @@ func TestListenerClose(t *testing.T) {
 func TestConnClose(t *testing.T) {
 	l := listen(t, serverConfig())
 	c := dial(t, l)
-	if err := c.WritePackets([][]byte{encode(t, runtime.NewText(1, "hi"))}); err != nil {
+	if err := c.WritePackets([][]byte{encode(t, wire.NewText(1, "hi"))}); err != nil {
 		t.Fatal(err)
 	}
 	s := accept(t, l)
@@ -544,7 +545,7 @@ func TestConnClose(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("ReadPacket still blocked after Close")
 	}
-	if err := s.WritePackets([][]byte{encode(t, runtime.NewText(1, "late"))}); err == nil {
+	if err := s.WritePackets([][]byte{encode(t, wire.NewText(1, "late"))}); err == nil {
 		t.Fatal("WritePackets after Close succeeded")
 	}
 	if err := s.Close(); err != nil {
@@ -561,7 +562,7 @@ func TestWriteDeadline(t *testing.T) {
 	l := listen(t, serverConfig())
 	c := dial(t, l)
 	// The server never reads, so flow control soon blocks the writes.
-	mib := encode(t, runtime.NewOneWay(1, make([]byte, 1<<20-runtime.HeaderSize)))
+	mib := encode(t, wire.NewOneWay(1, make([]byte, 1<<20-wire.HeaderSize)))
 	batch := slices.Repeat([][]byte{mib}, 64)
 	if err := c.SetWriteDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
 		t.Fatal(err)
@@ -593,13 +594,13 @@ func TestWriteTooLarge(t *testing.T) {
 	l := listen(t, serverConfig())
 	c := dial(t, l)
 	huge := make([]byte, quic.MaxFrame+1)
-	err := c.WritePackets([][]byte{encode(t, runtime.NewText(1, "first")), huge})
-	if !errors.Is(err, runtime.ErrTooLarge) {
+	err := c.WritePackets([][]byte{encode(t, wire.NewText(1, "first")), huge})
+	if !errors.Is(err, wire.ErrTooLarge) {
 		t.Fatalf("WritePackets with a %d-byte packet: got %v, want ErrTooLarge", len(huge), err)
 	}
 	// Nothing of the rejected batch was written: the next packet is the
 	// first the server sees.
-	if err := c.WritePackets([][]byte{encode(t, runtime.NewText(1, "second"))}); err != nil {
+	if err := c.WritePackets([][]byte{encode(t, wire.NewText(1, "second"))}); err != nil {
 		t.Fatal(err)
 	}
 	s := accept(t, l)
@@ -677,7 +678,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	pkt, _ := runtime.AppendPacket(nil, runtime.NewText(1, "hello over quic"))
+	pkt, _ := wire.AppendPacket(nil, wire.NewText(1, "hello over quic"))
 	_ = c.WritePackets([][]byte{pkt}) // the server learns of the stream now
 
 	s, err := l.Accept()
@@ -709,7 +710,7 @@ func BenchmarkThroughput(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pkt, _ := runtime.AppendPacket(nil, runtime.NewOneWay(1, make([]byte, 64)))
+	pkt, _ := wire.AppendPacket(nil, wire.NewOneWay(1, make([]byte, 64)))
 	const batchLen = 64
 	batch := slices.Repeat([][]byte{pkt}, batchLen)
 	if err := c.WritePackets(batch[:1]); err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/msgtrans/msgtrans-go/runtime"
 	"github.com/msgtrans/msgtrans-go/transports/internal/listen"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func init() {
@@ -415,11 +416,11 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 type conn struct {
 	ws        *websocket.Conn
 	bc        *bufConn
-	lim       runtime.Limits // with defaults applied
-	maxPacket int            // the read limit: the largest packet lim admits
+	lim       wire.Limits // with defaults applied
+	maxPacket int         // the read limit: the largest packet lim admits
 
 	// Used only by the goroutine in ReadPacket.
-	hdr       [runtime.HeaderSize]byte
+	hdr       [wire.HeaderSize]byte
 	inMessage bool // between NextReader returning a message and the message's end
 
 	closeSent atomic.Bool // a close frame went out (CloseWrite, or the reply to the peer's)
@@ -523,7 +524,7 @@ func (c *conn) writePongs() {
 }
 
 // SetLimits implements [runtime.LimitSetter].
-func (c *conn) SetLimits(lim runtime.Limits) {
+func (c *conn) SetLimits(lim wire.Limits) {
 	c.lim = (&runtime.TransportConfig{Limits: lim}).WithDefaults().Limits
 	c.maxPacket = lim.MaxPacketSize()
 	c.bc.pktTimeout = c.lim.PacketReadTimeout
@@ -532,13 +533,13 @@ func (c *conn) SetLimits(lim runtime.Limits) {
 
 // ReadPacket implements [runtime.Conn]: it reads one binary message and
 // returns the packet it holds, which owns its memory.
-func (c *conn) ReadPacket() (runtime.Packet, error) {
+func (c *conn) ReadPacket() (wire.Packet, error) {
 	b := c.bc
 	b.waiting = true
 	c.inMessage = false
 	mt, r, err := c.ws.NextReader()
 	if err != nil {
-		return runtime.Packet{}, c.readError(err)
+		return wire.Packet{}, c.readError(err)
 	}
 	c.inMessage = true
 	if b.waiting {
@@ -546,42 +547,42 @@ func (c *conn) ReadPacket() (runtime.Packet, error) {
 		// arrived.
 		b.waiting = false
 		if err := b.setReadDeadline(b.filled.Add(c.lim.PacketReadTimeout)); err != nil {
-			return runtime.Packet{}, fmt.Errorf("msgtrans: ws read: %w", err)
+			return wire.Packet{}, fmt.Errorf("msgtrans: ws read: %w", err)
 		}
 	}
 	if mt != websocket.BinaryMessage {
-		return runtime.Packet{}, fmt.Errorf("%w: text websocket message (msgtrans sends one packet per binary message)", runtime.ErrProtocol)
+		return wire.Packet{}, fmt.Errorf("%w: text websocket message (msgtrans sends one packet per binary message)", wire.ErrProtocol)
 	}
 	if n, err := io.ReadFull(r, c.hdr[:]); err != nil {
 		if isMessageEnd(err) {
-			return runtime.Packet{}, fmt.Errorf("%w: binary message of %d bytes, shorter than a packet header", runtime.ErrTruncated, n)
+			return wire.Packet{}, fmt.Errorf("%w: binary message of %d bytes, shorter than a packet header", wire.ErrTruncated, n)
 		}
-		return runtime.Packet{}, c.readError(err)
+		return wire.Packet{}, c.readError(err)
 	}
-	h, err := runtime.ParseHeader(c.hdr[:], c.lim)
+	h, err := wire.ParseHeader(c.hdr[:], c.lim)
 	if err != nil {
-		return runtime.Packet{}, err
+		return wire.Packet{}, err
 	}
 	body := make([]byte, h.BodyLen())
 	if n, err := io.ReadFull(r, body); err != nil {
 		if isMessageEnd(err) {
-			return runtime.Packet{}, fmt.Errorf("%w: binary message of %d bytes, its packet header declares %d",
-				runtime.ErrTruncated, runtime.HeaderSize+n, runtime.HeaderSize+len(body))
+			return wire.Packet{}, fmt.Errorf("%w: binary message of %d bytes, its packet header declares %d",
+				wire.ErrTruncated, wire.HeaderSize+n, wire.HeaderSize+len(body))
 		}
-		return runtime.Packet{}, c.readError(err)
+		return wire.Packet{}, c.readError(err)
 	}
 	// The message must end with the packet.
 	for {
 		n, err := r.Read(c.hdr[:1])
 		if n > 0 {
-			return runtime.Packet{}, fmt.Errorf("%w: binary message longer than the %d-byte packet it starts with",
-				runtime.ErrProtocol, runtime.HeaderSize+len(body))
+			return wire.Packet{}, fmt.Errorf("%w: binary message longer than the %d-byte packet it starts with",
+				wire.ErrProtocol, wire.HeaderSize+len(body))
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return runtime.Packet{}, c.readError(err)
+			return wire.Packet{}, c.readError(err)
 		}
 	}
 	c.inMessage = false
@@ -613,9 +614,9 @@ func (c *conn) readError(err error) error {
 		default:
 			return fmt.Errorf("msgtrans: ws: peer closed the connection: %w", err)
 		}
-		return fmt.Errorf("%w: connection closed inside a websocket message", runtime.ErrTruncated)
+		return fmt.Errorf("%w: connection closed inside a websocket message", wire.ErrTruncated)
 	case errors.Is(err, websocket.ErrReadLimit):
-		return fmt.Errorf("%w: websocket message over the %d-byte packet limit", runtime.ErrTooLarge, c.maxPacket)
+		return fmt.Errorf("%w: websocket message over the %d-byte packet limit", wire.ErrTooLarge, c.maxPacket)
 	case errors.As(err, &ne):
 		if ne.Timeout() && c.inMessage {
 			return fmt.Errorf("msgtrans: ws: packet not read within %v: %w", c.lim.PacketReadTimeout, err)
@@ -624,7 +625,7 @@ func (c *conn) readError(err error) error {
 	default:
 		// What remains are gorilla's framing errors: bad opcode, unmasked
 		// client frame, invalid close frame and the like.
-		return fmt.Errorf("%w: %v", runtime.ErrProtocol, err)
+		return fmt.Errorf("%w: %v", wire.ErrProtocol, err)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
 	"github.com/msgtrans/msgtrans-go/transports/ws"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -38,7 +39,7 @@ type variant struct {
 var variants = []variant{{"ws", ws.Transport{}}, {"wss", ws.Transport{TLS: true}}}
 
 // serverConfig returns a listener configuration for v with the given limits.
-func (v variant) serverConfig(lim runtime.Limits) *runtime.TransportConfig {
+func (v variant) serverConfig(lim wire.Limits) *runtime.TransportConfig {
 	cfg := &runtime.TransportConfig{Limits: lim}
 	if v.tr.TLS {
 		cfg.TLS = certs().Server
@@ -57,7 +58,7 @@ func (v variant) clientConfig() *runtime.TransportConfig {
 
 // listen starts a listener on a loopback port, closed when the test ends,
 // and returns it with the URL clients dial.
-func (v variant) listen(t *testing.T, lim runtime.Limits) (runtime.Listener, *url.URL) {
+func (v variant) listen(t *testing.T, lim wire.Limits) (runtime.Listener, *url.URL) {
 	t.Helper()
 	u := &url.URL{Scheme: v.scheme, Host: "127.0.0.1:0", Path: "/msgtrans"}
 	l, err := v.tr.Listen(context.Background(), u, v.serverConfig(lim))
@@ -93,9 +94,9 @@ func accept(t *testing.T, l runtime.Listener) runtime.Conn {
 	return c
 }
 
-func encode(t *testing.T, p *runtime.Packet) []byte {
+func encode(t *testing.T, p *wire.Packet) []byte {
 	t.Helper()
-	b, err := runtime.AppendPacket(nil, p)
+	b, err := wire.AppendPacket(nil, p)
 	if err != nil {
 		t.Fatalf("AppendPacket: %v", err)
 	}
@@ -110,7 +111,7 @@ func send(c runtime.Conn, pkts ...[]byte) <-chan error {
 	return errc
 }
 
-func checkPacket(t *testing.T, got runtime.Packet, want *runtime.Packet) {
+func checkPacket(t *testing.T, got wire.Packet, want *wire.Packet) {
 	t.Helper()
 	if got.Type != want.Type || got.BizType != want.BizType || got.MessageID != want.MessageID ||
 		got.Flags != want.Flags || !bytes.Equal(got.Ext, want.Ext) || !bytes.Equal(got.Payload, want.Payload) {
@@ -122,7 +123,7 @@ func checkPacket(t *testing.T, got runtime.Packet, want *runtime.Packet) {
 func roundTrip(t *testing.T, a, b runtime.Conn) {
 	t.Helper()
 	for _, dir := range [][2]runtime.Conn{{a, b}, {b, a}} {
-		want := &runtime.Packet{Type: runtime.Request, BizType: 7, MessageID: 42, Ext: []byte("ext"), Payload: []byte("hello")}
+		want := &wire.Packet{Type: wire.Request, BizType: 7, MessageID: 42, Ext: []byte("ext"), Payload: []byte("hello")}
 		errc := send(dir[0], encode(t, want))
 		got, err := dir[1].ReadPacket()
 		if err != nil {
@@ -138,7 +139,7 @@ func roundTrip(t *testing.T, a, b runtime.Conn) {
 func TestRoundTrip(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{})
+			l, u := v.listen(t, wire.Limits{})
 			client, server := v.connect(t, l, u)
 			roundTrip(t, client, server)
 
@@ -151,10 +152,10 @@ func TestRoundTrip(t *testing.T) {
 				from, to runtime.Conn
 			}{{"client to server", client, server}, {"server to client", server, client}} {
 				t.Run(tc.name+"/batch of 100", func(t *testing.T) {
-					want := make([]*runtime.Packet, 100)
+					want := make([]*wire.Packet, 100)
 					pkts := make([][]byte, len(want))
 					for i := range want {
-						want[i] = &runtime.Packet{Type: runtime.OneWay, BizType: uint8(i), MessageID: uint32(i + 1),
+						want[i] = &wire.Packet{Type: wire.OneWay, BizType: uint8(i), MessageID: uint32(i + 1),
 							Payload: fmt.Appendf(nil, "packet %d", i)}
 						pkts[i] = encode(t, want[i])
 					}
@@ -171,10 +172,10 @@ func TestRoundTrip(t *testing.T) {
 					}
 				})
 				t.Run(tc.name+"/512 KiB payload", func(t *testing.T) {
-					want := &runtime.Packet{Type: runtime.Response, MessageID: 9, Flags: runtime.FlagHighPriority, Payload: large}
-					small := &runtime.Packet{Type: runtime.OneWay, Payload: []byte("after")}
+					want := &wire.Packet{Type: wire.Response, MessageID: 9, Flags: wire.FlagHighPriority, Payload: large}
+					small := &wire.Packet{Type: wire.OneWay, Payload: []byte("after")}
 					errc := send(tc.from, encode(t, want), encode(t, small))
-					for _, w := range []*runtime.Packet{want, small} {
+					for _, w := range []*wire.Packet{want, small} {
 						got, err := tc.to.ReadPacket()
 						if err != nil {
 							t.Fatalf("ReadPacket: %v", err)
@@ -203,7 +204,7 @@ func eachCloser(t *testing.T, f func(t *testing.T, a, b runtime.Conn)) {
 	for _, v := range variants {
 		for _, closer := range []string{"client", "server"} {
 			t.Run(v.scheme+"/"+closer+" closes", func(t *testing.T) {
-				l, u := v.listen(t, runtime.Limits{})
+				l, u := v.listen(t, wire.Limits{})
 				client, server := v.connect(t, l, u)
 				roundTrip(t, client, server)
 				a, b := client, server
@@ -227,7 +228,7 @@ func TestCleanCloseGivesEOF(t *testing.T) {
 		if _, err := a.ReadPacket(); !errors.Is(err, net.ErrClosed) {
 			t.Errorf("ReadPacket after Close: got %v, want net.ErrClosed", err)
 		}
-		if err := a.WritePackets([][]byte{encode(t, runtime.NewText(1, "x"))}); err == nil {
+		if err := a.WritePackets([][]byte{encode(t, wire.NewText(1, "x"))}); err == nil {
 			t.Errorf("WritePackets after Close succeeded")
 		}
 		a.Close() // idempotent
@@ -239,7 +240,7 @@ func TestCleanCloseGivesEOF(t *testing.T) {
 // peer's answering close frame ends the stream with io.EOF.
 func TestCloseWriteHandshake(t *testing.T) {
 	eachCloser(t, func(t *testing.T, a, b runtime.Conn) {
-		late := &runtime.Packet{Type: runtime.OneWay, BizType: 3, MessageID: 9, Payload: []byte("sent before the close frame arrived")}
+		late := &wire.Packet{Type: wire.OneWay, BizType: 3, MessageID: 9, Payload: []byte("sent before the close frame arrived")}
 		if err := <-send(b, encode(t, late)); err != nil {
 			t.Fatal(err)
 		}
@@ -292,7 +293,7 @@ func (v variant) rawDial(t *testing.T, u *url.URL) *websocket.Conn {
 
 // header returns a fixed header with the given version and lengths.
 func header(version byte, extLen uint16, payloadLen uint32) []byte {
-	h := []byte{version, 0, byte(runtime.OneWay), 3, 0, 0, 0, 1}
+	h := []byte{version, 0, byte(wire.OneWay), 3, 0, 0, 0, 1}
 	h = binary.BigEndian.AppendUint16(h, extLen)
 	h = binary.BigEndian.AppendUint32(h, payloadLen)
 	return binary.BigEndian.AppendUint16(h, 0)
@@ -308,20 +309,20 @@ func TestBadInput(t *testing.T) {
 		data    []byte
 		want    error
 	}{
-		{"text message", websocket.TextMessage, valid, runtime.ErrProtocol},
-		{"bad version", websocket.BinaryMessage, append(header(2, 0, 5), "hello"...), runtime.ErrProtocol},
-		{"unknown packet type", websocket.BinaryMessage, func() []byte { b := bytes.Clone(valid); b[2] = 9; return b }(), runtime.ErrProtocol},
-		{"shorter than a header", websocket.BinaryMessage, valid[:10], runtime.ErrTruncated},
-		{"empty message", websocket.BinaryMessage, nil, runtime.ErrTruncated},
-		{"header declares more", websocket.BinaryMessage, append(header(1, 2, 100), "short"...), runtime.ErrTruncated},
-		{"trailing bytes", websocket.BinaryMessage, append(bytes.Clone(valid), "extra"...), runtime.ErrProtocol},
-		{"payload over the limit", websocket.BinaryMessage, append(header(1, 0, maxPayload+1), make([]byte, maxPayload+1)...), runtime.ErrTooLarge},
-		{"ext header over the limit", websocket.BinaryMessage, header(1, 0xFFFF, 0), runtime.ErrTooLarge},
-		{"message over the read limit", websocket.BinaryMessage, append(bytes.Clone(valid), make([]byte, 16<<10)...), runtime.ErrTooLarge},
+		{"text message", websocket.TextMessage, valid, wire.ErrProtocol},
+		{"bad version", websocket.BinaryMessage, append(header(2, 0, 5), "hello"...), wire.ErrProtocol},
+		{"unknown packet type", websocket.BinaryMessage, func() []byte { b := bytes.Clone(valid); b[2] = 9; return b }(), wire.ErrProtocol},
+		{"shorter than a header", websocket.BinaryMessage, valid[:10], wire.ErrTruncated},
+		{"empty message", websocket.BinaryMessage, nil, wire.ErrTruncated},
+		{"header declares more", websocket.BinaryMessage, append(header(1, 2, 100), "short"...), wire.ErrTruncated},
+		{"trailing bytes", websocket.BinaryMessage, append(bytes.Clone(valid), "extra"...), wire.ErrProtocol},
+		{"payload over the limit", websocket.BinaryMessage, append(header(1, 0, maxPayload+1), make([]byte, maxPayload+1)...), wire.ErrTooLarge},
+		{"ext header over the limit", websocket.BinaryMessage, header(1, 0xFFFF, 0), wire.ErrTooLarge},
+		{"message over the read limit", websocket.BinaryMessage, append(bytes.Clone(valid), make([]byte, 16<<10)...), wire.ErrTooLarge},
 	}
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{MaxPayload: maxPayload, MaxExtHeader: 256})
+			l, u := v.listen(t, wire.Limits{MaxPayload: maxPayload, MaxExtHeader: 256})
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {
 					raw := v.rawDial(t, u)
@@ -350,7 +351,7 @@ func TestBadInput(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ReadPacket: %v", err)
 				}
-				checkPacket(t, got, &runtime.Packet{Type: runtime.OneWay, BizType: 3, MessageID: 1, Payload: []byte("hello")})
+				checkPacket(t, got, &wire.Packet{Type: wire.OneWay, BizType: 3, MessageID: 1, Payload: []byte("hello")})
 			})
 		})
 	}
@@ -363,13 +364,13 @@ func TestPacketReadTimeout(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{PacketReadTimeout: timeout})
+			l, u := v.listen(t, wire.Limits{PacketReadTimeout: timeout})
 
 			t.Run("idle", func(t *testing.T) {
 				raw := v.rawDial(t, u)
 				server := accept(t, l)
 				type result struct {
-					p   runtime.Packet
+					p   wire.Packet
 					err error
 				}
 				res := make(chan result, 1)
@@ -384,7 +385,7 @@ func TestPacketReadTimeout(t *testing.T) {
 					t.Fatalf("ReadPacket returned early: %v, %v", &r.p, r.err)
 				case <-time.After(3 * timeout):
 				}
-				want := &runtime.Packet{Type: runtime.OneWay, BizType: 1, Payload: []byte("late")}
+				want := &wire.Packet{Type: wire.OneWay, BizType: 1, Payload: []byte("late")}
 				if err := raw.WriteMessage(websocket.BinaryMessage, encode(t, want)); err != nil {
 					t.Fatalf("raw write: %v", err)
 				}
@@ -421,7 +422,7 @@ func TestPacketReadTimeout(t *testing.T) {
 func TestNotWebSocket(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{})
+			l, u := v.listen(t, wire.Limits{})
 			tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: certs().Client.Clone()}
 			defer tr.CloseIdleConnections()
 			hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -458,7 +459,7 @@ func TestDialStatusHints(t *testing.T) {
 	defer forbidden.Close()
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			_, u := v.listen(t, runtime.Limits{}) // serves /msgtrans
+			_, u := v.listen(t, wire.Limits{}) // serves /msgtrans
 			tests := []struct {
 				name, host, path string
 				plainOnly        bool
@@ -507,7 +508,7 @@ func TestDialStatusHints(t *testing.T) {
 func TestListenerClose(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{})
+			l, u := v.listen(t, wire.Limits{})
 			client, server := v.connect(t, l, u)
 
 			errc := make(chan error, 1)
@@ -540,7 +541,7 @@ func TestListenerClose(t *testing.T) {
 func TestUnacceptedConnClosed(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{})
+			l, u := v.listen(t, wire.Limits{})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			client, err := v.tr.Dial(ctx, u, v.clientConfig())
@@ -562,7 +563,7 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := (ws.Transport{TLS: true}).Listen(ctx, u, &runtime.TransportConfig{}); err == nil {
 		t.Errorf("wss Listen without a certificate succeeded")
 	}
-	_, lu := variants[0].listen(t, runtime.Limits{})
+	_, lu := variants[0].listen(t, wire.Limits{})
 	bad := *lu
 	bad.Path = "/other"
 	_, err := ws.Transport{}.Dial(ctx, &bad, nil)
@@ -607,7 +608,7 @@ func TestBatchSharesWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			u := &url.URL{Scheme: v.scheme, Host: nl.Addr().String(), Path: "/"}
-			l := ws.ServeOn(v.tr, countingListener{nl, &serverWrites}, u, v.serverConfig(runtime.Limits{}))
+			l := ws.ServeOn(v.tr, countingListener{nl, &serverWrites}, u, v.serverConfig(wire.Limits{}))
 			defer l.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -628,7 +629,7 @@ func TestBatchSharesWrites(t *testing.T) {
 
 			pkts := make([][]byte, n)
 			for i := range pkts {
-				pkts[i] = encode(t, runtime.NewOneWay(1, make([]byte, 64)))
+				pkts[i] = encode(t, wire.NewOneWay(1, make([]byte, 64)))
 			}
 			for _, tc := range []struct {
 				name     string
@@ -659,12 +660,12 @@ func TestBatchSharesWrites(t *testing.T) {
 func TestWriteDeadline(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{})
+			l, u := v.listen(t, wire.Limits{})
 			client, _ := v.connect(t, l, u)
 			if err := client.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
 				t.Fatalf("SetWriteDeadline: %v", err)
 			}
-			err := client.WritePackets([][]byte{encode(t, runtime.NewText(1, "late"))})
+			err := client.WritePackets([][]byte{encode(t, wire.NewText(1, "late"))})
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
 				t.Fatalf("WritePackets: got %v, want a timeout", err)
@@ -678,9 +679,9 @@ func TestWriteDeadline(t *testing.T) {
 func TestCloseUnblocks(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{})
+			l, u := v.listen(t, wire.Limits{})
 			client, server := v.connect(t, l, u)
-			big := encode(t, runtime.NewOneWay(1, make([]byte, 512<<10)))
+			big := encode(t, wire.NewOneWay(1, make([]byte, 512<<10)))
 			writeErr := make(chan error, 1)
 			go func() {
 				// The client never reads: the socket buffers fill up and a
@@ -713,7 +714,7 @@ func TestCloseUnblocks(t *testing.T) {
 func TestAbnormalEnds(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.scheme, func(t *testing.T) {
-			l, u := v.listen(t, runtime.Limits{})
+			l, u := v.listen(t, wire.Limits{})
 			for _, tc := range []struct {
 				name  string
 				act   func(*websocket.Conn) error
@@ -728,13 +729,13 @@ func TestAbnormalEnds(t *testing.T) {
 				{"bad opcode", func(c *websocket.Conn) error {
 					_, err := c.NetConn().Write([]byte{0x83, 0x80, 0, 0, 0, 0})
 					return err
-				}, func(err error) bool { return errors.Is(err, runtime.ErrProtocol) }},
+				}, func(err error) bool { return errors.Is(err, wire.ErrProtocol) }},
 				{"ends inside a message", func(c *websocket.Conn) error {
 					if _, err := c.NetConn().Write(append([]byte{0x82, 0x80 | 100, 0, 0, 0, 0}, header(1, 0, 84)...)); err != nil {
 						return err
 					}
 					return c.NetConn().Close()
-				}, func(err error) bool { return errors.Is(err, runtime.ErrTruncated) }},
+				}, func(err error) bool { return errors.Is(err, wire.ErrTruncated) }},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					raw := v.rawDial(t, u)

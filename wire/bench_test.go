@@ -1,18 +1,18 @@
-package runtime_test
+package wire_test
 
 import (
 	"bytes"
 	"io"
 	"testing"
 
-	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // benchPacket is a typical small message: a 64-byte payload and a short ext
 // header.
-func benchPacket() *runtime.Packet {
-	return &runtime.Packet{
-		Type: runtime.Request, BizType: 1, MessageID: 42, Flags: runtime.FlagHasRouteTag,
+func benchPacket() *wire.Packet {
+	return &wire.Packet{
+		Type: wire.Request, BizType: 1, MessageID: 42, Flags: wire.FlagHasRouteTag,
 		Ext: make([]byte, 8), Payload: bytes.Repeat([]byte{'x'}, 64),
 	}
 }
@@ -24,7 +24,7 @@ func BenchmarkAppendPacket(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		buf, err = runtime.AppendPacket(buf[:0], p)
+		buf, err = wire.AppendPacket(buf[:0], p)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -36,7 +36,7 @@ func BenchmarkParsePacket(b *testing.B) {
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := runtime.ParsePacket(enc, runtime.Limits{}); err != nil {
+		if _, _, err := wire.ParsePacket(enc, wire.Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -54,7 +54,7 @@ func BenchmarkDecoder(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Reset(stream)
-		dec := runtime.NewDecoder(r, runtime.Limits{})
+		dec := wire.NewDecoder(r, wire.Limits{})
 		n := 0
 		for {
 			_, err := dec.Next()

@@ -1,6 +1,6 @@
 //go:build linux
 
-package runtime_test
+package wire_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // readSyscalls returns the process's read system calls so far.
@@ -52,10 +53,10 @@ func TestSocketReadsWholePackets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := runtime.NewStreamConn(sc, runtime.Limits{})
+	server := runtime.NewStreamConn(sc, wire.Limits{})
 	defer server.Close()
 
-	small := mustAppend(t, nil, runtime.NewText(1, "a small packet that arrives whole"))
+	small := mustAppend(t, nil, wire.NewText(1, "a small packet that arrives whole"))
 	const n = 100
 	before := readSyscalls(t)
 	for range n {
@@ -74,7 +75,7 @@ func TestSocketReadsWholePackets(t *testing.T) {
 	}
 
 	for _, size := range []int{100, 32<<10 - 20, 32 << 10, 32<<10 + 20, 200 << 10} {
-		want := runtime.NewOneWay(2, bytes.Repeat([]byte{byte(size)}, size))
+		want := wire.NewOneWay(2, bytes.Repeat([]byte{byte(size)}, size))
 		errc := make(chan error, 1)
 		go func() {
 			_, err := client.Write(mustAppend(t, nil, want))

@@ -1,4 +1,4 @@
-package runtime_test
+package wire_test
 
 import (
 	"bytes"
@@ -9,20 +9,21 @@ import (
 	"testing"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // TestExtLayout pins the byte-level examples of docs/wire.md.
 func TestExtLayout(t *testing.T) {
 	tests := []struct {
 		name string
-		ext  runtime.Ext
+		ext  wire.Ext
 		hex  string
 	}{
-		{"hello", runtime.Ext{HasRoute: true, Route: runtime.ControlRoute, Control: runtime.ControlHello}, "01 81 04 00000000 82 01 01"},
-		{"error status", runtime.Ext{Code: runtime.CodeNotFound, Message: "no such room"}, "01 03 01 05 04 0c" + hex.EncodeToString([]byte("no such room"))},
-		{"route and timeout", runtime.Ext{HasRoute: true, Route: 0xDEADBEEF, TimeoutMS: 300}, "01 81 04 deadbeef 05 02 ac02"},
-		{"empty", runtime.Ext{}, "01"},
-		{"hello with credentials", runtime.Ext{HasRoute: true, Control: runtime.ControlHello, Auth: []byte("tok")}, "01 81 04 00000000 82 01 01 06 03 746f6b"},
+		{"hello", wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlHello}, "01 81 04 00000000 82 01 01"},
+		{"error status", wire.Ext{Code: runtime.CodeNotFound, Message: "no such room"}, "01 03 01 05 04 0c" + hex.EncodeToString([]byte("no such room"))},
+		{"route and timeout", wire.Ext{HasRoute: true, Route: 0xDEADBEEF, TimeoutMS: 300}, "01 81 04 deadbeef 05 02 ac02"},
+		{"empty", wire.Ext{}, "01"},
+		{"hello with credentials", wire.Ext{HasRoute: true, Control: wire.ControlHello, Auth: []byte("tok")}, "01 81 04 00000000 82 01 01 06 03 746f6b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -30,11 +31,11 @@ func TestExtLayout(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := runtime.AppendExt(nil, &tt.ext)
+			got := wire.AppendExt(nil, &tt.ext)
 			if !bytes.Equal(got, want) {
 				t.Errorf("AppendExt = % x, want % x", got, want)
 			}
-			back, err := runtime.ParseExt(want)
+			back, err := wire.ParseExt(want)
 			if err != nil || !reflect.DeepEqual(back, tt.ext) {
 				t.Errorf("ParseExt = %+v, %v; want %+v", back, err, tt.ext)
 			}
@@ -43,12 +44,12 @@ func TestExtLayout(t *testing.T) {
 }
 
 func TestHelloPacketBytes(t *testing.T) {
-	p := &runtime.Packet{
-		Type: runtime.OneWay, MessageID: 1, Flags: runtime.FlagHasRouteTag,
-		Ext:     runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Control: runtime.ControlHello}),
-		Payload: []byte{1<<runtime.CompressionZstd | 1<<runtime.CompressionZlib},
+	p := &wire.Packet{
+		Type: wire.OneWay, MessageID: 1, Flags: wire.FlagHasRouteTag,
+		Ext:     wire.AppendExt(nil, &wire.Ext{HasRoute: true, Control: wire.ControlHello}),
+		Payload: []byte{1<<wire.CompressionZstd | 1<<wire.CompressionZlib},
 	}
-	got, err := runtime.AppendPacket(nil, p)
+	got, err := wire.AppendPacket(nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +75,13 @@ func TestParseExtRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := runtime.ParseExt(tt.b); !errors.Is(err, runtime.ErrProtocol) {
+			if _, err := wire.ParseExt(tt.b); !errors.Is(err, wire.ErrProtocol) {
 				t.Errorf("ParseExt(% x) = %v, want ErrProtocol", tt.b, err)
 			}
 		})
 	}
 	// Unknown non-critical fields are skipped.
-	e, err := runtime.ParseExt([]byte{1, 0x7F, 2, 9, 9, 0x81, 4, 0, 0, 0, 7})
+	e, err := wire.ParseExt([]byte{1, 0x7F, 2, 9, 9, 0x81, 4, 0, 0, 0, 7})
 	if err != nil || !e.HasRoute || e.Route != 7 {
 		t.Errorf("ParseExt with an unknown optional field = %+v, %v", e, err)
 	}
@@ -88,14 +89,14 @@ func TestParseExtRejects(t *testing.T) {
 
 func FuzzParseExt(f *testing.F) {
 	f.Add([]byte{1, 0x81, 4, 0, 0, 0, 7})
-	f.Add(runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: 9, Code: 5, Message: "m", TimeoutMS: 99, Auth: []byte("t")}))
+	f.Add(wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: 9, Code: 5, Message: "m", TimeoutMS: 99, Auth: []byte("t")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := runtime.ParseExt(b)
+		e, err := wire.ParseExt(b)
 		if err != nil {
 			return
 		}
 		// Whatever parses re-encodes to something that parses the same.
-		again, err := runtime.ParseExt(runtime.AppendExt(nil, &e))
+		again, err := wire.ParseExt(wire.AppendExt(nil, &e))
 		if err != nil || !reflect.DeepEqual(again, e) {
 			t.Fatalf("round trip of %+v gave %+v, %v", e, again, err)
 		}
@@ -104,12 +105,12 @@ func FuzzParseExt(f *testing.F) {
 
 // TestTypedPacketBytes pins the typed call example of docs/wire.md.
 func TestTypedPacketBytes(t *testing.T) {
-	p := &runtime.Packet{
-		Type: runtime.Request, MessageID: 2, Flags: runtime.FlagHasRouteTag,
-		Ext:     runtime.AppendExt(nil, &runtime.Ext{HasRoute: true, Route: runtime.RouteID("gentest.v1.EchoService.Echo"), TimeoutMS: 300}),
+	p := &wire.Packet{
+		Type: wire.Request, MessageID: 2, Flags: wire.FlagHasRouteTag,
+		Ext:     wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: wire.RouteID("gentest.v1.EchoService.Echo"), TimeoutMS: 300}),
 		Payload: []byte{0x0a, 0x02, 'h', 'i'},
 	}
-	got, err := runtime.AppendPacket(nil, p)
+	got, err := wire.AppendPacket(nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}

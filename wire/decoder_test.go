@@ -1,4 +1,4 @@
-package runtime_test
+package wire_test
 
 import (
 	"bytes"
@@ -14,7 +14,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // chunkReader returns data in chunks whose sizes come from next (at least 1
@@ -86,16 +86,16 @@ func randBytes(rng *rand.Rand, n int) []byte {
 // testPackets returns n varied packets, the same for the same seed: every
 // packet type, ext headers, empty payloads, and a few payloads larger than
 // the decoder's 32 KiB read buffer.
-func testPackets(n int, seed uint64) []runtime.Packet {
+func testPackets(n int, seed uint64) []wire.Packet {
 	rng := rand.New(rand.NewPCG(seed, 0x6d7367))
-	ps := make([]runtime.Packet, n)
+	ps := make([]wire.Packet, n)
 	for i := range ps {
-		p := runtime.Packet{
-			Type:        runtime.PacketType(i % 3),
-			Compression: runtime.Compression(rng.IntN(3)),
+		p := wire.Packet{
+			Type:        wire.PacketType(i % 3),
+			Compression: wire.Compression(rng.IntN(3)),
 			BizType:     uint8(rng.IntN(256)),
 			MessageID:   uint32(i) + 1,
-			Flags:       runtime.Flags(rng.IntN(1 << 16)),
+			Flags:       wire.Flags(rng.IntN(1 << 16)),
 		}
 		if rng.IntN(3) == 0 {
 			p.Ext = randBytes(rng, 1+rng.IntN(64))
@@ -112,7 +112,7 @@ func testPackets(n int, seed uint64) []runtime.Packet {
 	return ps
 }
 
-func encodeAll(tb testing.TB, ps []runtime.Packet) []byte {
+func encodeAll(tb testing.TB, ps []wire.Packet) []byte {
 	tb.Helper()
 	var b []byte
 	for i := range ps {
@@ -122,8 +122,8 @@ func encodeAll(tb testing.TB, ps []runtime.Packet) []byte {
 }
 
 // decodeAll reads packets until Next fails and returns them with the error.
-func decodeAll(dec *runtime.Decoder) ([]runtime.Packet, error) {
-	var ps []runtime.Packet
+func decodeAll(dec *wire.Decoder) ([]wire.Packet, error) {
+	var ps []wire.Packet
 	for {
 		p, err := dec.Next()
 		if err != nil {
@@ -133,7 +133,7 @@ func decodeAll(dec *runtime.Decoder) ([]runtime.Packet, error) {
 	}
 }
 
-func checkPackets(t *testing.T, got, want []runtime.Packet) {
+func checkPackets(t *testing.T, got, want []wire.Packet) {
 	t.Helper()
 	for i := range min(len(got), len(want)) {
 		if d := packetDiff(got[i], want[i]); d != "" {
@@ -150,7 +150,7 @@ func TestDecoderStream(t *testing.T) {
 	stream := encodeAll(t, want)
 	for _, rc := range streamReaders {
 		t.Run(rc.name, func(t *testing.T) {
-			got, err := decodeAll(runtime.NewDecoder(rc.make(stream), runtime.Limits{}))
+			got, err := decodeAll(wire.NewDecoder(rc.make(stream), wire.Limits{}))
 			if err != io.EOF {
 				t.Errorf("final error: got %v, want io.EOF", err)
 			}
@@ -162,17 +162,17 @@ func TestDecoderStream(t *testing.T) {
 func TestDecoderEOFBetweenPackets(t *testing.T) {
 	tests := []struct {
 		name    string
-		packets []runtime.Packet
+		packets []wire.Packet
 	}{
 		{"empty_stream", nil},
 		{"after_one_packet", testPackets(1, 2)},
 		{"after_many_packets", testPackets(20, 3)},
-		{"after_empty_packet", []runtime.Packet{{}}},
+		{"after_empty_packet", []wire.Packet{{}}},
 	}
 	for _, tt := range tests {
 		for _, rc := range streamReaders[:4] {
 			t.Run(tt.name+"/"+rc.name, func(t *testing.T) {
-				got, err := decodeAll(runtime.NewDecoder(rc.make(encodeAll(t, tt.packets)), runtime.Limits{}))
+				got, err := decodeAll(wire.NewDecoder(rc.make(encodeAll(t, tt.packets)), wire.Limits{}))
 				if err != io.EOF {
 					t.Errorf("final error: got %v, want io.EOF", err)
 				}
@@ -184,11 +184,11 @@ func TestDecoderEOFBetweenPackets(t *testing.T) {
 
 func TestDecoderTruncated(t *testing.T) {
 	first := testPackets(1, 4)
-	small := runtime.Packet{Type: runtime.Request, MessageID: 2, Ext: []byte("0123456789"), Payload: []byte("abcdefghijklmnopqrst")}
-	large := runtime.Packet{MessageID: 3, Ext: []byte("ext"), Payload: bytes.Repeat([]byte("L"), 100<<10)}
+	small := wire.Packet{Type: wire.Request, MessageID: 2, Ext: []byte("0123456789"), Payload: []byte("abcdefghijklmnopqrst")}
+	large := wire.Packet{MessageID: 3, Ext: []byte("ext"), Payload: bytes.Repeat([]byte("L"), 100<<10)}
 	type cutCase struct {
 		name   string
-		packet runtime.Packet
+		packet wire.Packet
 		cut    int
 	}
 	var cuts []cutCase
@@ -196,9 +196,9 @@ func TestDecoderTruncated(t *testing.T) {
 	for cut := 1; cut < smallLen; cut++ {
 		var where string
 		switch {
-		case cut < runtime.HeaderSize:
+		case cut < wire.HeaderSize:
 			where = "header"
-		case cut < runtime.HeaderSize+len(small.Ext):
+		case cut < wire.HeaderSize+len(small.Ext):
 			where = "ext"
 		default:
 			where = "payload"
@@ -212,13 +212,13 @@ func TestDecoderTruncated(t *testing.T) {
 		enc := mustAppend(t, nil, &c.packet)[:c.cut]
 		for _, prefix := range []struct {
 			name    string
-			packets []runtime.Packet
+			packets []wire.Packet
 		}{{"alone", nil}, {"after_a_packet", first}} {
 			stream := append(encodeAll(t, prefix.packets), enc...)
 			for _, rc := range streamReaders[:2] {
 				t.Run(c.name+"/"+prefix.name+"/"+rc.name, func(t *testing.T) {
-					got, err := decodeAll(runtime.NewDecoder(rc.make(stream), runtime.Limits{}))
-					if !errors.Is(err, runtime.ErrTruncated) {
+					got, err := decodeAll(wire.NewDecoder(rc.make(stream), wire.Limits{}))
+					if !errors.Is(err, wire.ErrTruncated) {
 						t.Errorf("final error: got %v, want one wrapping ErrTruncated", err)
 					}
 					checkPackets(t, got, prefix.packets)
@@ -235,12 +235,12 @@ func TestDecoderRejectsInvalidHeader(t *testing.T) {
 		mutate func([]byte)
 		want   error
 	}{
-		{"version_0", func(b []byte) { b[0] = 0 }, runtime.ErrProtocol},
-		{"version_2", func(b []byte) { b[0] = 2 }, runtime.ErrProtocol},
-		{"packet_type_3", func(b []byte) { b[2] = 3 }, runtime.ErrProtocol},
-		{"compression_3", func(b []byte) { b[1] = 3 }, runtime.ErrProtocol},
-		{"ext_over_limit", func(b []byte) { binary.BigEndian.PutUint16(b[8:10], runtime.DefaultMaxExtHeader+1) }, runtime.ErrTooLarge},
-		{"payload_over_limit", func(b []byte) { binary.BigEndian.PutUint32(b[10:14], runtime.DefaultMaxPayload+1) }, runtime.ErrTooLarge},
+		{"version_0", func(b []byte) { b[0] = 0 }, wire.ErrProtocol},
+		{"version_2", func(b []byte) { b[0] = 2 }, wire.ErrProtocol},
+		{"packet_type_3", func(b []byte) { b[2] = 3 }, wire.ErrProtocol},
+		{"compression_3", func(b []byte) { b[1] = 3 }, wire.ErrProtocol},
+		{"ext_over_limit", func(b []byte) { binary.BigEndian.PutUint16(b[8:10], wire.DefaultMaxExtHeader+1) }, wire.ErrTooLarge},
+		{"payload_over_limit", func(b []byte) { binary.BigEndian.PutUint32(b[10:14], wire.DefaultMaxPayload+1) }, wire.ErrTooLarge},
 	}
 	for _, tt := range tests {
 		bad := validPacketBytes(4, 4)
@@ -248,7 +248,7 @@ func TestDecoderRejectsInvalidHeader(t *testing.T) {
 		stream := append(encodeAll(t, first), bad...)
 		for _, rc := range streamReaders[:2] {
 			t.Run(tt.name+"/"+rc.name, func(t *testing.T) {
-				got, err := decodeAll(runtime.NewDecoder(rc.make(stream), runtime.Limits{}))
+				got, err := decodeAll(wire.NewDecoder(rc.make(stream), wire.Limits{}))
 				if !errors.Is(err, tt.want) {
 					t.Errorf("final error: got %v, want one wrapping %v", err, tt.want)
 				}
@@ -264,24 +264,24 @@ func TestDecoderHugeDeclaredPayloadRejectedBeforeAllocation(t *testing.T) {
 	stream := append(hdr, "a few body bytes"...)
 	for _, tt := range []struct {
 		name string
-		lim  runtime.Limits
+		lim  wire.Limits
 	}{
-		{"default_limits", runtime.Limits{}},
-		{"raised_limit_still_below", runtime.Limits{MaxPayload: 1 << 30}},
+		{"default_limits", wire.Limits{}},
+		{"raised_limit_still_below", wire.Limits{MaxPayload: 1 << 30}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var before, after goruntime.MemStats
 			goruntime.ReadMemStats(&before)
-			_, err := runtime.NewDecoder(bytes.NewReader(stream), tt.lim).Next()
+			_, err := wire.NewDecoder(bytes.NewReader(stream), tt.lim).Next()
 			goruntime.ReadMemStats(&after)
-			if !errors.Is(err, runtime.ErrTooLarge) {
+			if !errors.Is(err, wire.ErrTooLarge) {
 				t.Fatalf("Next: got %v, want an error wrapping ErrTooLarge", err)
 			}
 			if delta := after.TotalAlloc - before.TotalAlloc; delta > 64<<10 {
 				t.Errorf("rejecting the header allocated %d bytes, want less than 64 KiB", delta)
 			}
 			allocs := testing.AllocsPerRun(10, func() {
-				_, _ = runtime.NewDecoder(bytes.NewReader(stream), tt.lim).Next()
+				_, _ = wire.NewDecoder(bytes.NewReader(stream), tt.lim).Next()
 			})
 			if allocs > 10 {
 				t.Errorf("rejecting the header: got %v allocations per run, want at most 10", allocs)
@@ -292,17 +292,17 @@ func TestDecoderHugeDeclaredPayloadRejectedBeforeAllocation(t *testing.T) {
 
 func TestDecoderLargePayload(t *testing.T) {
 	rng := rand.New(rand.NewPCG(6, 6))
-	want := []runtime.Packet{
-		{Type: runtime.Request, MessageID: 1, Payload: []byte("before")},
-		{Type: runtime.OneWay, MessageID: 2, Ext: randBytes(rng, 1000), Payload: randBytes(rng, 300<<10)},
-		{Type: runtime.Response, MessageID: 1, Payload: []byte("after")},
-		{Type: runtime.OneWay, MessageID: 3, Payload: randBytes(rng, 32<<10)}, // exactly the read buffer
-		{Type: runtime.OneWay, MessageID: 4, Payload: randBytes(rng, 32<<10-1)},
+	want := []wire.Packet{
+		{Type: wire.Request, MessageID: 1, Payload: []byte("before")},
+		{Type: wire.OneWay, MessageID: 2, Ext: randBytes(rng, 1000), Payload: randBytes(rng, 300<<10)},
+		{Type: wire.Response, MessageID: 1, Payload: []byte("after")},
+		{Type: wire.OneWay, MessageID: 3, Payload: randBytes(rng, 32<<10)}, // exactly the read buffer
+		{Type: wire.OneWay, MessageID: 4, Payload: randBytes(rng, 32<<10-1)},
 	}
 	stream := encodeAll(t, want)
 	for _, rc := range streamReaders {
 		t.Run(rc.name, func(t *testing.T) {
-			got, err := decodeAll(runtime.NewDecoder(rc.make(stream), runtime.Limits{}))
+			got, err := decodeAll(wire.NewDecoder(rc.make(stream), wire.Limits{}))
 			if err != io.EOF {
 				t.Errorf("final error: got %v, want io.EOF", err)
 			}
@@ -319,7 +319,7 @@ func TestDecoderPacketsOwnMemory(t *testing.T) {
 			buf := bytes.Clone(src)
 			// Later packets pass through the same pooled read buffer as
 			// earlier ones, so aliasing would show up as corruption below.
-			got, err := decodeAll(runtime.NewDecoder(rc.make(buf), runtime.Limits{}))
+			got, err := decodeAll(wire.NewDecoder(rc.make(buf), wire.Limits{}))
 			if err != io.EOF {
 				t.Fatalf("final error: got %v, want io.EOF", err)
 			}
@@ -328,7 +328,7 @@ func TestDecoderPacketsOwnMemory(t *testing.T) {
 			}
 			// Another decoder's traffic, likely through the same pooled buffer.
 			noise := encodeAll(t, testPackets(60, 8))
-			if _, err := decodeAll(runtime.NewDecoder(rc.make(noise), runtime.Limits{})); err != io.EOF {
+			if _, err := decodeAll(wire.NewDecoder(rc.make(noise), wire.Limits{})); err != io.EOF {
 				t.Fatalf("decoding other traffic: %v", err)
 			}
 			checkPackets(t, got, want)
@@ -366,14 +366,14 @@ func goWrite(t *testing.T, conn net.Conn, write func()) {
 }
 
 type nextResult struct {
-	p   runtime.Packet
+	p   wire.Packet
 	err error
 	at  time.Time
 }
 
 // nextWithin calls dec.Next and fails the test if it has not returned within
 // limit; it then closes conn so that the call returns.
-func nextWithin(t *testing.T, dec *runtime.Decoder, conn net.Conn, limit time.Duration) nextResult {
+func nextWithin(t *testing.T, dec *wire.Decoder, conn net.Conn, limit time.Duration) nextResult {
 	t.Helper()
 	ch := make(chan nextResult, 1)
 	go func() {
@@ -400,27 +400,27 @@ func isTimeout(err error) bool {
 
 func TestDecoderPacketReadTimeout(t *testing.T) {
 	const timeout = 50 * time.Millisecond
-	lim := runtime.Limits{PacketReadTimeout: timeout}
+	lim := wire.Limits{PacketReadTimeout: timeout}
 	small := validPacketBytes(10, 90)
 	large := validPacketBytes(0, 100<<10)
 	complete := testPackets(3, 9)
 	tests := []struct {
 		name     string
-		complete []runtime.Packet // written in full first
-		partial  []byte           // then these bytes, and nothing more
+		complete []wire.Packet // written in full first
+		partial  []byte        // then these bytes, and nothing more
 	}{
 		{"header_partial", nil, small[:10]},
-		{"header_only", nil, small[:runtime.HeaderSize]},
-		{"ext_partial", nil, small[:runtime.HeaderSize+5]},
-		{"payload_partial", nil, small[:runtime.HeaderSize+50]},
-		{"large_payload_partial", nil, large[:runtime.HeaderSize+40<<10]},
+		{"header_only", nil, small[:wire.HeaderSize]},
+		{"ext_partial", nil, small[:wire.HeaderSize+5]},
+		{"payload_partial", nil, small[:wire.HeaderSize+50]},
+		{"large_payload_partial", nil, large[:wire.HeaderSize+40<<10]},
 		{"header_partial_after_packets", complete, small[:10]},
 		{"payload_partial_after_packets", complete, small[:len(small)-1]},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client, server := pipe(t)
-			dec := runtime.NewDecoder(server, lim)
+			dec := wire.NewDecoder(server, lim)
 			data := append(encodeAll(t, tt.complete), tt.partial...)
 			start := time.Now()
 			goWrite(t, client, func() {
@@ -449,7 +449,7 @@ func TestDecoderPacketReadTimeout(t *testing.T) {
 func TestDecoderIdleConnectionDoesNotTimeOut(t *testing.T) {
 	const timeout = 50 * time.Millisecond
 	client, server := pipe(t)
-	dec := runtime.NewDecoder(server, runtime.Limits{PacketReadTimeout: timeout})
+	dec := wire.NewDecoder(server, wire.Limits{PacketReadTimeout: timeout})
 	want := testPackets(2, 10)
 	first := mustAppend(t, nil, &want[0])
 	second := mustAppend(t, nil, &want[1])
@@ -504,7 +504,7 @@ func TestDecoderDeadlineIsPerPacket(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	const chunk = 37
 	client, server := pipe(t)
-	dec := runtime.NewDecoder(server, runtime.Limits{PacketReadTimeout: timeout})
+	dec := wire.NewDecoder(server, wire.Limits{PacketReadTimeout: timeout})
 	sent := make(chan uint32, 1)
 	start := time.Now()
 	goWrite(t, client, func() {
@@ -513,8 +513,8 @@ func TestDecoderDeadlineIsPerPacket(t *testing.T) {
 		var pending []byte
 		payload := bytes.Repeat([]byte("x"), 64)
 		for id := uint32(1); ; id++ {
-			p := runtime.Packet{Type: runtime.OneWay, MessageID: id, Payload: payload}
-			pending, _ = runtime.AppendPacket(pending, &p)
+			p := wire.Packet{Type: wire.OneWay, MessageID: id, Payload: payload}
+			pending, _ = wire.AppendPacket(pending, &p)
 			for len(pending) >= chunk {
 				if _, err := client.Write(pending[:chunk]); err != nil {
 					sent <- id
@@ -561,9 +561,9 @@ func TestDecoderDeadlineExcludesCallerDelay(t *testing.T) {
 	// read timeouts between the two Next calls. B must still decode.
 	const timeout = 50 * time.Millisecond
 	client, server := pipe(t)
-	dec := runtime.NewDecoder(server, runtime.Limits{PacketReadTimeout: timeout})
-	a := runtime.Packet{MessageID: 1, Payload: []byte("first")}
-	b := runtime.Packet{MessageID: 2, Payload: bytes.Repeat([]byte("b"), 40)}
+	dec := wire.NewDecoder(server, wire.Limits{PacketReadTimeout: timeout})
+	a := wire.Packet{MessageID: 1, Payload: []byte("first")}
+	b := wire.Packet{MessageID: 2, Payload: bytes.Repeat([]byte("b"), 40)}
 	encB := mustAppend(t, nil, &b)
 	firstWrite := append(mustAppend(t, nil, &a), encB[:20]...)
 	resume := make(chan struct{})

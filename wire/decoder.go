@@ -1,10 +1,11 @@
-package runtime
+package wire
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 )
@@ -63,9 +64,15 @@ type Decoder struct {
 // NewDecoder returns a decoder reading packets back to back from r under
 // the given limits. When r has a SetReadDeadline method, the decoder bounds
 // each packet's read time by [Limits.PacketReadTimeout], counted from the
-// packet's first byte; waiting between packets is not bounded.
+// packet's first byte; waiting between packets is not bounded. When r is a
+// kernel socket (a net.Conn that is a [syscall.Conn], such as a TCP
+// connection), the decoder waits for data without holding a buffer and
+// then reads all that has arrived with one system call.
 func NewDecoder(r io.Reader, lim Limits) *Decoder {
-	d := &Decoder{r: r, lim: lim.withDefaults()}
+	if c, ok := r.(net.Conn); ok {
+		r = newSocketReader(c)
+	}
+	d := &Decoder{r: r, lim: lim.WithDefaults()}
 	d.dl, _ = r.(readDeadliner)
 	return d
 }
@@ -79,15 +86,15 @@ func NewFramedDecoder(r io.Reader, lim Limits, maxFrame int) *Decoder {
 	d := NewDecoder(r, lim)
 	d.pre = 4
 	d.frameCap = maxFrame
-	d.maxFrame = min(maxFrame, d.lim.maxPacket())
+	d.maxFrame = min(maxFrame, d.lim.MaxPacketSize())
 	return d
 }
 
 // SetLimits changes the limits for the packets read from now on.
 func (d *Decoder) SetLimits(lim Limits) {
-	d.lim = lim.withDefaults()
+	d.lim = lim.WithDefaults()
 	if d.pre > 0 {
-		d.maxFrame = min(d.frameCap, d.lim.maxPacket())
+		d.maxFrame = min(d.frameCap, d.lim.MaxPacketSize())
 	}
 }
 

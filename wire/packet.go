@@ -1,4 +1,4 @@
-package runtime
+package wire
 
 import (
 	"encoding/binary"
@@ -179,18 +179,20 @@ func (p *Packet) validate() error {
 
 func appendHeader(dst []byte, p *Packet) []byte {
 	dst = append(dst, make([]byte, HeaderSize)...)
-	putHeader(dst[len(dst)-HeaderSize:], p.Type, p.Compression, p.BizType, p.MessageID, len(p.Ext), len(p.Payload), p.Flags)
+	Header{Type: p.Type, Compression: p.Compression, BizType: p.BizType, MessageID: p.MessageID,
+		ExtLen: uint16(len(p.Ext)), PayloadLen: uint32(len(p.Payload)), Flags: p.Flags}.Put(dst[len(dst)-HeaderSize:])
 	return dst
 }
 
-// putHeader writes a fixed header into b[:HeaderSize].
-func putHeader(b []byte, t PacketType, c Compression, biz uint8, id uint32, extLen, payloadLen int, f Flags) {
+// Put writes h as a fixed header into b[:HeaderSize], for encoders that
+// write a packet's body first and its header last.
+func (h Header) Put(b []byte) {
 	_ = b[HeaderSize-1]
-	b[0], b[1], b[2], b[3] = Version, byte(c), byte(t), biz
-	binary.BigEndian.PutUint32(b[4:8], id)
-	binary.BigEndian.PutUint16(b[8:10], uint16(extLen))
-	binary.BigEndian.PutUint32(b[10:14], uint32(payloadLen))
-	binary.BigEndian.PutUint16(b[14:16], uint16(f))
+	b[0], b[1], b[2], b[3] = Version, byte(h.Compression), byte(h.Type), h.BizType
+	binary.BigEndian.PutUint32(b[4:8], h.MessageID)
+	binary.BigEndian.PutUint16(b[8:10], h.ExtLen)
+	binary.BigEndian.PutUint32(b[10:14], h.PayloadLen)
+	binary.BigEndian.PutUint16(b[14:16], uint16(h.Flags))
 }
 
 // ParseHeader decodes and checks the fixed header at the start of b, which
@@ -210,10 +212,10 @@ func ParseHeader(b []byte, lim Limits) (Header, error) {
 		PayloadLen:  binary.BigEndian.Uint32(b[10:14]),
 		Flags:       Flags(binary.BigEndian.Uint16(b[14:16])),
 	}
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	switch {
 	case b[0] != Version:
-		return h, &versionError{got: b[0]}
+		return h, &VersionError{Got: b[0]}
 	case h.Type > Response:
 		return h, fmt.Errorf("%w: unknown packet_type %d", ErrProtocol, h.Type)
 	case h.Compression > CompressionZlib:
@@ -263,13 +265,3 @@ func nilIfEmpty(b []byte) []byte {
 	}
 	return b
 }
-
-// versionError reports a packet whose version byte is not [Version]. It
-// wraps [ErrProtocol].
-type versionError struct{ got byte }
-
-func (e *versionError) Error() string {
-	return fmt.Sprintf("%v: version %d, want %d", ErrProtocol, e.got, Version)
-}
-
-func (e *versionError) Unwrap() error { return ErrProtocol }

@@ -1,4 +1,4 @@
-package runtime_test
+package wire_test
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // wireFixture is one conformance vector of the msgtrans family: bin is the
@@ -24,7 +24,7 @@ import (
 type wireFixture struct {
 	name    string
 	version uint8
-	want    runtime.Packet
+	want    wire.Packet
 	bin     []byte
 }
 
@@ -165,12 +165,12 @@ func readWireFixture(jsonPath string) (wireFixture, error) {
 		name:    strings.TrimSuffix(filepath.Base(jsonPath), ".json"),
 		version: *f.Version,
 		bin:     bin,
-		want: runtime.Packet{
-			Type:        runtime.PacketType(*f.PacketType),
-			Compression: runtime.Compression(*f.Compression),
+		want: wire.Packet{
+			Type:        wire.PacketType(*f.PacketType),
+			Compression: wire.Compression(*f.Compression),
 			BizType:     *f.BizType,
 			MessageID:   *f.MessageID,
-			Flags:       runtime.Flags(*f.Reserved),
+			Flags:       wire.Flags(*f.Reserved),
 			Ext:         ext,
 			Payload:     payload,
 		},
@@ -179,7 +179,7 @@ func readWireFixture(jsonPath string) (wireFixture, error) {
 
 // packetDiff describes every field in which got differs from want, or
 // returns "" when they are equal. Nil and empty slices are equal.
-func packetDiff(got, want runtime.Packet) string {
+func packetDiff(got, want wire.Packet) string {
 	var d []string
 	if got.Type != want.Type {
 		d = append(d, fmt.Sprintf("packet_type: got %v, want %v", got.Type, want.Type))
@@ -212,9 +212,9 @@ func shortHex(b []byte) string {
 	return fmt.Sprintf("%x (%d bytes)", b, len(b))
 }
 
-func mustAppend(tb testing.TB, dst []byte, p *runtime.Packet) []byte {
+func mustAppend(tb testing.TB, dst []byte, p *wire.Packet) []byte {
 	tb.Helper()
-	out, err := runtime.AppendPacket(dst, p)
+	out, err := wire.AppendPacket(dst, p)
 	if err != nil {
 		tb.Fatalf("AppendPacket(%v): %v", p, err)
 	}
@@ -231,15 +231,15 @@ func TestWireFixtures(t *testing.T) {
 	for _, fx := range fixtures {
 		stream = append(stream, fx.bin...)
 		t.Run(fx.name, func(t *testing.T) {
-			if fx.version != runtime.Version {
-				t.Errorf("json version: got %d, want %d", fx.version, runtime.Version)
+			if fx.version != wire.Version {
+				t.Errorf("json version: got %d, want %d", fx.version, wire.Version)
 			}
 			if len(fx.bin) == 0 || fx.bin[0] != fx.version {
 				t.Errorf("bin version byte: got % x, want %d", fx.bin[:min(1, len(fx.bin))], fx.version)
 			}
 
 			// Decode in one piece.
-			h, err := runtime.ParseHeader(fx.bin, runtime.Limits{})
+			h, err := wire.ParseHeader(fx.bin, wire.Limits{})
 			if err != nil {
 				t.Fatalf("ParseHeader: %v", err)
 			}
@@ -247,7 +247,7 @@ func TestWireFixtures(t *testing.T) {
 				t.Errorf("ParseHeader lengths: got ext %d payload %d, want ext %d payload %d",
 					h.ExtLen, h.PayloadLen, len(fx.want.Ext), len(fx.want.Payload))
 			}
-			got, n, err := runtime.ParsePacket(fx.bin, runtime.Limits{})
+			got, n, err := wire.ParsePacket(fx.bin, wire.Limits{})
 			if err != nil {
 				t.Fatalf("ParsePacket: %v", err)
 			}
@@ -266,7 +266,7 @@ func TestWireFixtures(t *testing.T) {
 				{"whole", bytes.NewReader(fx.bin)},
 				{"one_byte", iotest.OneByteReader(bytes.NewReader(fx.bin))},
 			} {
-				dec := runtime.NewDecoder(r.r, runtime.Limits{})
+				dec := wire.NewDecoder(r.r, wire.Limits{})
 				got, err := dec.Next()
 				if err != nil {
 					t.Fatalf("Decoder(%s).Next: %v", r.name, err)
@@ -280,7 +280,7 @@ func TestWireFixtures(t *testing.T) {
 			}
 
 			// Encode.
-			enc, err := runtime.AppendPacket(nil, &fx.want)
+			enc, err := wire.AppendPacket(nil, &fx.want)
 			if err != nil {
 				t.Fatalf("AppendPacket: %v", err)
 			}
@@ -293,7 +293,7 @@ func TestWireFixtures(t *testing.T) {
 		})
 	}
 	t.Run("all_in_one_stream", func(t *testing.T) {
-		dec := runtime.NewDecoder(iotest.HalfReader(bytes.NewReader(stream)), runtime.Limits{})
+		dec := wire.NewDecoder(iotest.HalfReader(bytes.NewReader(stream)), wire.Limits{})
 		for _, fx := range fixtures {
 			got, err := dec.Next()
 			if err != nil {
@@ -311,32 +311,32 @@ func TestWireFixtures(t *testing.T) {
 
 // roundTripLimits admits everything the wire format can express in an ext
 // header, so round trips can use the largest one.
-var roundTripLimits = runtime.Limits{MaxExtHeader: 0xFFFF}
+var roundTripLimits = wire.Limits{MaxExtHeader: 0xFFFF}
 
 func TestPacketRoundTrip(t *testing.T) {
 	bigExt := bytes.Repeat([]byte{0xE7}, 0xFFFF)
 	tests := []struct {
 		name string
-		p    runtime.Packet
+		p    wire.Packet
 	}{
-		{"empty_oneway", runtime.Packet{}},
-		{"oneway", runtime.Packet{Type: runtime.OneWay, BizType: 7, MessageID: 1, Payload: []byte("hi")}},
-		{"request", runtime.Packet{Type: runtime.Request, BizType: 10, MessageID: 100, Payload: []byte("ping")}},
-		{"response", runtime.Packet{Type: runtime.Response, BizType: 10, MessageID: 100, Payload: []byte("pong")}},
-		{"max_biz_type", runtime.Packet{BizType: 255, Payload: []byte{1}}},
-		{"max_message_id", runtime.Packet{Type: runtime.Request, MessageID: 0xFFFFFFFF}},
-		{"flag_high_priority", runtime.Packet{Flags: runtime.FlagHighPriority, Payload: []byte("x")}},
-		{"flag_route_tag", runtime.Packet{Flags: runtime.FlagHasRouteTag, Ext: []byte("route"), Payload: []byte("x")}},
-		{"flag_fragmented", runtime.Packet{Flags: runtime.FlagFragmented}},
-		{"unknown_flag_bits_kept", runtime.Packet{Flags: 0x8000 | 0x0100 | 0x0008}},
-		{"all_flag_bits", runtime.Packet{Flags: 0xFFFF}},
-		{"ext_only", runtime.Packet{Ext: []byte{0, 1, 2, 3}}},
-		{"ext_and_payload", runtime.Packet{Ext: []byte("ext"), Payload: []byte("payload")}},
-		{"compression_zstd_passthrough", runtime.Packet{Compression: runtime.CompressionZstd, Payload: []byte{0xde, 0xad}}},
-		{"compression_zlib_passthrough", runtime.Packet{Compression: runtime.CompressionZlib, Payload: []byte{0xbe, 0xef}}},
-		{"max_ext_header", runtime.Packet{Ext: bigExt, Payload: []byte("p")}},
-		{"everything", runtime.Packet{
-			Type: runtime.Response, Compression: runtime.CompressionZlib, BizType: 0xAB,
+		{"empty_oneway", wire.Packet{}},
+		{"oneway", wire.Packet{Type: wire.OneWay, BizType: 7, MessageID: 1, Payload: []byte("hi")}},
+		{"request", wire.Packet{Type: wire.Request, BizType: 10, MessageID: 100, Payload: []byte("ping")}},
+		{"response", wire.Packet{Type: wire.Response, BizType: 10, MessageID: 100, Payload: []byte("pong")}},
+		{"max_biz_type", wire.Packet{BizType: 255, Payload: []byte{1}}},
+		{"max_message_id", wire.Packet{Type: wire.Request, MessageID: 0xFFFFFFFF}},
+		{"flag_high_priority", wire.Packet{Flags: wire.FlagHighPriority, Payload: []byte("x")}},
+		{"flag_route_tag", wire.Packet{Flags: wire.FlagHasRouteTag, Ext: []byte("route"), Payload: []byte("x")}},
+		{"flag_fragmented", wire.Packet{Flags: wire.FlagFragmented}},
+		{"unknown_flag_bits_kept", wire.Packet{Flags: 0x8000 | 0x0100 | 0x0008}},
+		{"all_flag_bits", wire.Packet{Flags: 0xFFFF}},
+		{"ext_only", wire.Packet{Ext: []byte{0, 1, 2, 3}}},
+		{"ext_and_payload", wire.Packet{Ext: []byte("ext"), Payload: []byte("payload")}},
+		{"compression_zstd_passthrough", wire.Packet{Compression: wire.CompressionZstd, Payload: []byte{0xde, 0xad}}},
+		{"compression_zlib_passthrough", wire.Packet{Compression: wire.CompressionZlib, Payload: []byte{0xbe, 0xef}}},
+		{"max_ext_header", wire.Packet{Ext: bigExt, Payload: []byte("p")}},
+		{"everything", wire.Packet{
+			Type: wire.Response, Compression: wire.CompressionZlib, BizType: 0xAB,
 			MessageID: 0xFFFFFFFF, Flags: 0xFFFF, Ext: []byte{9, 8, 7}, Payload: []byte("body"),
 		}},
 	}
@@ -346,12 +346,12 @@ func TestPacketRoundTrip(t *testing.T) {
 			if len(enc) != tt.p.EncodedLen() {
 				t.Errorf("encoded length: got %d, want EncodedLen %d", len(enc), tt.p.EncodedLen())
 			}
-			if enc[0] != runtime.Version {
-				t.Errorf("version byte: got %d, want %d", enc[0], runtime.Version)
+			if enc[0] != wire.Version {
+				t.Errorf("version byte: got %d, want %d", enc[0], wire.Version)
 			}
 			// Trailing bytes belong to the next packet and must be left alone.
 			withTail := append(slices.Clip(enc), 0xFF, 0xFF, 0xFF)
-			got, n, err := runtime.ParsePacket(withTail, roundTripLimits)
+			got, n, err := wire.ParsePacket(withTail, roundTripLimits)
 			if err != nil {
 				t.Fatalf("ParsePacket: %v", err)
 			}
@@ -368,7 +368,7 @@ func TestPacketRoundTrip(t *testing.T) {
 				t.Errorf("re-encoding the parsed packet:\n got % x\nwant % x", again, enc)
 			}
 
-			dec := runtime.NewDecoder(bytes.NewReader(enc), roundTripLimits)
+			dec := wire.NewDecoder(bytes.NewReader(enc), roundTripLimits)
 			got, err = dec.Next()
 			if err != nil {
 				t.Fatalf("Decoder.Next: %v", err)
@@ -381,9 +381,9 @@ func TestPacketRoundTrip(t *testing.T) {
 }
 
 func TestPacketHeaderLayout(t *testing.T) {
-	p := runtime.Packet{
-		Type:        runtime.Request,
-		Compression: runtime.CompressionZlib,
+	p := wire.Packet{
+		Type:        wire.Request,
+		Compression: wire.CompressionZlib,
 		BizType:     0xAB,
 		MessageID:   0x01020304,
 		Flags:       0xF00D,
@@ -405,12 +405,12 @@ func TestPacketHeaderLayout(t *testing.T) {
 	if got := mustAppend(t, nil, &p); !bytes.Equal(got, want) {
 		t.Errorf("AppendPacket:\n got % x\nwant % x", got, want)
 	}
-	h, err := runtime.ParseHeader(want, runtime.Limits{})
+	h, err := wire.ParseHeader(want, wire.Limits{})
 	if err != nil {
 		t.Fatalf("ParseHeader: %v", err)
 	}
-	wantHeader := runtime.Header{
-		Type: runtime.Request, Compression: runtime.CompressionZlib, BizType: 0xAB,
+	wantHeader := wire.Header{
+		Type: wire.Request, Compression: wire.CompressionZlib, BizType: 0xAB,
 		MessageID: 0x01020304, ExtLen: 3, PayloadLen: 5, Flags: 0xF00D,
 	}
 	if h != wantHeader {
@@ -419,17 +419,17 @@ func TestPacketHeaderLayout(t *testing.T) {
 	if got := h.BodyLen(); got != 8 {
 		t.Errorf("BodyLen: got %d, want 8", got)
 	}
-	if d := packetDiff(h.Packet(want[runtime.HeaderSize:]), p); d != "" {
+	if d := packetDiff(h.Packet(want[wire.HeaderSize:]), p); d != "" {
 		t.Errorf("Header.Packet: %s", d)
 	}
 	// ParseHeader needs only the fixed header.
-	if _, err := runtime.ParseHeader(want[:runtime.HeaderSize], runtime.Limits{}); err != nil {
+	if _, err := wire.ParseHeader(want[:wire.HeaderSize], wire.Limits{}); err != nil {
 		t.Errorf("ParseHeader of the bare header: %v", err)
 	}
 }
 
 func TestAppendPacketAppendsToPrefix(t *testing.T) {
-	p := runtime.Packet{Type: runtime.Request, BizType: 3, MessageID: 9, Ext: []byte("e"), Payload: []byte("payload")}
+	p := wire.Packet{Type: wire.Request, BizType: 3, MessageID: 9, Ext: []byte("e"), Payload: []byte("payload")}
 	alone := mustAppend(t, nil, &p)
 	for _, tt := range []struct {
 		name  string
@@ -458,15 +458,15 @@ func TestAppendPacketAppendsToPrefix(t *testing.T) {
 }
 
 func TestAppendPacketAllocs(t *testing.T) {
-	p := &runtime.Packet{
-		Type: runtime.Request, BizType: 1, MessageID: 42, Flags: runtime.FlagHasRouteTag,
+	p := &wire.Packet{
+		Type: wire.Request, BizType: 1, MessageID: 42, Flags: wire.FlagHasRouteTag,
 		Ext: make([]byte, 12), Payload: make([]byte, 64),
 	}
 	buf := make([]byte, 0, 256)
 	var out []byte
 	var err error
 	allocs := testing.AllocsPerRun(100, func() {
-		out, err = runtime.AppendPacket(buf[:0], p)
+		out, err = wire.AppendPacket(buf[:0], p)
 	})
 	if err != nil {
 		t.Fatalf("AppendPacket: %v", err)
@@ -482,19 +482,19 @@ func TestAppendPacketAllocs(t *testing.T) {
 func TestAppendPacketRejects(t *testing.T) {
 	tests := []struct {
 		name string
-		p    runtime.Packet
+		p    wire.Packet
 		want error
 	}{
-		{"packet_type_3", runtime.Packet{Type: 3}, runtime.ErrProtocol},
-		{"packet_type_255", runtime.Packet{Type: 255}, runtime.ErrProtocol},
-		{"compression_3", runtime.Packet{Compression: 3}, runtime.ErrProtocol},
-		{"compression_255", runtime.Packet{Compression: 255}, runtime.ErrProtocol},
-		{"ext_over_65535", runtime.Packet{Ext: make([]byte, 0x10000)}, runtime.ErrTooLarge},
+		{"packet_type_3", wire.Packet{Type: 3}, wire.ErrProtocol},
+		{"packet_type_255", wire.Packet{Type: 255}, wire.ErrProtocol},
+		{"compression_3", wire.Packet{Compression: 3}, wire.ErrProtocol},
+		{"compression_255", wire.Packet{Compression: 255}, wire.ErrProtocol},
+		{"ext_over_65535", wire.Packet{Ext: make([]byte, 0x10000)}, wire.ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dst := []byte("keep")
-			out, err := runtime.AppendPacket(dst, &tt.p)
+			out, err := wire.AppendPacket(dst, &tt.p)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("error: got %v, want one wrapping %v", err, tt.want)
 			}
@@ -508,9 +508,9 @@ func TestAppendPacketRejects(t *testing.T) {
 // validPacketBytes returns the encoding of a well-formed request with an ext
 // header of ext bytes and a payload of payload bytes.
 func validPacketBytes(ext, payload int) []byte {
-	p := runtime.Packet{Type: runtime.Request, BizType: 5, MessageID: 77,
+	p := wire.Packet{Type: wire.Request, BizType: 5, MessageID: 77,
 		Ext: bytes.Repeat([]byte{'e'}, ext), Payload: bytes.Repeat([]byte{'p'}, payload)}
-	b, err := runtime.AppendPacket(nil, &p)
+	b, err := wire.AppendPacket(nil, &p)
 	if err != nil {
 		panic(err)
 	}
@@ -521,7 +521,7 @@ func TestParseHeaderRejects(t *testing.T) {
 	type rejectCase struct {
 		name   string
 		mutate func(b []byte)
-		lim    runtime.Limits
+		lim    wire.Limits
 		want   error
 	}
 	setExtLen := func(n uint16) func([]byte) {
@@ -531,42 +531,42 @@ func TestParseHeaderRejects(t *testing.T) {
 		return func(b []byte) { binary.BigEndian.PutUint32(b[10:14], n) }
 	}
 	tests := []rejectCase{
-		{name: "version_0", mutate: func(b []byte) { b[0] = 0 }, want: runtime.ErrProtocol},
-		{name: "version_2", mutate: func(b []byte) { b[0] = 2 }, want: runtime.ErrProtocol},
-		{name: "version_255", mutate: func(b []byte) { b[0] = 255 }, want: runtime.ErrProtocol},
-		{name: "ext_over_default_limit", mutate: setExtLen(runtime.DefaultMaxExtHeader + 1), want: runtime.ErrTooLarge},
-		{name: "ext_max_u16_default_limit", mutate: setExtLen(0xFFFF), want: runtime.ErrTooLarge},
-		{name: "ext_over_custom_limit", mutate: setExtLen(101), lim: runtime.Limits{MaxExtHeader: 100}, want: runtime.ErrTooLarge},
-		{name: "payload_over_default_limit", mutate: setPayloadLen(runtime.DefaultMaxPayload + 1), want: runtime.ErrTooLarge},
-		{name: "payload_4GiB", mutate: setPayloadLen(0xFFFFFFFF), want: runtime.ErrTooLarge},
-		{name: "payload_over_custom_limit", mutate: setPayloadLen(1001), lim: runtime.Limits{MaxPayload: 1000}, want: runtime.ErrTooLarge},
+		{name: "version_0", mutate: func(b []byte) { b[0] = 0 }, want: wire.ErrProtocol},
+		{name: "version_2", mutate: func(b []byte) { b[0] = 2 }, want: wire.ErrProtocol},
+		{name: "version_255", mutate: func(b []byte) { b[0] = 255 }, want: wire.ErrProtocol},
+		{name: "ext_over_default_limit", mutate: setExtLen(wire.DefaultMaxExtHeader + 1), want: wire.ErrTooLarge},
+		{name: "ext_max_u16_default_limit", mutate: setExtLen(0xFFFF), want: wire.ErrTooLarge},
+		{name: "ext_over_custom_limit", mutate: setExtLen(101), lim: wire.Limits{MaxExtHeader: 100}, want: wire.ErrTooLarge},
+		{name: "payload_over_default_limit", mutate: setPayloadLen(wire.DefaultMaxPayload + 1), want: wire.ErrTooLarge},
+		{name: "payload_4GiB", mutate: setPayloadLen(0xFFFFFFFF), want: wire.ErrTooLarge},
+		{name: "payload_over_custom_limit", mutate: setPayloadLen(1001), lim: wire.Limits{MaxPayload: 1000}, want: wire.ErrTooLarge},
 	}
 	for pt := 3; pt <= 255; pt++ {
 		tests = append(tests, rejectCase{
 			name:   fmt.Sprintf("packet_type_%d", pt),
 			mutate: func(b []byte) { b[2] = byte(pt) },
-			want:   runtime.ErrProtocol,
+			want:   wire.ErrProtocol,
 		})
 	}
 	for c := 3; c <= 255; c++ {
 		tests = append(tests, rejectCase{
 			name:   fmt.Sprintf("compression_%d", c),
 			mutate: func(b []byte) { b[1] = byte(c) },
-			want:   runtime.ErrProtocol,
+			want:   wire.ErrProtocol,
 		})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := validPacketBytes(3, 4)
 			tt.mutate(b)
-			if _, err := runtime.ParseHeader(b, tt.lim); !errors.Is(err, tt.want) {
+			if _, err := wire.ParseHeader(b, tt.lim); !errors.Is(err, tt.want) {
 				t.Errorf("ParseHeader: got %v, want an error wrapping %v", err, tt.want)
 			}
-			p, n, err := runtime.ParsePacket(b, tt.lim)
+			p, n, err := wire.ParsePacket(b, tt.lim)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("ParsePacket: got %v, want an error wrapping %v", err, tt.want)
 			}
-			if n != 0 || packetDiff(p, runtime.Packet{}) != "" {
+			if n != 0 || packetDiff(p, wire.Packet{}) != "" {
 				t.Errorf("ParsePacket on error: got n=%d packet %v, want 0 and the zero packet", n, &p)
 			}
 		})
@@ -575,35 +575,35 @@ func TestParseHeaderRejects(t *testing.T) {
 
 func TestParseHeaderTruncated(t *testing.T) {
 	b := validPacketBytes(2, 2)
-	for k := 0; k < runtime.HeaderSize; k++ {
+	for k := 0; k < wire.HeaderSize; k++ {
 		t.Run(fmt.Sprintf("%d_bytes", k), func(t *testing.T) {
-			if _, err := runtime.ParseHeader(b[:k], runtime.Limits{}); !errors.Is(err, runtime.ErrTruncated) {
+			if _, err := wire.ParseHeader(b[:k], wire.Limits{}); !errors.Is(err, wire.ErrTruncated) {
 				t.Errorf("ParseHeader: got %v, want an error wrapping ErrTruncated", err)
 			}
-			if _, n, err := runtime.ParsePacket(b[:k], runtime.Limits{}); !errors.Is(err, runtime.ErrTruncated) || n != 0 {
+			if _, n, err := wire.ParsePacket(b[:k], wire.Limits{}); !errors.Is(err, wire.ErrTruncated) || n != 0 {
 				t.Errorf("ParsePacket: got n=%d err=%v, want 0 and an error wrapping ErrTruncated", n, err)
 			}
 		})
 	}
 	// A short buffer whose first byte is already wrong is still reported as
 	// truncated: the caller must wait for the whole header.
-	if _, err := runtime.ParseHeader([]byte{2, 0, 0}, runtime.Limits{}); !errors.Is(err, runtime.ErrTruncated) {
+	if _, err := wire.ParseHeader([]byte{2, 0, 0}, wire.Limits{}); !errors.Is(err, wire.ErrTruncated) {
 		t.Errorf("ParseHeader of 3 bytes with version 2: got %v, want an error wrapping ErrTruncated", err)
 	}
 }
 
 func TestParsePacketTruncated(t *testing.T) {
 	b := validPacketBytes(5, 9)
-	for cut := runtime.HeaderSize; cut < len(b); cut++ {
+	for cut := wire.HeaderSize; cut < len(b); cut++ {
 		t.Run(fmt.Sprintf("%d_of_%d_bytes", cut, len(b)), func(t *testing.T) {
-			if _, err := runtime.ParseHeader(b[:cut], runtime.Limits{}); err != nil {
+			if _, err := wire.ParseHeader(b[:cut], wire.Limits{}); err != nil {
 				t.Errorf("ParseHeader of a complete header: %v", err)
 			}
-			p, n, err := runtime.ParsePacket(b[:cut], runtime.Limits{})
-			if !errors.Is(err, runtime.ErrTruncated) {
+			p, n, err := wire.ParsePacket(b[:cut], wire.Limits{})
+			if !errors.Is(err, wire.ErrTruncated) {
 				t.Errorf("ParsePacket: got %v, want an error wrapping ErrTruncated", err)
 			}
-			if n != 0 || packetDiff(p, runtime.Packet{}) != "" {
+			if n != 0 || packetDiff(p, wire.Packet{}) != "" {
 				t.Errorf("ParsePacket: got n=%d packet %v, want 0 and the zero packet", n, &p)
 			}
 		})
@@ -611,17 +611,17 @@ func TestParsePacketTruncated(t *testing.T) {
 }
 
 func TestLimitsDefaults(t *testing.T) {
-	if runtime.DefaultMaxPayload != 1<<20 {
-		t.Errorf("DefaultMaxPayload: got %d, want %d", runtime.DefaultMaxPayload, 1<<20)
+	if wire.DefaultMaxPayload != 1<<20 {
+		t.Errorf("DefaultMaxPayload: got %d, want %d", wire.DefaultMaxPayload, 1<<20)
 	}
-	if runtime.DefaultMaxExtHeader != 4<<10 {
-		t.Errorf("DefaultMaxExtHeader: got %d, want %d", runtime.DefaultMaxExtHeader, 4<<10)
+	if wire.DefaultMaxExtHeader != 4<<10 {
+		t.Errorf("DefaultMaxExtHeader: got %d, want %d", wire.DefaultMaxExtHeader, 4<<10)
 	}
-	if runtime.DefaultMaxDecompressed != 10<<20 {
-		t.Errorf("DefaultMaxDecompressed: got %d, want %d", runtime.DefaultMaxDecompressed, 10<<20)
+	if wire.DefaultMaxDecompressed != 10<<20 {
+		t.Errorf("DefaultMaxDecompressed: got %d, want %d", wire.DefaultMaxDecompressed, 10<<20)
 	}
-	if runtime.DefaultPacketReadTimeout != 30*time.Second {
-		t.Errorf("DefaultPacketReadTimeout: got %v, want 30s", runtime.DefaultPacketReadTimeout)
+	if wire.DefaultPacketReadTimeout != 30*time.Second {
+		t.Errorf("DefaultPacketReadTimeout: got %v, want 30s", wire.DefaultPacketReadTimeout)
 	}
 	header := func(extLen uint16, payloadLen uint32) []byte {
 		b := validPacketBytes(0, 0)
@@ -631,27 +631,27 @@ func TestLimitsDefaults(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		lim        runtime.Limits
+		lim        wire.Limits
 		extLen     uint16
 		payloadLen uint32
 		want       error
 	}{
-		{"zero_limits_payload_1MiB", runtime.Limits{}, 0, 1 << 20, nil},
-		{"zero_limits_payload_1MiB_plus_1", runtime.Limits{}, 0, 1<<20 + 1, runtime.ErrTooLarge},
-		{"zero_limits_ext_4KiB", runtime.Limits{}, 4 << 10, 0, nil},
-		{"zero_limits_ext_4KiB_plus_1", runtime.Limits{}, 4<<10 + 1, 0, runtime.ErrTooLarge},
-		{"negative_limits_are_defaults_payload", runtime.Limits{MaxPayload: -1}, 0, 1<<20 + 1, runtime.ErrTooLarge},
-		{"negative_limits_are_defaults_ext", runtime.Limits{MaxExtHeader: -1}, 4<<10 + 1, 0, runtime.ErrTooLarge},
-		{"custom_payload_at_limit", runtime.Limits{MaxPayload: 10}, 0, 10, nil},
-		{"custom_payload_over_limit", runtime.Limits{MaxPayload: 10}, 0, 11, runtime.ErrTooLarge},
-		{"custom_payload_above_default", runtime.Limits{MaxPayload: 8 << 20}, 0, 8 << 20, nil},
-		{"custom_ext_at_limit", runtime.Limits{MaxExtHeader: 10}, 10, 0, nil},
-		{"custom_ext_over_limit", runtime.Limits{MaxExtHeader: 10}, 11, 0, runtime.ErrTooLarge},
-		{"ext_limit_above_u16_admits_65535", runtime.Limits{MaxExtHeader: 1 << 20}, 0xFFFF, 0, nil},
+		{"zero_limits_payload_1MiB", wire.Limits{}, 0, 1 << 20, nil},
+		{"zero_limits_payload_1MiB_plus_1", wire.Limits{}, 0, 1<<20 + 1, wire.ErrTooLarge},
+		{"zero_limits_ext_4KiB", wire.Limits{}, 4 << 10, 0, nil},
+		{"zero_limits_ext_4KiB_plus_1", wire.Limits{}, 4<<10 + 1, 0, wire.ErrTooLarge},
+		{"negative_limits_are_defaults_payload", wire.Limits{MaxPayload: -1}, 0, 1<<20 + 1, wire.ErrTooLarge},
+		{"negative_limits_are_defaults_ext", wire.Limits{MaxExtHeader: -1}, 4<<10 + 1, 0, wire.ErrTooLarge},
+		{"custom_payload_at_limit", wire.Limits{MaxPayload: 10}, 0, 10, nil},
+		{"custom_payload_over_limit", wire.Limits{MaxPayload: 10}, 0, 11, wire.ErrTooLarge},
+		{"custom_payload_above_default", wire.Limits{MaxPayload: 8 << 20}, 0, 8 << 20, nil},
+		{"custom_ext_at_limit", wire.Limits{MaxExtHeader: 10}, 10, 0, nil},
+		{"custom_ext_over_limit", wire.Limits{MaxExtHeader: 10}, 11, 0, wire.ErrTooLarge},
+		{"ext_limit_above_u16_admits_65535", wire.Limits{MaxExtHeader: 1 << 20}, 0xFFFF, 0, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := runtime.ParseHeader(header(tt.extLen, tt.payloadLen), tt.lim)
+			_, err := wire.ParseHeader(header(tt.extLen, tt.payloadLen), tt.lim)
 			if tt.want == nil && err != nil {
 				t.Errorf("ParseHeader(ext=%d payload=%d): got %v, want nil", tt.extLen, tt.payloadLen, err)
 			}
@@ -664,23 +664,23 @@ func TestLimitsDefaults(t *testing.T) {
 
 func TestPacketConstructors(t *testing.T) {
 	payload := []byte("data")
-	req := &runtime.Packet{
-		Type: runtime.Request, Compression: runtime.CompressionZstd, BizType: 9, MessageID: 1234,
-		Flags: runtime.FlagHasRouteTag | runtime.FlagHighPriority, Ext: []byte("route"), Payload: payload,
+	req := &wire.Packet{
+		Type: wire.Request, Compression: wire.CompressionZstd, BizType: 9, MessageID: 1234,
+		Flags: wire.FlagHasRouteTag | wire.FlagHighPriority, Ext: []byte("route"), Payload: payload,
 	}
 	tests := []struct {
 		name string
-		got  *runtime.Packet
-		want runtime.Packet
+		got  *wire.Packet
+		want wire.Packet
 	}{
-		{"NewOneWay", runtime.NewOneWay(3, payload), runtime.Packet{Type: runtime.OneWay, BizType: 3, Payload: payload}},
-		{"NewRequest", runtime.NewRequest(4, payload), runtime.Packet{Type: runtime.Request, BizType: 4, Payload: payload}},
-		{"NewResponse", runtime.NewResponse(0xFFFFFFFF, 5, payload), runtime.Packet{Type: runtime.Response, BizType: 5, MessageID: 0xFFFFFFFF, Payload: payload}},
-		{"NewText", runtime.NewText(6, "héllo"), runtime.Packet{Type: runtime.OneWay, BizType: 6, Payload: []byte("héllo")}},
-		{"Reply", req.Reply([]byte("answer")), runtime.Packet{Type: runtime.Response, BizType: 9, MessageID: 1234, Payload: []byte("answer")}},
-		{"Echo", req.Echo(), runtime.Packet{
-			Type: runtime.Response, Compression: runtime.CompressionZstd, BizType: 9, MessageID: 1234,
-			Flags: runtime.FlagHasRouteTag | runtime.FlagHighPriority, Ext: []byte("route"), Payload: payload,
+		{"NewOneWay", wire.NewOneWay(3, payload), wire.Packet{Type: wire.OneWay, BizType: 3, Payload: payload}},
+		{"NewRequest", wire.NewRequest(4, payload), wire.Packet{Type: wire.Request, BizType: 4, Payload: payload}},
+		{"NewResponse", wire.NewResponse(0xFFFFFFFF, 5, payload), wire.Packet{Type: wire.Response, BizType: 5, MessageID: 0xFFFFFFFF, Payload: payload}},
+		{"NewText", wire.NewText(6, "héllo"), wire.Packet{Type: wire.OneWay, BizType: 6, Payload: []byte("héllo")}},
+		{"Reply", req.Reply([]byte("answer")), wire.Packet{Type: wire.Response, BizType: 9, MessageID: 1234, Payload: []byte("answer")}},
+		{"Echo", req.Echo(), wire.Packet{
+			Type: wire.Response, Compression: wire.CompressionZstd, BizType: 9, MessageID: 1234,
+			Flags: wire.FlagHasRouteTag | wire.FlagHighPriority, Ext: []byte("route"), Payload: payload,
 		}},
 	}
 	for _, tt := range tests {
@@ -689,7 +689,7 @@ func TestPacketConstructors(t *testing.T) {
 				t.Error(d)
 			}
 			// Every constructed packet must be encodable and survive a round trip.
-			got, _, err := runtime.ParsePacket(mustAppend(t, nil, tt.got), runtime.Limits{})
+			got, _, err := wire.ParsePacket(mustAppend(t, nil, tt.got), wire.Limits{})
 			if err != nil {
 				t.Fatalf("ParsePacket: %v", err)
 			}
@@ -698,31 +698,31 @@ func TestPacketConstructors(t *testing.T) {
 			}
 		})
 	}
-	if got := runtime.NewText(0, "héllo").Text(); got != "héllo" {
+	if got := wire.NewText(0, "héllo").Text(); got != "héllo" {
 		t.Errorf("Text: got %q, want %q", got, "héllo")
 	}
-	if req.Type != runtime.Request || req.MessageID != 1234 {
+	if req.Type != wire.Request || req.MessageID != 1234 {
 		t.Errorf("Reply/Echo modified the request: %v", req)
 	}
 }
 
 func TestPacketStrings(t *testing.T) {
 	tests := []struct{ got, want string }{
-		{runtime.OneWay.String(), "oneway"},
-		{runtime.Request.String(), "request"},
-		{runtime.Response.String(), "response"},
-		{runtime.PacketType(7).String(), "packet_type(7)"},
-		{runtime.CompressionNone.String(), "none"},
-		{runtime.CompressionZstd.String(), "zstd"},
-		{runtime.CompressionZlib.String(), "zlib"},
-		{runtime.Compression(9).String(), "compression(9)"},
+		{wire.OneWay.String(), "oneway"},
+		{wire.Request.String(), "request"},
+		{wire.Response.String(), "response"},
+		{wire.PacketType(7).String(), "packet_type(7)"},
+		{wire.CompressionNone.String(), "none"},
+		{wire.CompressionZstd.String(), "zstd"},
+		{wire.CompressionZlib.String(), "zlib"},
+		{wire.Compression(9).String(), "compression(9)"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
 			t.Errorf("got %q, want %q", tt.got, tt.want)
 		}
 	}
-	s := (&runtime.Packet{Type: runtime.Request, MessageID: 5, BizType: 2, Payload: []byte("abc")}).String()
+	s := (&wire.Packet{Type: wire.Request, MessageID: 5, BizType: 2, Payload: []byte("abc")}).String()
 	for _, part := range []string{"request", "id=5", "biz=2", "payload=3B"} {
 		if !strings.Contains(s, part) {
 			t.Errorf("Packet.String() = %q, want it to contain %q", s, part)
@@ -732,7 +732,7 @@ func TestPacketStrings(t *testing.T) {
 
 func TestParsePacketPayloadCapacity(t *testing.T) {
 	two := append(validPacketBytes(2, 3), validPacketBytes(2, 3)...)
-	p, n, err := runtime.ParsePacket(two, runtime.Limits{})
+	p, n, err := wire.ParsePacket(two, wire.Limits{})
 	if err != nil {
 		t.Fatalf("ParsePacket: %v", err)
 	}
@@ -741,7 +741,7 @@ func TestParsePacketPayloadCapacity(t *testing.T) {
 			cap(p.Payload), len(p.Payload))
 	}
 	_ = append(p.Payload, 0xEE)
-	if two[n] != runtime.Version {
+	if two[n] != wire.Version {
 		t.Errorf("appending to the payload changed the next packet's first byte to %#x", two[n])
 	}
 }

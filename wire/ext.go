@@ -1,8 +1,7 @@
-package runtime
+package wire
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
 
@@ -174,27 +173,4 @@ func uvarintLen(x uint64) int {
 		n++
 	}
 	return n
-}
-
-// controlPacket returns a control packet of the given kind.
-func controlPacket(kind ControlKind, payload []byte) *Packet {
-	return &Packet{
-		Type:    OneWay,
-		Flags:   FlagHasRouteTag,
-		Ext:     AppendExt(nil, &Ext{HasRoute: true, Route: ControlRoute, Control: kind}),
-		Payload: payload,
-	}
-}
-
-// errorExt returns the ext header of an error response carrying err.
-func errorExt(err error) []byte {
-	e := &Ext{Code: CodeOf(err), Message: err.Error()}
-	var te *Error
-	if errors.As(err, &te) {
-		e.Message = te.Message
-	}
-	if e.Code == CodeOK {
-		e.Code = CodeUnknown
-	}
-	return AppendExt(nil, e)
 }

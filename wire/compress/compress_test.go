@@ -1,4 +1,4 @@
-package runtime_test
+package compress_test
 
 import (
 	"bytes"
@@ -8,12 +8,13 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"reflect"
 	goruntime "runtime"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
+	"github.com/msgtrans/msgtrans-go/wire/compress"
 )
 
 func zstdCompress(tb testing.TB, src []byte) []byte {
@@ -147,36 +148,36 @@ func TestCompressDecompress(t *testing.T) {
 	random := randBytes(rng, 5000)
 	tests := []struct {
 		name     string
-		alg      runtime.Compression
+		alg      wire.Compression
 		payload  []byte
 		original []byte
 	}{
-		{"zstd_text", runtime.CompressionZstd, zstdCompress(t, text), text},
-		{"zstd_random", runtime.CompressionZstd, zstdCompress(t, random), random},
-		{"zstd_stream_without_content_size", runtime.CompressionZstd, zstdCompressStream(t, text), text},
-		{"zstd_two_frames", runtime.CompressionZstd, append(zstdCompress(t, text[:100]), zstdCompress(t, random)...), append(bytes.Clone(text[:100]), random...)},
-		{"zstd_empty", runtime.CompressionZstd, zstdCompress(t, nil), nil},
-		{"zstd_rle_1MiB", runtime.CompressionZstd, zstdZeros(1 << 20), make([]byte, 1<<20)},
-		{"zlib_text", runtime.CompressionZlib, zlibCompress(t, text), text},
-		{"zlib_random", runtime.CompressionZlib, zlibCompress(t, random), random},
-		{"zlib_empty", runtime.CompressionZlib, zlibCompress(t, nil), nil},
-		{"zlib_zeros_2MiB", runtime.CompressionZlib, zlibZeros(t, 2), make([]byte, 2<<20)},
+		{"zstd_text", wire.CompressionZstd, zstdCompress(t, text), text},
+		{"zstd_random", wire.CompressionZstd, zstdCompress(t, random), random},
+		{"zstd_stream_without_content_size", wire.CompressionZstd, zstdCompressStream(t, text), text},
+		{"zstd_two_frames", wire.CompressionZstd, append(zstdCompress(t, text[:100]), zstdCompress(t, random)...), append(bytes.Clone(text[:100]), random...)},
+		{"zstd_empty", wire.CompressionZstd, zstdCompress(t, nil), nil},
+		{"zstd_rle_1MiB", wire.CompressionZstd, zstdZeros(1 << 20), make([]byte, 1<<20)},
+		{"zlib_text", wire.CompressionZlib, zlibCompress(t, text), text},
+		{"zlib_random", wire.CompressionZlib, zlibCompress(t, random), random},
+		{"zlib_empty", wire.CompressionZlib, zlibCompress(t, nil), nil},
+		{"zlib_zeros_2MiB", wire.CompressionZlib, zlibZeros(t, 2), make([]byte, 2<<20)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := runtime.Packet{
-				Type: runtime.Request, Compression: tt.alg, BizType: 4, MessageID: 99,
-				Flags: runtime.FlagHasRouteTag, Ext: []byte("route"), Payload: tt.payload,
+			p := wire.Packet{
+				Type: wire.Request, Compression: tt.alg, BizType: 4, MessageID: 99,
+				Flags: wire.FlagHasRouteTag, Ext: []byte("route"), Payload: tt.payload,
 			}
-			if err := runtime.Decompress(&p, runtime.DefaultMaxDecompressed); err != nil {
+			if err := compress.Decompress(&p, wire.DefaultMaxDecompressed); err != nil {
 				t.Fatalf("Decompress: %v", err)
 			}
-			want := runtime.Packet{
-				Type: runtime.Request, Compression: runtime.CompressionNone, BizType: 4, MessageID: 99,
-				Flags: runtime.FlagHasRouteTag, Ext: []byte("route"), Payload: tt.original,
+			want := wire.Packet{
+				Type: wire.Request, Compression: wire.CompressionNone, BizType: 4, MessageID: 99,
+				Flags: wire.FlagHasRouteTag, Ext: []byte("route"), Payload: tt.original,
 			}
-			if d := packetDiff(p, want); d != "" {
-				t.Error(d)
+			if !reflect.DeepEqual(p, want) {
+				t.Errorf("after Decompress: got %v, want %v", &p, &want)
 			}
 		})
 	}
@@ -184,18 +185,18 @@ func TestCompressDecompress(t *testing.T) {
 
 func TestCompressDecompressNoneIsNoOp(t *testing.T) {
 	payload := []byte("not compressed at all, and longer than the cap")
-	p := runtime.Packet{Payload: payload}
-	if err := runtime.Decompress(&p, 4); err != nil {
+	p := wire.Packet{Payload: payload}
+	if err := compress.Decompress(&p, 4); err != nil {
 		t.Fatalf("Decompress: got %v, want nil", err)
 	}
-	if p.Compression != runtime.CompressionNone {
+	if p.Compression != wire.CompressionNone {
 		t.Errorf("Compression: got %v, want none", p.Compression)
 	}
 	if len(p.Payload) != len(payload) || &p.Payload[0] != &payload[0] {
 		t.Errorf("Decompress replaced an uncompressed payload")
 	}
-	var empty runtime.Packet
-	if err := runtime.Decompress(&empty, 0); err != nil || empty.Payload != nil {
+	var empty wire.Packet
+	if err := compress.Decompress(&empty, 0); err != nil || empty.Payload != nil {
 		t.Errorf("Decompress of an empty packet: got payload %q err %v, want nil and nil", empty.Payload, err)
 	}
 }
@@ -204,12 +205,12 @@ func TestCompressDecompressCap(t *testing.T) {
 	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<10) // 16 KiB
 	for _, alg := range []struct {
 		name    string
-		alg     runtime.Compression
+		alg     wire.Compression
 		payload []byte
 	}{
-		{"zstd", runtime.CompressionZstd, zstdCompress(t, data)},
-		{"zstd_stream", runtime.CompressionZstd, zstdCompressStream(t, data)},
-		{"zlib", runtime.CompressionZlib, zlibCompress(t, data)},
+		{"zstd", wire.CompressionZstd, zstdCompress(t, data)},
+		{"zstd_stream", wire.CompressionZstd, zstdCompressStream(t, data)},
+		{"zlib", wire.CompressionZlib, zlibCompress(t, data)},
 	} {
 		for _, tt := range []struct {
 			name string
@@ -217,13 +218,13 @@ func TestCompressDecompressCap(t *testing.T) {
 			want error
 		}{
 			{"at_cap", len(data), nil},
-			{"over_cap_by_one", len(data) - 1, runtime.ErrTooLarge},
-			{"far_over_cap", 100, runtime.ErrTooLarge},
-			{"zero_cap", 0, runtime.ErrTooLarge},
+			{"over_cap_by_one", len(data) - 1, wire.ErrTooLarge},
+			{"far_over_cap", 100, wire.ErrTooLarge},
+			{"zero_cap", 0, wire.ErrTooLarge},
 		} {
 			t.Run(alg.name+"/"+tt.name, func(t *testing.T) {
-				p := runtime.Packet{Compression: alg.alg, Payload: alg.payload}
-				err := runtime.Decompress(&p, tt.max)
+				p := wire.Packet{Compression: alg.alg, Payload: alg.payload}
+				err := compress.Decompress(&p, tt.max)
 				if tt.want == nil {
 					if err != nil {
 						t.Fatalf("Decompress: got %v, want nil", err)
@@ -246,21 +247,21 @@ func TestCompressDecompressBomb(t *testing.T) {
 	const limit = 1 << 20
 	tests := []struct {
 		name    string
-		alg     runtime.Compression
+		alg     wire.Compression
 		payload []byte
 	}{
-		{"zlib_100MiB_of_zeros", runtime.CompressionZlib, zlibZeros(t, declared>>20)},
-		{"zstd_100MiB_of_zeros", runtime.CompressionZstd, zstdZeros(declared)},
+		{"zlib_100MiB_of_zeros", wire.CompressionZlib, zlibZeros(t, declared>>20)},
+		{"zstd_100MiB_of_zeros", wire.CompressionZstd, zstdZeros(declared)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Logf("%d compressed bytes", len(tt.payload))
-			p := runtime.Packet{Compression: tt.alg, Payload: tt.payload}
+			p := wire.Packet{Compression: tt.alg, Payload: tt.payload}
 			var before, after goruntime.MemStats
 			goruntime.ReadMemStats(&before)
-			err := runtime.Decompress(&p, limit)
+			err := compress.Decompress(&p, limit)
 			goruntime.ReadMemStats(&after)
-			if !errors.Is(err, runtime.ErrTooLarge) {
+			if !errors.Is(err, wire.ErrTooLarge) {
 				t.Fatalf("Decompress: got %v, want an error wrapping ErrTooLarge", err)
 			}
 			if delta := after.TotalAlloc - before.TotalAlloc; delta >= 16<<20 {
@@ -284,27 +285,27 @@ func TestCompressDecompressCorrupt(t *testing.T) {
 	zl := zlibCompress(t, text)
 	tests := []struct {
 		name    string
-		alg     runtime.Compression
+		alg     wire.Compression
 		payload []byte
 	}{
-		{"zstd_garbage", runtime.CompressionZstd, []byte("this is not zstd at all")},
-		{"zstd_bad_magic", runtime.CompressionZstd, flip(zs, 0)},
-		{"zstd_truncated", runtime.CompressionZstd, zs[:len(zs)/2]},
-		{"zstd_bad_checksum", runtime.CompressionZstd, flip(zs, -1)},
-		{"zstd_zlib_bytes", runtime.CompressionZstd, zl},
-		{"zlib_garbage", runtime.CompressionZlib, []byte("this is not zlib at all")},
-		{"zlib_empty_input", runtime.CompressionZlib, nil},
-		{"zlib_bad_header", runtime.CompressionZlib, flip(zl, 0)},
-		{"zlib_truncated", runtime.CompressionZlib, zl[:len(zl)/2]},
-		{"zlib_bad_adler32", runtime.CompressionZlib, flip(zl, -1)},
-		{"zlib_zstd_bytes", runtime.CompressionZlib, zs},
+		{"zstd_garbage", wire.CompressionZstd, []byte("this is not zstd at all")},
+		{"zstd_bad_magic", wire.CompressionZstd, flip(zs, 0)},
+		{"zstd_truncated", wire.CompressionZstd, zs[:len(zs)/2]},
+		{"zstd_bad_checksum", wire.CompressionZstd, flip(zs, -1)},
+		{"zstd_zlib_bytes", wire.CompressionZstd, zl},
+		{"zlib_garbage", wire.CompressionZlib, []byte("this is not zlib at all")},
+		{"zlib_empty_input", wire.CompressionZlib, nil},
+		{"zlib_bad_header", wire.CompressionZlib, flip(zl, 0)},
+		{"zlib_truncated", wire.CompressionZlib, zl[:len(zl)/2]},
+		{"zlib_bad_adler32", wire.CompressionZlib, flip(zl, -1)},
+		{"zlib_zstd_bytes", wire.CompressionZlib, zs},
 		{"unknown_compression_3", 3, zs},
 		{"unknown_compression_255", 255, zl},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := runtime.Packet{Compression: tt.alg, Payload: tt.payload}
-			if err := runtime.Decompress(&p, runtime.DefaultMaxDecompressed); !errors.Is(err, runtime.ErrProtocol) {
+			p := wire.Packet{Compression: tt.alg, Payload: tt.payload}
+			if err := compress.Decompress(&p, wire.DefaultMaxDecompressed); !errors.Is(err, wire.ErrProtocol) {
 				t.Errorf("Decompress: got %v, want an error wrapping ErrProtocol", err)
 			}
 		})
@@ -314,16 +315,25 @@ func TestCompressDecompressCorrupt(t *testing.T) {
 func TestCompressDecompressLargeWindow(t *testing.T) {
 	// A frame that declares a 512 MiB window and holds one byte.
 	frame := []byte{0x28, 0xB5, 0x2F, 0xFD, 0x00, 19 << 3, 0x09, 0x00, 0x00, 'a'}
-	p := runtime.Packet{Compression: runtime.CompressionZstd, Payload: frame}
+	p := wire.Packet{Compression: wire.CompressionZstd, Payload: frame}
 	var before, after goruntime.MemStats
 	goruntime.ReadMemStats(&before)
-	err := runtime.Decompress(&p, 1<<20)
+	err := compress.Decompress(&p, 1<<20)
 	goruntime.ReadMemStats(&after)
 	if delta := after.TotalAlloc - before.TotalAlloc; delta >= 16<<20 {
 		t.Errorf("Decompress of a %d-byte payload allocated %d MiB (err %v), want less than 16 MiB",
 			len(frame), delta>>20, err)
 	}
-	if !errors.Is(err, runtime.ErrTooLarge) {
+	if !errors.Is(err, wire.ErrTooLarge) {
 		t.Errorf("Decompress: got %v, want an error wrapping ErrTooLarge", err)
 	}
+}
+
+// randBytes returns n bytes from rng.
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
 }

@@ -1,4 +1,7 @@
-package runtime
+// Package compress compresses and decompresses the payloads of msgtrans wire
+// v1 packets: zstd (compression 1) and zlib (compression 2), with a cap on
+// what a payload may inflate to that holds before the memory is spent.
+package compress
 
 import (
 	"bytes"
@@ -9,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // Compressor configures compression of outgoing payloads. The zero value
@@ -16,7 +20,7 @@ import (
 type Compressor struct {
 	// Algorithm is CompressionZstd or CompressionZlib; CompressionNone
 	// disables compression.
-	Algorithm Compression
+	Algorithm wire.Compression
 	// Threshold is the smallest payload, in bytes, that is compressed.
 	// Zero means 1 KiB; smaller payloads rarely shrink.
 	Threshold int
@@ -24,17 +28,18 @@ type Compressor struct {
 
 const defaultCompressThreshold = 1 << 10
 
-func (c Compressor) threshold() int {
+// MinSize returns the smallest payload c compresses: Threshold, or 1 KiB.
+func (c Compressor) MinSize() int {
 	if c.Threshold <= 0 {
 		return defaultCompressThreshold
 	}
 	return c.Threshold
 }
 
-// compress returns p with its payload compressed when c asks for it and that
-// makes the payload smaller; otherwise p unchanged.
-func (c Compressor) compress(p *Packet) *Packet {
-	if c.Algorithm == CompressionNone || p.Compression != CompressionNone || len(p.Payload) < c.threshold() {
+// Compress returns p with its payload compressed when c asks for it and
+// that makes the payload smaller; otherwise p unchanged.
+func (c Compressor) Compress(p *wire.Packet) *wire.Packet {
+	if c.Algorithm == wire.CompressionNone || p.Compression != wire.CompressionNone || len(p.Payload) < c.MinSize() {
 		return p
 	}
 	out, err := compressPayload(c.Algorithm, p.Payload)
@@ -66,13 +71,13 @@ var (
 // front, so without this bound a 10-byte payload could cost 512 MiB.
 const zstdMaxWindow = 8 << 20
 
-func compressPayload(alg Compression, src []byte) ([]byte, error) {
+func compressPayload(alg wire.Compression, src []byte) ([]byte, error) {
 	switch alg {
-	case CompressionZstd:
+	case wire.CompressionZstd:
 		e := zstdEncoders.Get().(*zstd.Encoder)
 		defer zstdEncoders.Put(e)
 		return e.EncodeAll(src, nil), nil
-	case CompressionZlib:
+	case wire.CompressionZlib:
 		var b bytes.Buffer
 		w := zlibWriters.Get().(*zlib.Writer)
 		defer zlibWriters.Put(w)
@@ -85,7 +90,7 @@ func compressPayload(alg Compression, src []byte) ([]byte, error) {
 		}
 		return b.Bytes(), nil
 	}
-	return nil, fmt.Errorf("%w: unknown compression %d", ErrProtocol, alg)
+	return nil, fmt.Errorf("%w: unknown compression %d", wire.ErrProtocol, alg)
 }
 
 // Decompress replaces a compressed payload of p with its decompressed bytes
@@ -93,43 +98,46 @@ func compressPayload(alg Compression, src []byte) ([]byte, error) {
 // with an error wrapping [ErrTooLarge]; corrupt input fails with one wrapping
 // [ErrProtocol]. Memory grows with the output as it is produced, never to the
 // size a peer claims.
-func Decompress(p *Packet, max int) error {
-	if p.Compression == CompressionNone {
+func Decompress(p *wire.Packet, max int) error {
+	if p.Compression == wire.CompressionNone {
 		return nil
 	}
 	var r io.Reader
 	switch p.Compression {
-	case CompressionZstd:
+	case wire.CompressionZstd:
 		d := zstdDecoders.Get().(*zstd.Decoder)
 		if err := d.Reset(bytes.NewReader(p.Payload)); err != nil {
 			zstdDecoders.Put(d)
-			return fmt.Errorf("%w: zstd: %v", ErrProtocol, err)
+			return fmt.Errorf("%w: zstd: %v", wire.ErrProtocol, err)
 		}
 		defer func() {
 			_ = d.Reset(nil)
 			zstdDecoders.Put(d)
 		}()
 		r = d
-	case CompressionZlib:
+	case wire.CompressionZlib:
 		zr, err := zlib.NewReader(bytes.NewReader(p.Payload))
 		if err != nil {
-			return fmt.Errorf("%w: zlib: %v", ErrProtocol, err)
+			return fmt.Errorf("%w: zlib: %v", wire.ErrProtocol, err)
 		}
 		r = zr
 	default:
-		return fmt.Errorf("%w: unknown compression %d", ErrProtocol, p.Compression)
+		return fmt.Errorf("%w: unknown compression %d", wire.ErrProtocol, p.Compression)
 	}
 	out, err := io.ReadAll(io.LimitReader(r, int64(max)+1))
 	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-		return fmt.Errorf("%w: zstd window over %d bytes", ErrTooLarge, zstdMaxWindow)
+		return fmt.Errorf("%w: zstd window over %d bytes", wire.ErrTooLarge, zstdMaxWindow)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %s payload: %v", ErrProtocol, p.Compression, err)
+		return fmt.Errorf("%w: %s payload: %v", wire.ErrProtocol, p.Compression, err)
 	}
 	if len(out) > max {
-		return fmt.Errorf("%w: payload decompresses to more than %d bytes", ErrTooLarge, max)
+		return fmt.Errorf("%w: payload decompresses to more than %d bytes", wire.ErrTooLarge, max)
 	}
-	p.Payload = nilIfEmpty(out)
-	p.Compression = CompressionNone
+	if len(out) == 0 {
+		out = nil
+	}
+	p.Payload = out
+	p.Compression = wire.CompressionNone
 	return nil
 }
