@@ -115,3 +115,11 @@ func CodeOf(err error) Code {
 	}
 	return CodeUnknown
 }
+
+// ErrPeerClosed is the close reason of a session whose peer closed the
+// connection between packets.
+var ErrPeerClosed = errors.New("msgtrans: closed by peer")
+
+// ErrGoAway is the close reason of a client connection whose server said it
+// is shutting down.
+var ErrGoAway = errors.New("msgtrans: server is going away")

@@ -1,0 +1,192 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
+)
+
+// receive dispatches one packet. An error closes the connection.
+//
+// What a packet may cost is checked before it is spent: the rate limit
+// before anything else, and the decompression budget before inflating;
+// payloads nobody will read are never inflated.
+func (s *Session) receive(p *wire.Packet) error {
+	if s.lingering.Load() {
+		return nil // closing: only waiting for the peer to close too
+	}
+	s.lastRecv.Store(s.clock.now.Load())
+	// A raw packet has the zero Ext: no route, status OK.
+	var ext wire.Ext
+	if wire.IsTypedExt(p) {
+		e, err := wire.ParseExt(p.Ext)
+		if err != nil {
+			return err
+		}
+		ext = e
+	}
+	isControl := ext.HasRoute && ext.Route == wire.ControlRoute && p.Type == wire.OneWay
+	if s.srv != nil && !s.ready.Load() {
+		if err := s.authenticate(p, ext, isControl && ext.Control == wire.ControlHello); err != nil {
+			return err
+		}
+	}
+	// Every packet counts toward the rate limit but the pings the
+	// heartbeat needs, which the ping-flood rule bounds.
+	if !isControl || ext.Control != wire.ControlPing {
+		if ok, err := s.admit(p); !ok {
+			return err
+		}
+	}
+	if isControl {
+		if p.Compression != wire.CompressionNone {
+			return fmt.Errorf("%w: control packet with a %s payload", wire.ErrProtocol, p.Compression)
+		}
+		return s.control(p, ext.Control)
+	}
+	var h Handler
+	if p.Type != wire.Response {
+		h = s.handlerFor(p, ext)
+	}
+	if p.Compression != wire.CompressionNone && s.reads(p, h) {
+		if err := s.inflate(p); err != nil {
+			return err
+		}
+	}
+	switch p.Type {
+	case wire.Response:
+		s.complete(p, ext)
+		return nil
+	case wire.Request:
+		if !s.takeSlot() {
+			return nil // closing
+		}
+		// Checked and counted under mu, so that drain, which sets draining
+		// under mu, waits for exactly the requests accepted before it.
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			<-s.inflight
+			s.answer(p, nil, Errorf(CodeUnavailable, "server is shutting down"))
+			return nil
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.handlers.Done()
+			defer func() { <-s.inflight }()
+			s.serve(p, ext, h)
+		}()
+		return nil
+	default:
+		s.serve(p, ext, h)
+		return nil
+	}
+}
+
+// reads reports whether anything will read the payload of p, whose handler
+// is h: a pending request for a response, a handler, or the event handler
+// for a one-way packet nobody handles.
+func (s *Session) reads(p *wire.Packet, h Handler) bool {
+	switch {
+	case p.Type == wire.Response:
+		s.pmu.Lock()
+		_, ok := s.pending[p.MessageID]
+		s.pmu.Unlock()
+		return ok
+	case h != nil:
+		return true
+	}
+	return p.Type == wire.OneWay && s.cfg.onEvent != nil
+}
+
+// serve runs the handler for a Request or OneWay packet and sends a
+// Request's response.
+func (s *Session) serve(p *wire.Packet, ext wire.Ext, h Handler) {
+	if h == nil {
+		switch {
+		case ext.HasRoute:
+			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for route %#08x", ext.Route))
+		case p.Type == wire.Request:
+			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for biz_type %d", p.BizType))
+		case s.cfg.onEvent != nil:
+			s.cfg.onEvent(Event{Kind: MessageReceived, Session: s, Packet: p})
+		}
+		return
+	}
+	ctx := s.ctx
+	if p.Type == wire.Request {
+		// The caller's deadline, within the server's cap whatever the
+		// caller asked (see WithMaxHandlerTimeout).
+		timeout := s.cfg.maxHandlerTimeout
+		if ext.TimeoutMS > 0 {
+			timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	resp, err := s.call(ctx, h, p)
+	s.answer(p, resp, err)
+}
+
+func (s *Session) handlerFor(p *wire.Packet, ext wire.Ext) Handler {
+	if ext.HasRoute {
+		return s.mux.routeHandler(ext.Route)
+	}
+	return s.mux.bizHandler(p.BizType)
+}
+
+// call runs h, turning a panic into CodeInternal so the session survives.
+func (s *Session) call(ctx context.Context, h Handler, p *wire.Packet) (resp *wire.Packet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.logger.Error("msgtrans: handler panic", "session", s.id, "biz_type", p.BizType, "panic", r)
+			resp, err = nil, Errorf(CodeInternal, "handler panic")
+		}
+	}()
+	return h.ServePacket(ctx, s, p)
+}
+
+// answer sends the response to a Request; for a OneWay packet it logs err.
+func (s *Session) answer(req *wire.Packet, resp *wire.Packet, err error) {
+	if req.Type != wire.Request {
+		if err != nil {
+			s.cfg.logger.Warn("msgtrans: one-way handler failed", "session", s.id, "biz_type", req.BizType, "route", routeOf(req), "err", err)
+		}
+		return
+	}
+	r := &wire.Packet{BizType: req.BizType}
+	switch {
+	case err != nil:
+		r.Flags = wire.FlagHasRouteTag
+		r.Ext = errorExt(err)
+	case resp != nil:
+		r = resp
+	}
+	err = s.sendAs(r, wire.Response, req.MessageID)
+	if errors.Is(err, ErrPayloadTooLarge) {
+		// The caller learns why instead of waiting out its deadline.
+		s.cfg.logger.Warn("msgtrans: response over the limits", "session", s.id, "biz_type", req.BizType, "route", routeOf(req), "err", err)
+		err = s.sendAs(&wire.Packet{BizType: req.BizType, Flags: wire.FlagHasRouteTag, Ext: errorExt(Errorf(CodeResourceExhausted, "response not sent: %s", messageOf(err)))}, wire.Response, req.MessageID)
+	}
+	if err != nil && !errors.Is(err, ErrClosed) {
+		s.cfg.logger.Warn("msgtrans: sending response", "session", s.id, "err", err)
+	}
+}
+
+// routeOf returns the route of a typed packet as text, "" for a raw one.
+func routeOf(p *wire.Packet) string {
+	if !wire.IsTypedExt(p) {
+		return ""
+	}
+	if e, err := wire.ParseExt(p.Ext); err == nil && e.HasRoute {
+		return fmt.Sprintf("%#08x", e.Route)
+	}
+	return ""
+}

@@ -1,0 +1,203 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	goruntime "runtime"
+	"sync"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
+)
+
+func (s *Session) nextID() uint32 {
+	for {
+		if id := s.ids.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+// Send queues p as a OneWay packet (whatever p.Type says) with the next
+// message id of this side. It fails when the session is closed or the packet
+// would overflow the send queue, which closes the session as a slow consumer.
+func (s *Session) Send(p *wire.Packet) error {
+	return s.sendAs(p, wire.OneWay, s.nextID())
+}
+
+// SendEncoded queues an already encoded packet (see [AppendPacket]) as it
+// is, without copying: b must not be modified afterwards. It is how one
+// encoding is shared by many sessions. A packet over the limits fails with
+// [ErrPayloadTooLarge].
+func (s *Session) SendEncoded(b []byte) error {
+	if err := checkEncoded(s.cfg.limits, b); err != nil {
+		return err
+	}
+	return s.enqueue(b)
+}
+
+func (s *Session) sendAs(p *wire.Packet, t wire.PacketType, id uint32) error {
+	b, err := s.encode(p, t, id)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(b)
+}
+
+// encode returns the wire bytes of p with the given type and id, compressed
+// when configured and accepted by the peer. A packet over the limits fails
+// with [ErrPayloadTooLarge].
+func (s *Session) encode(p *wire.Packet, t wire.PacketType, id uint32) ([]byte, error) {
+	if err := checkSend(s.cfg.limits, len(p.Ext), len(p.Payload)); err != nil {
+		return nil, err
+	}
+	q := *p
+	q.Type, q.MessageID = t, id
+	if s.compresses(len(q.Payload)) {
+		q = *s.cfg.compressor.Compress(&q)
+	}
+	return wire.AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
+}
+
+// compresses reports whether a payload of n bytes sent on s is compressed:
+// compression is configured, the peer accepts it, and n reaches the
+// threshold.
+func (s *Session) compresses(n int) bool {
+	c := s.cfg.compressor
+	return c.Algorithm != wire.CompressionNone && s.peerComp.Load()&(1<<c.Algorithm) != 0 && n >= c.MinSize()
+}
+
+// Queued returns the bytes queued for the peer that the writer has not yet
+// taken: a backlog that persists means the peer reads slower than it is
+// sent to. The session is closed with [ErrSlowConsumer] rather than letting
+// the backlog exceed the send queue bound ([WithSendQueueBytes]).
+func (s *Session) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
+func (s *Session) enqueue(b []byte) error {
+	s.mu.Lock()
+	if s.closed || s.closing {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: session %d", ErrClosed, s.id)
+	}
+	if queued := s.queued; queued+len(b) > s.cfg.sendQueueBytes {
+		s.mu.Unlock()
+		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "queued_bytes", queued)
+		s.closeWith(ErrSlowConsumer)
+		return ErrSlowConsumer
+	}
+	s.pushLocked(b)
+	s.mu.Unlock()
+	return nil
+}
+
+// pushLocked queues b and starts the writer if it is not running. s.mu is held.
+func (s *Session) pushLocked(b []byte) {
+	if s.queue == nil {
+		s.queue = getBatch()
+	}
+	s.queue = append(s.queue, b)
+	s.queued += len(b)
+	if !s.writing {
+		s.writing = true
+		s.wg.Add(1)
+		go s.writeLoop()
+	}
+}
+
+// batchPool recycles send queues, so that a session whose writer comes and
+// goes (it exits whenever the queue drains) does not grow a new queue for
+// every burst, while an idle session holds none.
+var batchPool = sync.Pool{New: func() any { b := make([][]byte, 0, 64); return &b }}
+
+func getBatch() [][]byte { return (*batchPool.Get().(*[][]byte))[:0] }
+
+// putBatch returns a queue to the pool. Entries beyond a queue's length are
+// always nil (a queue only grows by appending, and the writer clears what it
+// wrote before reusing a queue), so clearing its length is enough.
+func putBatch(b [][]byte) {
+	if b == nil || cap(b) > 4096 {
+		return // let an unusually large queue go
+	}
+	clear(b)
+	b = b[:0]
+	batchPool.Put(&b)
+}
+
+// writeLoop drains the queue, one WritePackets call per drain. It runs only
+// while there is something to write, so an idle session has no writer
+// goroutine and holds no queue.
+func (s *Session) writeLoop() {
+	defer s.wg.Done()
+	// Let goroutines that are ready to send on this session (request
+	// handlers answering a batch of requests, say) queue their packets
+	// first, so that they share this write.
+	goruntime.Gosched()
+	var spare [][]byte // the previous batch, emptied, to queue into next
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.closed {
+			s.writing = false
+			putBatch(s.queue)
+			putBatch(spare)
+			s.queue, s.queued = nil, 0
+			if s.closing && s.flushed != nil {
+				close(s.flushed)
+				s.flushed = nil
+			}
+			s.mu.Unlock()
+			return
+		}
+		batch := s.queue
+		s.queue, s.queued = spare, 0
+		if s.queue == nil {
+			s.queue = getBatch()
+		}
+		s.mu.Unlock()
+
+		err := s.refreshWriteDeadline()
+		if err == nil {
+			err = s.conn.WritePackets(batch)
+		}
+		clear(batch)
+		spare = batch[:0]
+		if err != nil {
+			s.closeWith(s.writeFailure(err))
+		}
+	}
+}
+
+// refreshWriteDeadline gives the coming write the write timeout. Setting a
+// deadline costs about as much as a small write's own work outside the
+// system call, so one still at least 7/8 of the timeout away is kept: a
+// write then times out between 7/8 of the timeout and all of it after it
+// began. Only the writer goroutine calls it.
+func (s *Session) refreshWriteDeadline() error {
+	now, timeout := time.Now().UnixNano(), int64(s.cfg.writeTimeout)
+	if s.writeDeadline-now >= timeout-timeout/8 {
+		return nil
+	}
+	s.writeDeadline = now + timeout
+	return s.conn.SetWriteDeadline(time.Unix(0, s.writeDeadline))
+}
+
+// writeFailure is the close reason for a failed write: a peer that accepted
+// nothing within the write timeout is a slow consumer.
+func (s *Session) writeFailure(err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		// Closed under the writer: by this side (then the session is
+		// closed already) or as the peer's close was handled.
+		return ErrPeerClosed
+	}
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "write_timeout", s.cfg.writeTimeout)
+		return fmt.Errorf("%w: a write did not complete within %v: %w", ErrSlowConsumer, s.cfg.writeTimeout, err)
+	}
+	return fmt.Errorf("msgtrans: write: %w", err)
+}
