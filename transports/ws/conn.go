@@ -1,0 +1,302 @@
+package ws
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/wire"
+)
+
+// normalClose is the payload of the close frame Close sends.
+var normalClose = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+
+// conn is a [runtime.Conn] over a gorilla WebSocket connection.
+type conn struct {
+	ws        *websocket.Conn
+	bc        *bufConn
+	lim       wire.Limits // with defaults applied
+	maxPacket int         // the read limit: the largest packet lim admits
+
+	// Used only by the goroutine in ReadPacket.
+	hdr       [wire.HeaderSize]byte
+	inMessage bool // between NextReader returning a message and the message's end
+
+	closeSent atomic.Bool // a close frame went out (CloseWrite, or the reply to the peer's)
+	closeOnce sync.Once
+	closeErr  error
+
+	// onFrame is the runtime's count of control frames (see
+	// NotifyControlFrames); frameErr what it returned to stop reading.
+	onFrame  func(ping bool) error
+	frameErr error
+
+	// The latest ping not yet answered; one goroutine at a time answers
+	// while one is pending, so a burst of pings gets one pong, not a pong
+	// each (RFC 6455, section 5.5.3, allows that).
+	pingMu   sync.Mutex
+	ping     string
+	pinged   bool // ping holds a ping not yet answered
+	ponging  bool // a goroutine is answering
+	pongDone sync.WaitGroup
+}
+
+func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *conn {
+	c := &conn{ws: ws, bc: bc, lim: cfg.Limits, maxPacket: cfg.MaxPacketSize()}
+	bc.pktTimeout = cfg.Limits.PacketReadTimeout
+	ws.SetReadLimit(int64(c.maxPacket))
+	// A control frame between messages is not the start of a packet: keep
+	// waiting without the packet read deadline. Each counts toward the
+	// session's rate limit; pings are answered, the latest one only.
+	ws.SetPingHandler(func(s string) error {
+		if err := c.controlFrame(true); err != nil {
+			return err
+		}
+		c.answerPing(s)
+		return nil
+	})
+	ws.SetPongHandler(func(string) error { return c.controlFrame(false) })
+	// gorilla's close handler answers the peer's close frame with one of
+	// its own: Close then sends none.
+	closeReply := ws.CloseHandler()
+	ws.SetCloseHandler(func(code int, text string) error {
+		if c.closeSent.Swap(true) {
+			return nil
+		}
+		return closeReply(code, text)
+	})
+	return c
+}
+
+// controlFrame notes a ping or pong frame: reading goes on without the
+// packet deadline when it came between messages, and the runtime counts it.
+func (c *conn) controlFrame(ping bool) error {
+	if !c.inMessage {
+		c.bc.waiting = true
+	}
+	if c.onFrame != nil {
+		if err := c.onFrame(ping); err != nil {
+			c.frameErr = err
+			return err
+		}
+	}
+	return nil
+}
+
+// NotifyControlFrames implements [runtime.ControlFrameNotifier].
+func (c *conn) NotifyControlFrames(fn func(ping bool) error) { c.onFrame = fn }
+
+// answerPing answers the ping with the payload, or has the answer already
+// on its way carry this payload instead.
+func (c *conn) answerPing(payload string) {
+	c.pingMu.Lock()
+	c.ping, c.pinged = payload, true
+	start := !c.ponging
+	c.ponging = true
+	c.pingMu.Unlock()
+	if start {
+		c.pongDone.Add(1)
+		go c.writePongs()
+	}
+}
+
+// writePongs answers the latest ping until none is pending.
+func (c *conn) writePongs() {
+	defer c.pongDone.Done()
+	for {
+		c.pingMu.Lock()
+		if !c.pinged {
+			c.ponging = false
+			c.pingMu.Unlock()
+			return
+		}
+		payload := c.ping
+		c.pinged = false
+		c.pingMu.Unlock()
+		if err := c.ws.WriteControl(websocket.PongMessage, []byte(payload), time.Now().Add(closeGrace)); err != nil {
+			c.pingMu.Lock()
+			c.pinged, c.ponging = false, false
+			c.pingMu.Unlock()
+			return
+		}
+	}
+}
+
+// SetLimits implements [runtime.LimitSetter].
+func (c *conn) SetLimits(lim wire.Limits) {
+	c.lim = (&runtime.TransportConfig{Limits: lim}).WithDefaults().Limits
+	c.maxPacket = lim.MaxPacketSize()
+	c.bc.pktTimeout = c.lim.PacketReadTimeout
+	c.ws.SetReadLimit(int64(c.maxPacket))
+}
+
+// ReadPacket implements [runtime.Conn]: it reads one binary message and
+// returns the packet it holds, which owns its memory.
+func (c *conn) ReadPacket() (wire.Packet, error) {
+	b := c.bc
+	b.waiting = true
+	c.inMessage = false
+	mt, r, err := c.ws.NextReader()
+	if err != nil {
+		return wire.Packet{}, c.readError(err)
+	}
+	c.inMessage = true
+	if b.waiting {
+		// The message was already buffered: its time counts from when it
+		// arrived.
+		b.waiting = false
+		if err := b.setReadDeadline(b.filled.Add(c.lim.PacketReadTimeout)); err != nil {
+			return wire.Packet{}, fmt.Errorf("msgtrans: ws read: %w", err)
+		}
+	}
+	if mt != websocket.BinaryMessage {
+		return wire.Packet{}, fmt.Errorf("%w: text websocket message (msgtrans sends one packet per binary message)", wire.ErrProtocol)
+	}
+	if n, err := io.ReadFull(r, c.hdr[:]); err != nil {
+		if isMessageEnd(err) {
+			return wire.Packet{}, fmt.Errorf("%w: binary message of %d bytes, shorter than a packet header", wire.ErrTruncated, n)
+		}
+		return wire.Packet{}, c.readError(err)
+	}
+	h, err := wire.ParseHeader(c.hdr[:], c.lim)
+	if err != nil {
+		return wire.Packet{}, err
+	}
+	body := make([]byte, h.BodyLen())
+	if n, err := io.ReadFull(r, body); err != nil {
+		if isMessageEnd(err) {
+			return wire.Packet{}, fmt.Errorf("%w: binary message of %d bytes, its packet header declares %d",
+				wire.ErrTruncated, wire.HeaderSize+n, wire.HeaderSize+len(body))
+		}
+		return wire.Packet{}, c.readError(err)
+	}
+	// The message must end with the packet.
+	for {
+		n, err := r.Read(c.hdr[:1])
+		if n > 0 {
+			return wire.Packet{}, fmt.Errorf("%w: binary message longer than the %d-byte packet it starts with",
+				wire.ErrProtocol, wire.HeaderSize+len(body))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return wire.Packet{}, c.readError(err)
+		}
+	}
+	c.inMessage = false
+	return h.Packet(body), nil
+}
+
+// isMessageEnd reports whether err from io.ReadFull on a message reader
+// means the message ended early.
+func isMessageEnd(err error) bool { return err == io.EOF || err == io.ErrUnexpectedEOF }
+
+// readError turns an error from gorilla's reader into the error ReadPacket
+// reports.
+func (c *conn) readError(err error) error {
+	var ce *websocket.CloseError
+	var ne net.Error
+	switch {
+	case c.frameErr != nil:
+		return c.frameErr
+	case errors.As(err, &ce):
+		switch ce.Code {
+		case websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived:
+			if !c.inMessage {
+				return io.EOF
+			}
+		case websocket.CloseAbnormalClosure: // gorilla's report of a connection ending without a close frame
+			if !c.inMessage {
+				return fmt.Errorf("msgtrans: ws: connection ended without a close frame: %w", io.ErrUnexpectedEOF)
+			}
+		default:
+			return fmt.Errorf("msgtrans: ws: peer closed the connection: %w", err)
+		}
+		return fmt.Errorf("%w: connection closed inside a websocket message", wire.ErrTruncated)
+	case errors.Is(err, websocket.ErrReadLimit):
+		return fmt.Errorf("%w: websocket message over the %d-byte packet limit", wire.ErrTooLarge, c.maxPacket)
+	case errors.As(err, &ne):
+		if ne.Timeout() && c.inMessage {
+			return fmt.Errorf("msgtrans: ws: packet not read within %v: %w", c.lim.PacketReadTimeout, err)
+		}
+		return fmt.Errorf("msgtrans: ws read: %w", err)
+	default:
+		// What remains are gorilla's framing errors: bad opcode, unmasked
+		// client frame, invalid close frame and the like.
+		return fmt.Errorf("%w: %v", wire.ErrProtocol, err)
+	}
+}
+
+// WritePackets implements [runtime.Conn]: each packet becomes one binary
+// message, and the whole batch reaches the socket in one flush.
+func (c *conn) WritePackets(pkts [][]byte) error {
+	if len(pkts) == 0 {
+		return nil
+	}
+	c.bc.beginBatch()
+	var err error
+	for _, p := range pkts {
+		if err = c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+			break
+		}
+	}
+	if ferr := c.bc.endBatch(); err == nil {
+		err = ferr
+	}
+	switch {
+	case errors.Is(err, websocket.ErrCloseSent):
+		// The closing handshake has begun (the peer's close frame was
+		// answered, or CloseWrite sent ours): the connection is closing,
+		// not failing.
+		return fmt.Errorf("msgtrans: ws write after the closing handshake began: %w", net.ErrClosed)
+	case err != nil:
+		return fmt.Errorf("msgtrans: ws write: %w", err)
+	}
+	return nil
+}
+
+// SetWriteDeadline implements [runtime.Conn]. It may be called while
+// WritePackets is blocked, to unblock it.
+func (c *conn) SetWriteDeadline(t time.Time) error { return c.bc.setBatchDeadline(t) }
+
+// CloseWrite starts the WebSocket closing handshake: it sends a
+// normal-closure close frame, after which nothing more is written. Reading
+// goes on until the peer's close frame answers it (ReadPacket returns
+// io.EOF): a graceful close lingers so, because closing the socket with
+// input unread would reset it and could destroy what the peer has not read.
+func (c *conn) CloseWrite() error {
+	if c.closeSent.Swap(true) {
+		return nil
+	}
+	return c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
+}
+
+// Close implements [runtime.Conn]. Unless a write is in progress or a close
+// frame went out already, it first sends a normal-closure close frame so
+// that the peer sees a clean close, waiting at most a fraction of a second
+// for it.
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.bc.closing.Store(true)
+		if !c.bc.batching.Load() && !c.closeSent.Swap(true) {
+			_ = c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
+		}
+		c.closeErr = c.bc.Conn.Close()
+		c.pongDone.Wait()
+	})
+	return c.closeErr
+}
+
+// LocalAddr implements [runtime.Conn].
+func (c *conn) LocalAddr() net.Addr { return c.bc.LocalAddr() }
+
+// RemoteAddr implements [runtime.Conn].
+func (c *conn) RemoteAddr() net.Addr { return c.bc.RemoteAddr() }

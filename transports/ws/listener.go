@@ -1,0 +1,221 @@
+package ws
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/transports/internal/listen"
+)
+
+// listener serves WebSocket upgrades with an http.Server and hands the
+// upgraded connections to Accept.
+type listener struct {
+	srv   *http.Server
+	up    websocket.Upgrader
+	addr  net.Addr
+	path  string
+	cfg   *runtime.TransportConfig
+	ready chan *conn    // upgraded connections, unbuffered
+	done  chan struct{} // closed by Close
+
+	served   chan struct{} // closed when Serve has returned
+	serveErr error         // Serve's result, readable once served is closed
+
+	mu        sync.Mutex
+	closed    bool           // set by Close: handlers no longer start
+	wg        sync.WaitGroup // the Serve goroutine and running handlers
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// serve starts serving WebSocket upgrades on nl and returns the listener.
+// cfg has its defaults applied.
+func (t Transport) serve(nl net.Listener, u *url.URL, cfg *runtime.TransportConfig) *listener {
+	path := u.Path
+	if path == "" {
+		path = "/"
+	}
+	l := &listener{
+		addr:   nl.Addr(),
+		path:   path,
+		cfg:    cfg,
+		ready:  make(chan *conn),
+		done:   make(chan struct{}),
+		served: make(chan struct{}),
+		up: websocket.Upgrader{
+			HandshakeTimeout: cfg.HandshakeTimeout,
+			ReadBufferSize:   readBufferSize,
+			WriteBufferSize:  frameBufferSize,
+			WriteBufferPool:  &framePool,
+			// Every origin is accepted; see the package documentation.
+			CheckOrigin: originChecker(cfg.AllowedOrigins),
+		},
+	}
+	l.srv = &http.Server{
+		Handler:           l,
+		ReadHeaderTimeout: cfg.HandshakeTimeout,
+		ReadTimeout:       cfg.HandshakeTimeout,
+		WriteTimeout:      cfg.HandshakeTimeout,
+		IdleTimeout:       cfg.HandshakeTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelInfo),
+		// A non-nil empty map turns HTTP/2 off: upgrades need HTTP/1.1.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
+	}
+	// Until the upgrade nothing is kept alive: one request per
+	// connection, and the listener closes a connection not upgraded within
+	// the handshake timeout of its accept, whatever it sends meanwhile.
+	l.srv.SetKeepAlivesEnabled(false)
+	if t.TLS {
+		// TLS runs inside the http.Server's connection goroutines, within
+		// the handshake timeout; Hijack then returns the *tls.Conn, so the
+		// buffering connection sits above TLS.
+		nl = tls.NewListener(nl, http11(cfg.TLS.Clone()))
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.serveErr = l.srv.Serve(nl)
+		close(l.served)
+	}()
+	return l
+}
+
+// ServeHTTP upgrades requests for the listener's path and hands each
+// connection to Accept. It returns once the connection is handed over (or
+// the listener closed), so no goroutine stays behind per connection.
+func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != l.path {
+		http.NotFound(w, r)
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "msgtrans: this endpoint speaks WebSocket only", http.StatusUpgradeRequired)
+		return
+	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		http.Error(w, "msgtrans: listener closed", http.StatusServiceUnavailable)
+		return
+	}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	defer l.wg.Done()
+
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := l.up.Upgrade(hw, r, nil)
+	if err != nil {
+		// gorilla has answered the request or closed the connection.
+		l.cfg.Logger.Debug("msgtrans: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	listen.HandshakeDone(hw.bc.Conn)
+	c := newConn(ws, hw.bc, l.cfg)
+	select {
+	case l.ready <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// AdmitsConnections implements [runtime.Admitter].
+func (l *listener) AdmitsConnections() bool { return true }
+
+// Accept implements [runtime.Listener].
+func (l *listener) Accept() (runtime.Conn, error) {
+	select {
+	case <-l.done:
+		return nil, fmt.Errorf("msgtrans: ws accept: %w", net.ErrClosed)
+	default:
+	}
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, fmt.Errorf("msgtrans: ws accept: %w", net.ErrClosed)
+	case <-l.served:
+		select {
+		case <-l.done:
+			return nil, fmt.Errorf("msgtrans: ws accept: %w", net.ErrClosed)
+		default:
+		}
+		return nil, fmt.Errorf("msgtrans: ws accept: %w", l.serveErr)
+	}
+}
+
+// Close implements [runtime.Listener]. It closes the listening socket and
+// the HTTP connections not yet upgraded, and waits for the goroutines it
+// started; upgraded connections not yet accepted are closed, accepted ones
+// stay open.
+func (l *listener) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		l.mu.Unlock()
+		close(l.done)
+		l.closeErr = l.srv.Close()
+		l.wg.Wait()
+	})
+	return l.closeErr
+}
+
+// Addr implements [runtime.Listener].
+func (l *listener) Addr() net.Addr { return l.addr }
+
+// hijackWriter is the ResponseWriter handed to the upgrader: its Hijack
+// wraps the hijacked connection in a [bufConn], so gorilla writes through
+// the buffering connection.
+type hijackWriter struct {
+	http.ResponseWriter
+	bc *bufConn
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("msgtrans: http response writer cannot hijack the connection")
+	}
+	c, brw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.bc = newBufConn(c)
+	return w.bc, brw, nil
+}
+
+// originChecker accepts a WebSocket upgrade whose Origin header is one of
+// allowed (compared without regard to case), or that has no Origin header
+// (clients other than browsers send none). With no allowed origins
+// configured every origin is accepted: msgtrans authenticates with
+// credentials in the hello, not with cookies a foreign page could borrow.
+func originChecker(allowed []string) func(*http.Request) bool {
+	if len(allowed) == 0 {
+		return func(*http.Request) bool { return true }
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return true
+		}
+		for _, a := range allowed {
+			if strings.EqualFold(origin, a) {
+				return true
+			}
+		}
+		return false
+	}
+}
