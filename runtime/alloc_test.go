@@ -48,7 +48,9 @@ func sinkSession(tb testing.TB) (*Session, *sinkConn) {
 		tb.Fatal(err)
 	}
 	c := newSinkConn()
-	return newSession(c, "sink", cfg, &mux{}, new(atomic.Uint32), newClock()), c
+	s := newSession(c, "sink", cfg, clientPolicy, &mux{}, new(atomic.Uint32), newClock())
+	s.becomeReady("")
+	return s, c
 }
 
 // TestSendEncodedAllocations: queueing an already encoded packet, which is

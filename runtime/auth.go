@@ -75,32 +75,37 @@ func (s *Session) Identity() string {
 	return s.identity
 }
 
-// authenticate handles the packet that must be a session's first when the
-// server authenticates: the hello. It reports whether the session may
-// proceed; when not, the session is being closed.
-func (s *Session) authenticate(p *wire.Packet, ext wire.Ext, isHello bool) error {
+// authenticate decides on the packet that must be a session's first when
+// the server authenticates: the hello. It returns the identity to bind, or
+// why the session may not proceed: an error wrapping ErrNotAuthenticated
+// (the peer sent something else first), or the refusal to send it.
+func (s *Session) authenticate(p *wire.Packet, ext wire.Ext, isHello bool) (string, error) {
 	if !isHello {
-		return fmt.Errorf("%w: %s packet before the hello", ErrNotAuthenticated, p.Type)
+		return "", fmt.Errorf("%w: %s packet before the hello", ErrNotAuthenticated, p.Type)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.handshakeTimeout)
 	defer cancel()
-	id, err := s.cfg.authenticator(ctx, AuthInfo{Transport: s.scheme, RemoteAddr: s.conn.RemoteAddr(), Credentials: ext.Auth})
+	id, err := s.policy.authenticate(ctx, AuthInfo{Transport: s.scheme, RemoteAddr: s.conn.RemoteAddr(), Credentials: ext.Auth})
 	if err != nil {
 		if CodeOf(err) == CodeUnknown {
 			err = wrapError(CodeUnauthenticated, err)
 		}
 		s.cfg.logger.Info("msgtrans: authentication failed", "session", s.id, "transport", s.scheme,
 			"remote", addrString(s.conn.RemoteAddr()), "err", err)
-		s.srv.refuseSession(s, err)
-		return errRefused
+		return "", err
 	}
-	s.identity = id
+	return id, nil
+}
+
+// becomeReady binds the identity to the session, lifts the
+// pre-authentication limits and reports the session ready to be served.
+func (s *Session) becomeReady(identity string) {
+	s.identity = identity
 	if ls, ok := s.conn.(LimitSetter); ok {
 		ls.SetLimits(s.cfg.limits)
 	}
 	s.ready.Store(true)
-	s.srv.emit(Event{Kind: ConnectionEstablished, Session: s})
-	return nil
+	s.policy.ready(s)
 }
 
 // errRefused ends the read loop of a session that was refused; its close

@@ -118,7 +118,8 @@ func (c *Client) connect(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := newSession(conn, c.u.Scheme, c.cfg, &c.mux, new(atomic.Uint32), c.clock)
+	sess := newSession(conn, c.u.Scheme, c.cfg, clientPolicy, &c.mux, new(atomic.Uint32), c.clock)
+	sess.becomeReady("")
 	err = sess.Send(helloPacket(c.cfg))
 	if err == nil {
 		sess.first, err = c.awaitAnswer(ctx, conn)

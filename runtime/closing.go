@@ -26,6 +26,15 @@ func (s *Session) drain(ctx context.Context) {
 	}
 }
 
+// refuse refuses the session, which has sent nothing but its hello: the
+// refusal (a go-away carrying why) is queued behind nothing, flushed, and
+// the session closed with why as its reason.
+func (s *Session) refuse(why error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s.closeFlushed(ctx, why, refusalPacket(why, 0))
+}
+
 // closeFlushed stops new sends, queues final (when not nil) as the last
 // packet, waits until the queue is written or ctx is done, and closes the
 // session.

@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/msgtrans/msgtrans-go/wire"
 )
@@ -19,11 +20,11 @@ func (s *Session) control(p *wire.Packet, kind wire.ControlKind) error {
 		if len(p.Payload) > 0 {
 			s.peerComp.Store(uint32(p.Payload[0]))
 		}
-		if s.srv != nil {
+		if s.policy.answerHello {
 			_ = s.sendAs(helloPacket(s.cfg), wire.OneWay, s.nextID())
 		}
 	case wire.ControlPing:
-		if s.srv != nil && s.pings.Add(1) > pingFloodLimit {
+		if s.policy.limitPeer && s.pings.Add(1) > pingFloodLimit {
 			return ErrPingFlood
 		}
 		_ = s.sendAs(controlPacket(wire.ControlPong, p.Payload), wire.OneWay, s.nextID())
@@ -33,7 +34,7 @@ func (s *Session) control(p *wire.Packet, kind wire.ControlKind) error {
 		// closes: the client sends nothing new here and reconnects later.
 		// A go-away with a status refuses the connection outright; the
 		// status becomes the close reason.
-		if s.srv == nil {
+		if s.policy.followGoAway {
 			s.goaway.Store(true)
 			if e, err := wire.ParseExt(p.Ext); err == nil && e.Code != CodeOK {
 				s.closeWith(refusal(e))
@@ -75,4 +76,23 @@ func errorExt(err error) []byte {
 		e.Code = CodeUnknown
 	}
 	return wire.AppendExt(nil, e)
+}
+
+// RefusalRetryAfter is how long a server asks a client it refused for
+// want of room (the connection caps) to wait at least before trying again;
+// a msgtrans-go client waits that long plus up to half as much again, or
+// its backoff delay when that is longer.
+const RefusalRetryAfter = 2 * time.Second
+
+// refusalPacket is a go-away carrying why a connection is refused and, when
+// retryAfter is not 0, how long the client should wait before trying again.
+func refusalPacket(why error, retryAfter time.Duration) *wire.Packet {
+	e := wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlGoAway, Code: CodeOf(why), Message: why.Error(), RetryAfterMS: uint64(retryAfter.Milliseconds())}
+	var te *Error
+	if errors.As(why, &te) {
+		e.Message = te.Message
+	}
+	p := controlPacket(wire.ControlGoAway, nil)
+	p.Ext = wire.AppendExt(nil, &e)
+	return p
 }

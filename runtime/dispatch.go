@@ -29,15 +29,24 @@ func (s *Session) receive(p *wire.Packet) error {
 		ext = e
 	}
 	isControl := ext.HasRoute && ext.Route == wire.ControlRoute && p.Type == wire.OneWay
-	if s.srv != nil && !s.ready.Load() {
-		if err := s.authenticate(p, ext, isControl && ext.Control == wire.ControlHello); err != nil {
-			return err
+	if !s.ready.Load() {
+		identity, err := s.authenticate(p, ext, isControl && ext.Control == wire.ControlHello)
+		if err != nil {
+			if errors.Is(err, ErrNotAuthenticated) {
+				return err
+			}
+			s.refuse(err)
+			return errRefused
 		}
+		s.becomeReady(identity)
 	}
 	// Every packet counts toward the rate limit but the pings the
 	// heartbeat needs, which the ping-flood rule bounds.
 	if !isControl || ext.Control != wire.ControlPing {
-		if ok, err := s.admit(p); !ok {
+		if ok, err := s.admit(); !ok {
+			if err == nil {
+				s.overLimit(p)
+			}
 			return err
 		}
 	}
@@ -86,6 +95,18 @@ func (s *Session) receive(p *wire.Packet) error {
 	default:
 		s.serve(p, ext, h)
 		return nil
+	}
+}
+
+// overLimit handles a packet the rate limit refused: a request is answered
+// resource_exhausted, a one-way packet counted as dropped, anything else
+// dropped.
+func (s *Session) overLimit(p *wire.Packet) {
+	switch p.Type {
+	case wire.Request:
+		s.answer(p, nil, Errorf(CodeResourceExhausted, "rate limit of %g packets a second exceeded", s.cfg.rateLimit))
+	case wire.OneWay:
+		s.dropped.Add(1)
 	}
 }
 

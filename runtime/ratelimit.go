@@ -77,11 +77,11 @@ type throttle struct {
 	inflate byteBudget
 }
 
-// admit applies the rate limit to one packet, p, or to a transport's own
-// frame when p is nil. It reports whether to process it; an error closes the
-// session. Only servers limit their peers.
-func (s *Session) admit(p *wire.Packet) (bool, error) {
-	if s.srv == nil {
+// admit applies the rate limit to one packet or transport frame. It
+// reports whether to process it: when not, and without an error, the
+// caller drops it (see overLimit); an error closes the session.
+func (s *Session) admit() (bool, error) {
+	if !s.policy.limitPeer {
 		return true, nil
 	}
 	l := &s.throttle
@@ -106,13 +106,6 @@ func (s *Session) admit(p *wire.Packet) (bool, error) {
 	if l.refused++; l.refused > s.cfg.rateBurst {
 		return false, fmt.Errorf("%w: over %d packets refused within %v", ErrRateLimited, s.cfg.rateBurst, rateWindow)
 	}
-	switch {
-	case p == nil:
-	case p.Type == wire.Request:
-		s.answer(p, nil, Errorf(CodeResourceExhausted, "rate limit of %g packets a second exceeded", s.cfg.rateLimit))
-	case p.Type == wire.OneWay:
-		s.dropped.Add(1)
-	}
 	return false, nil
 }
 
@@ -120,7 +113,7 @@ func (s *Session) admit(p *wire.Packet) (bool, error) {
 // left of the session's decompression budget, which it charges.
 func (s *Session) inflate(p *wire.Packet) error {
 	limit := s.cfg.limits.MaxDecompressed
-	if s.srv != nil && !s.ready.Load() {
+	if !s.ready.Load() {
 		limit = s.cfg.preAuthLimits().MaxDecompressed
 	}
 	b := &s.throttle.inflate
@@ -163,9 +156,9 @@ func (b *byteBudget) spend(n int) { b.tokens -= float64(n) }
 // toward the rate limit, and a ping toward the ping-flood rule; see
 // [ControlFrameNotifier].
 func (s *Session) controlFrame(ping bool) error {
-	if ping && s.srv != nil && s.pings.Add(1) > pingFloodLimit {
+	if ping && s.policy.limitPeer && s.pings.Add(1) > pingFloodLimit {
 		return ErrPingFlood
 	}
-	_, err := s.admit(nil)
+	_, err := s.admit()
 	return err
 }

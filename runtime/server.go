@@ -22,6 +22,7 @@ import (
 // concurrent use.
 type Server struct {
 	cfg      *config
+	policy   *policy // of every session
 	mux      mux
 	sessions *haxmap.Map[uint64, *Session]
 	count    atomic.Int64
@@ -61,12 +62,14 @@ func NewServer(opts ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		sessions: haxmap.New[uint64, *Session](),
 		stopped:  make(chan struct{}),
 		clock:    newClock(),
-	}, nil
+	}
+	s.policy = serverPolicy(cfg, func(sess *Session) { s.emit(Event{Kind: ConnectionEstablished, Session: sess}) })
+	return s, nil
 }
 
 // Handle registers h for raw packets (no route tag) of the given biz_type,
@@ -221,16 +224,14 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 		release = r
 	}
 
-	sess := newSession(c, scheme, s.cfg, &s.mux, &s.ids, s.clock)
-	sess.srv = s
+	sess := newSession(c, scheme, s.cfg, s.policy, &s.mux, &s.ids, s.clock)
 	sess.id = s.nextSess.Add(1) & (1<<sessionIDBits - 1)
 	s.sessions.Set(sess.id, sess)
 	s.count.Add(1)
 	go func() {
 		defer s.sessWG.Done()
-		if s.cfg.authenticator == nil {
-			sess.ready.Store(true)
-			s.emit(Event{Kind: ConnectionEstablished, Session: sess})
+		if sess.policy.authenticate == nil {
+			sess.becomeReady("")
 		} else {
 			defer sess.authTimer().Stop()
 		}
@@ -269,34 +270,6 @@ func (s *Server) refuse(c Conn, why error) {
 	if r, ok := c.(interface{ Released() <-chan struct{} }); ok {
 		<-r.Released()
 	}
-}
-
-// RefusalRetryAfter is how long a server asks a client it refused for
-// want of room (the connection caps) to wait at least before trying again;
-// a msgtrans-go client waits that long plus up to half as much again, or
-// its backoff delay when that is longer.
-const RefusalRetryAfter = 2 * time.Second
-
-// refusalPacket is a go-away carrying why a connection is refused and, when
-// retryAfter is not 0, how long the client should wait before trying again.
-func refusalPacket(why error, retryAfter time.Duration) *wire.Packet {
-	e := wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlGoAway, Code: CodeOf(why), Message: why.Error(), RetryAfterMS: uint64(retryAfter.Milliseconds())}
-	var te *Error
-	if errors.As(why, &te) {
-		e.Message = te.Message
-	}
-	p := controlPacket(wire.ControlGoAway, nil)
-	p.Ext = wire.AppendExt(nil, &e)
-	return p
-}
-
-// refuseSession refuses a session that failed authentication: the refusal
-// is queued behind nothing (the session has sent nothing else), flushed,
-// and the session closed with why as its reason.
-func (s *Server) refuseSession(sess *Session, why error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	sess.closeFlushed(ctx, why, refusalPacket(why, 0))
 }
 
 func (s *Server) emit(e Event) {

@@ -27,7 +27,7 @@ type Session struct {
 	cfg    *config
 	mux    *mux
 	ids    *atomic.Uint32 // message-id counter of the sending side
-	srv    *Server        // nil on the client side
+	policy *policy        // what this side does; see policy
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the writer and request handlers
@@ -94,8 +94,8 @@ type Session struct {
 	first *wire.Packet
 }
 
-func newSession(conn Conn, scheme string, cfg *config, m *mux, ids *atomic.Uint32, clk *clock) *Session {
-	s := &Session{conn: conn, scheme: scheme, cfg: cfg, mux: m, ids: ids, clock: clk}
+func newSession(conn Conn, scheme string, cfg *config, pol *policy, m *mux, ids *atomic.Uint32, clk *clock) *Session {
+	s := &Session{conn: conn, scheme: scheme, cfg: cfg, policy: pol, mux: m, ids: ids, clock: clk}
 	s.lastRecv.Store(clk.tick())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if n, ok := conn.(ControlFrameNotifier); ok {

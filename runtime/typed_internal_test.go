@@ -26,7 +26,9 @@ func testSession(t testing.TB) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newSession(discardConn{}, "test", cfg, &mux{}, new(atomic.Uint32), newClock())
+	s := newSession(discardConn{}, "test", cfg, clientPolicy, &mux{}, new(atomic.Uint32), newClock())
+	s.becomeReady("")
+	return s
 }
 
 // TestTypedSendAllocations: encoding a typed message for sending costs one
