@@ -112,7 +112,7 @@ func openFDs(t *testing.T) int {
 // abuseFixture is a server for abuse tests: caps raised above the number of
 // abusive connections, and a signal per closed session. The test's
 // goroutines and file descriptors must return to their baseline.
-func abuseFixture(t *testing.T, tc transportCase, opts ...runtime.Option) *fixture {
+func abuseFixture(t *testing.T, tc transportCase, opts ...runtime.ServerOption) *fixture {
 	settled(t)
 	closedSignal := make(chan struct{}, 20000)
 	opts = append(opts,

@@ -75,8 +75,8 @@ const DefaultIPv6Prefix = 64
 // WithIPv6PrefixLength sets how many leading bits of an IPv6 address name
 // one host for [WithMaxConnectionsPerIP]. Default 64; 128 counts each
 // address alone.
-func WithIPv6PrefixLength(bits int) Option {
-	return option{"WithIPv6PrefixLength", serverSide, func(c *config) { c.ipv6Prefix = bits }}
+func WithIPv6PrefixLength(bits int) ServerOption {
+	return serverOption{"WithIPv6PrefixLength", func(c *config) { c.ipv6Prefix = bits }}
 }
 
 // hostKey names the host a connection comes from, for the per-host cap: the

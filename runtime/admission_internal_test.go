@@ -23,7 +23,7 @@ func TestHostKey(t *testing.T) {
 		{0, &net.UnixAddr{Name: "@x", Net: "unix"}, "@x"},
 	}
 	for _, tt := range tests {
-		var opts []Option
+		var opts []ServerOption
 		if tt.prefix != 0 {
 			opts = append(opts, WithIPv6PrefixLength(tt.prefix))
 		}

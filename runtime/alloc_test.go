@@ -43,7 +43,7 @@ func (c *sinkConn) waitWritten(n int) {
 
 // sinkSession returns a server-side session writing to a new sinkConn.
 func sinkSession(tb testing.TB) (*Session, *sinkConn) {
-	cfg, err := newConfig(serverSide, nil)
+	cfg, err := newServerConfig(nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

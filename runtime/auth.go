@@ -37,14 +37,14 @@ type Authenticator func(ctx context.Context, info AuthInfo) (identity string, er
 // WithAuthenticator makes the server authenticate every connection with a
 // at its hello, before anything else of it is processed. See
 // [Authenticator].
-func WithAuthenticator(a Authenticator) Option {
-	return option{"WithAuthenticator", serverSide, func(c *config) { c.authenticator = a }}
+func WithAuthenticator(a Authenticator) ServerOption {
+	return serverOption{"WithAuthenticator", func(c *config) { c.authenticator = a }}
 }
 
 // WithCredentials gives the credentials a client sends in its hello to the
 // server's [Authenticator], on every connection it makes.
-func WithCredentials(credentials []byte) Option {
-	return option{"WithCredentials", clientSide, func(c *config) { c.credentials = credentials }}
+func WithCredentials(credentials []byte) ClientOption {
+	return clientOption{"WithCredentials", func(c *config) { c.credentials = credentials }}
 }
 
 // PreAuthMaxPacket caps a connection's payload and ext header until it has

@@ -45,7 +45,7 @@ type Client struct {
 //
 // Handlers registered after Dial returns can miss what the server sends
 // right away; register them between NewClient and Connect instead.
-func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
+func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, error) {
 	c, err := NewClient(addr, opts...)
 	if err != nil {
 		return nil, err
@@ -59,8 +59,8 @@ func Dial(ctx context.Context, addr string, opts ...Option) (*Client, error) {
 // NewClient returns a client for addr that is not connected yet, so that
 // handlers can be registered before anything arrives. Options are checked
 // here.
-func NewClient(addr string, opts ...Option) (*Client, error) {
-	cfg, err := newConfig(clientSide, opts)
+func NewClient(addr string, opts ...ClientOption) (*Client, error) {
+	cfg, err := newClientConfig(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ var ErrPingFlood = errors.New("msgtrans: ping flood")
 // raw msgtrans peers of other languages, are not timed out. Defaults 15 s
 // and 45 s; timeout must exceed interval.
 func WithHeartbeat(interval, timeout time.Duration) Option {
-	return option{"WithHeartbeat", bothSides, func(c *config) {
+	return option{"WithHeartbeat", func(c *config) {
 		c.heartbeatInterval, c.heartbeatTimeout = interval, timeout
 	}}
 }

@@ -19,7 +19,7 @@ type Interceptor func(next Handler) Handler
 // a handler is registered, so they cost nothing per packet beyond their own
 // work.
 func WithInterceptors(interceptors ...Interceptor) Option {
-	return option{"WithInterceptors", bothSides, func(c *config) {
+	return option{"WithInterceptors", func(c *config) {
 		c.interceptors = append(c.interceptors, interceptors...)
 	}}
 }

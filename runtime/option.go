@@ -23,36 +23,43 @@ const (
 	DefaultMaxConnsPerIP  = 100
 )
 
-// Option configures a [Server] (through [NewServer]) or a [Client] (through
-// [Dial]). Most options apply to both; one given to the side it does not
-// apply to makes the constructor fail, so no option is silently ignored.
-type Option interface {
-	apply(*config)
-	sides() side
+// ServerOption configures a [Server] ([NewServer]).
+type ServerOption interface {
+	applyToServer(*config)
 }
 
-type side uint8
+// ClientOption configures a [Client] ([NewClient], [Dial]).
+type ClientOption interface {
+	applyToClient(*config)
+}
 
-const (
-	serverSide side = 1 << iota
-	clientSide
-	bothSides = serverSide | clientSide
+// Option configures a server or a client alike: it is both a
+// [ServerOption] and a [ClientOption]. Options that apply to one side only
+// are of that side's type, so giving one to the other side does not
+// compile.
+type Option interface {
+	ServerOption
+	ClientOption
+}
+
+// option is an [Option]; serverOption and clientOption apply to one side.
+type (
+	option struct {
+		name string
+		f    func(*config)
+	}
+	serverOption option
+	clientOption option
 )
 
-type option struct {
-	name string
-	side side
-	f    func(*config)
-}
-
-func (o option) apply(c *config) { c.applied = append(c.applied, o.name); o.f(c) }
-func (o option) sides() side     { return o.side }
+func (o option) applyToServer(c *config)       { o.f(c) }
+func (o option) applyToClient(c *config)       { o.f(c) }
+func (o serverOption) applyToServer(c *config) { o.f(c) }
+func (o clientOption) applyToClient(c *config) { o.f(c) }
 
 // config is every setting of a server or a client, filled by options and
 // then checked and defaulted in one place, [config.validate].
 type config struct {
-	applied []string
-
 	logger           *slog.Logger
 	tls              *tls.Config
 	limits           wire.Limits
@@ -87,26 +94,26 @@ type config struct {
 	reconnect      bool
 }
 
-func newConfig(s side, opts []Option) (*config, error) {
-	c := &config{reconnect: true}
+// newServerConfig applies opts to a server's configuration and checks it.
+func newServerConfig(opts []ServerOption) (*config, error) {
+	c := &config{}
 	for _, o := range opts {
-		if o == nil {
-			continue
+		if o != nil {
+			o.applyToServer(c)
 		}
-		if o.sides()&s == 0 {
-			o.apply(c)
-			return nil, fmt.Errorf("msgtrans: option %s does not apply to a %s", c.applied[len(c.applied)-1], sideName(s))
-		}
-		o.apply(c)
 	}
 	return c, c.validate()
 }
 
-func sideName(s side) string {
-	if s == serverSide {
-		return "server"
+// newClientConfig applies opts to a client's configuration and checks it.
+func newClientConfig(opts []ClientOption) (*config, error) {
+	c := &config{reconnect: true}
+	for _, o := range opts {
+		if o != nil {
+			o.applyToClient(c)
+		}
 	}
-	return "client"
+	return c, c.validate()
 }
 
 func (c *config) validate() error {
@@ -221,7 +228,7 @@ func (c *config) transportConfig() *TransportConfig {
 // WithLogger sets the logger for connection-level events such as protocol
 // errors and slow consumers. Default slog.Default().
 func WithLogger(l *slog.Logger) Option {
-	return option{"WithLogger", bothSides, func(c *config) { c.logger = l }}
+	return option{"WithLogger", func(c *config) { c.logger = l }}
 }
 
 // WithTLS sets the TLS configuration: on a server the certificates for
@@ -229,19 +236,19 @@ func WithLogger(l *slog.Logger) Option {
 // example a private CA pool) and the server name. A client without it
 // verifies servers against the system roots.
 func WithTLS(t *tls.Config) Option {
-	return option{"WithTLS", bothSides, func(c *config) { c.tls = t }}
+	return option{"WithTLS", func(c *config) { c.tls = t }}
 }
 
 // WithLimits sets the packet size and read-time limits (see [Limits]). Zero
 // fields keep their defaults.
 func WithLimits(l wire.Limits) Option {
-	return option{"WithLimits", bothSides, func(c *config) { c.limits = l }}
+	return option{"WithLimits", func(c *config) { c.limits = l }}
 }
 
 // WithHandshakeTimeout bounds a listener's transport handshake (TLS,
 // WebSocket upgrade, QUIC stream). Default 5 s.
-func WithHandshakeTimeout(d time.Duration) Option {
-	return option{"WithHandshakeTimeout", serverSide, func(c *config) { c.handshakeTimeout = d }}
+func WithHandshakeTimeout(d time.Duration) ServerOption {
+	return serverOption{"WithHandshakeTimeout", func(c *config) { c.handshakeTimeout = d }}
 }
 
 // WithMaxHandshakes caps, on each listener, the connections whose transport
@@ -249,8 +256,8 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // new connections are closed at once, and a QUIC listener asks new peers
 // to prove their address (a Retry) once a quarter of it is reached.
 // Default 1,024.
-func WithMaxHandshakes(n int) Option {
-	return option{"WithMaxHandshakes", serverSide, func(c *config) { c.maxHandshakes = n }}
+func WithMaxHandshakes(n int) ServerOption {
+	return serverOption{"WithMaxHandshakes", func(c *config) { c.maxHandshakes = n }}
 }
 
 // WithMaxHandlerTimeout caps the time a request handler is given, whatever
@@ -259,7 +266,7 @@ func WithMaxHandshakes(n int) Option {
 // session, alive for longer by asking for a long deadline. Default the
 // request timeout ([WithRequestTimeout], 10 s).
 func WithMaxHandlerTimeout(d time.Duration) Option {
-	return option{"WithMaxHandlerTimeout", bothSides, func(c *config) { c.maxHandlerTimeout = d }}
+	return option{"WithMaxHandlerTimeout", func(c *config) { c.maxHandlerTimeout = d }}
 }
 
 // WithSendQueueBytes bounds the bytes queued for one connection. A
@@ -269,7 +276,7 @@ func WithMaxHandlerTimeout(d time.Duration) Option {
 // accepts fits an empty queue. Default 4 MiB, or twice the largest packet
 // when that is more.
 func WithSendQueueBytes(n int) Option {
-	return option{"WithSendQueueBytes", bothSides, func(c *config) { c.sendQueueBytes = n }}
+	return option{"WithSendQueueBytes", func(c *config) { c.sendQueueBytes = n }}
 }
 
 // WithWriteTimeout bounds each write of a batch of packets; a connection
@@ -278,26 +285,26 @@ func WithSendQueueBytes(n int) Option {
 // eighth of d closer, so a write may be cut off after as little as 7/8 of
 // d. Default 5 s.
 func WithWriteTimeout(d time.Duration) Option {
-	return option{"WithWriteTimeout", bothSides, func(c *config) { c.writeTimeout = d }}
+	return option{"WithWriteTimeout", func(c *config) { c.writeTimeout = d }}
 }
 
 // WithRequestTimeout sets how long a request waits for its response when its
 // context has no deadline. Default 10 s.
 func WithRequestTimeout(d time.Duration) Option {
-	return option{"WithRequestTimeout", bothSides, func(c *config) { c.requestTimeout = d }}
+	return option{"WithRequestTimeout", func(c *config) { c.requestTimeout = d }}
 }
 
 // WithCompression compresses outgoing payloads at or above the threshold
 // with the given algorithm, toward peers that said they accept it. Incoming
 // compressed payloads are always accepted (within Limits.MaxDecompressed).
 func WithCompression(comp compress.Compressor) Option {
-	return option{"WithCompression", bothSides, func(c *config) { c.compressor = comp }}
+	return option{"WithCompression", func(c *config) { c.compressor = comp }}
 }
 
 // WithMaxInFlight bounds the request handlers running at once for one
 // connection; the connection's reads wait while it is reached. Default 16.
 func WithMaxInFlight(n int) Option {
-	return option{"WithMaxInFlight", bothSides, func(c *config) { c.maxInFlight = n }}
+	return option{"WithMaxInFlight", func(c *config) { c.maxInFlight = n }}
 }
 
 // WithEventHandler sets a function that receives every [Event], in order
@@ -310,13 +317,13 @@ func WithMaxInFlight(n int) Option {
 // A session's [ConnectionClosed] event comes after its request handlers have
 // returned and it has left the session map and its groups.
 func WithEventHandler(f func(Event)) Option {
-	return option{"WithEventHandler", bothSides, func(c *config) { c.onEvent = f }}
+	return option{"WithEventHandler", func(c *config) { c.onEvent = f }}
 }
 
 // WithMaxGroupsPerSession bounds how many groups one session may belong to;
 // [Server.Join] beyond it fails with CodeResourceExhausted. Default 128.
-func WithMaxGroupsPerSession(n int) Option {
-	return option{"WithMaxGroupsPerSession", serverSide, func(c *config) { c.maxGroups = n }}
+func WithMaxGroupsPerSession(n int) ServerOption {
+	return serverOption{"WithMaxGroupsPerSession", func(c *config) { c.maxGroups = n }}
 }
 
 // WithMaxConnections bounds the connections a server holds at once, and
@@ -324,44 +331,44 @@ func WithMaxGroupsPerSession(n int) Option {
 // either is refused at accept: it gets a go-away carrying
 // CodeResourceExhausted and the reason, which a msgtrans-go client reports
 // as its close reason, and is closed. Defaults 10,000 and 100.
-func WithMaxConnections(n int) Option {
-	return option{"WithMaxConnections", serverSide, func(c *config) { c.maxConns = n }}
+func WithMaxConnections(n int) ServerOption {
+	return serverOption{"WithMaxConnections", func(c *config) { c.maxConns = n }}
 }
 
 // WithMaxConnectionsPerIP: see [WithMaxConnections].
-func WithMaxConnectionsPerIP(n int) Option {
-	return option{"WithMaxConnectionsPerIP", serverSide, func(c *config) { c.maxConnsPerIP = n }}
+func WithMaxConnectionsPerIP(n int) ServerOption {
+	return serverOption{"WithMaxConnectionsPerIP", func(c *config) { c.maxConnsPerIP = n }}
 }
 
 // WithAllowedOrigins restricts which web pages may open WebSocket
 // connections to the server: an upgrade whose Origin header is not listed
 // is refused with 403. Requests without an Origin header (clients other
 // than browsers) are accepted. Default: every origin (see docs/security.md).
-func WithAllowedOrigins(origins ...string) Option {
-	return option{"WithAllowedOrigins", serverSide, func(c *config) { c.allowedOrigins = origins }}
+func WithAllowedOrigins(origins ...string) ServerOption {
+	return serverOption{"WithAllowedOrigins", func(c *config) { c.allowedOrigins = origins }}
 }
 
 // WithLameDuck spreads [Server.Shutdown]'s go-aways evenly over window, so
 // that clients reconnect (to another server, or to this one restarted)
 // gradually rather than all at once. Shutdown's context still bounds the
 // whole. Default 0: every session is told at once.
-func WithLameDuck(window time.Duration) Option {
-	return option{"WithLameDuck", serverSide, func(c *config) { c.lameDuck = window }}
+func WithLameDuck(window time.Duration) ServerOption {
+	return serverOption{"WithLameDuck", func(c *config) { c.lameDuck = window }}
 }
 
 // WithConnectTimeout bounds each connection attempt of a client, including
 // its TLS and protocol handshakes. Default 10 s.
-func WithConnectTimeout(d time.Duration) Option {
-	return option{"WithConnectTimeout", clientSide, func(c *config) { c.connectTimeout = d }}
+func WithConnectTimeout(d time.Duration) ClientOption {
+	return clientOption{"WithConnectTimeout", func(c *config) { c.connectTimeout = d }}
 }
 
 // WithReconnect sets the client's reconnection schedule. Reconnection is on
 // by default with the zero [Backoff]'s defaults.
-func WithReconnect(b Backoff) Option {
-	return option{"WithReconnect", clientSide, func(c *config) { c.backoff = b; c.reconnect = true }}
+func WithReconnect(b Backoff) ClientOption {
+	return clientOption{"WithReconnect", func(c *config) { c.backoff = b; c.reconnect = true }}
 }
 
 // WithoutReconnect makes the client give up when its connection drops.
-func WithoutReconnect() Option {
-	return option{"WithoutReconnect", clientSide, func(c *config) { c.reconnect = false }}
+func WithoutReconnect() ClientOption {
+	return clientOption{"WithoutReconnect", func(c *config) { c.reconnect = false }}
 }

@@ -8,7 +8,7 @@ import (
 // TestDefaults: every limit has its documented default; none is 0
 // (unlimited).
 func TestDefaults(t *testing.T) {
-	c, err := newConfig(serverSide, nil)
+	c, err := newServerConfig(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,8 +40,8 @@ var ErrRateLimited = errors.New("msgtrans: rate limit exceeded repeatedly")
 // counted, see [Session.Dropped]); a session refused more than burst
 // packets within a second is closed with [ErrRateLimited]. Default
 // 50,000/s, burst 50,000.
-func WithRateLimit(perSecond float64, burst int) Option {
-	return option{"WithRateLimit", serverSide, func(c *config) { c.rateLimit, c.rateBurst = perSecond, burst }}
+func WithRateLimit(perSecond float64, burst int) ServerOption {
+	return serverOption{"WithRateLimit", func(c *config) { c.rateLimit, c.rateBurst = perSecond, burst }}
 }
 
 // WithDecompressionRate bounds the bytes the compressed payloads a session
@@ -53,7 +53,7 @@ func WithRateLimit(perSecond float64, burst int) Option {
 // request, a one-way packet with no handler) are never inflated. Default
 // 10 MiB a second.
 func WithDecompressionRate(bytesPerSecond int) Option {
-	return option{"WithDecompressionRate", bothSides, func(c *config) { c.inflateRate = bytesPerSecond }}
+	return option{"WithDecompressionRate", func(c *config) { c.inflateRate = bytesPerSecond }}
 }
 
 // Dropped returns how many one-way packets from the peer were dropped for

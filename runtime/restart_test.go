@@ -50,7 +50,7 @@ func TestAbuseServerRestart(t *testing.T) {
 	type restartCase struct {
 		tc      transportCase
 		clients int
-		opts    []runtime.Option
+		opts    []runtime.ClientOption
 	}
 	var cases []restartCase
 	for _, tc := range abuseCases() {
@@ -63,7 +63,7 @@ func TestAbuseServerRestart(t *testing.T) {
 			// reset. Its heartbeat interval bounds that wait (15 s by
 			// default; 1 s here). QUIC connections are costly to set up,
 			// hence fewer of them.
-			cases = append(cases, restartCase{tc, n / 5, []runtime.Option{runtime.WithHeartbeat(time.Second, 10*time.Second)}})
+			cases = append(cases, restartCase{tc, n / 5, []runtime.ClientOption{runtime.WithHeartbeat(time.Second, 10*time.Second)}})
 		}
 	}
 	for _, c := range cases {
@@ -75,7 +75,7 @@ func TestAbuseServerRestart(t *testing.T) {
 	}
 }
 
-func restartUnderClients(t *testing.T, tc transportCase, n int, outage time.Duration, opts ...runtime.Option) {
+func restartUnderClients(t *testing.T, tc transportCase, n int, outage time.Duration, opts ...runtime.ClientOption) {
 	settled(t)
 	addr := strings.Replace(tc.listen(t), ":0", ":"+freePort(t, tc.name), 1)
 	certs := testcert.New()
@@ -84,7 +84,7 @@ func restartUnderClients(t *testing.T, tc transportCase, n int, outage time.Dura
 	back := make(chan int, n) // the index of each client reconnected
 	clients := make([]*runtime.Client, n)
 	for i := range clients {
-		c, err := runtime.NewClient(addr, append([]runtime.Option{
+		c, err := runtime.NewClient(addr, append([]runtime.ClientOption{
 			runtime.WithTLS(certs.Client),
 			runtime.WithLogger(slog.New(slog.DiscardHandler)),
 			runtime.WithEventHandler(func(e runtime.Event) {

@@ -57,8 +57,8 @@ const sessionIDBits = 48
 
 // NewServer returns a server configured by opts, which are checked here:
 // any invalid or client-only option makes it fail.
-func NewServer(opts ...Option) (*Server, error) {
-	cfg, err := newConfig(serverSide, opts)
+func NewServer(opts ...ServerOption) (*Server, error) {
+	cfg, err := newServerConfig(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -417,25 +417,23 @@ func TestBackoffDelay(t *testing.T) {
 func TestOptionValidation(t *testing.T) {
 	tests := []struct {
 		name   string
-		server bool
-		opt    runtime.Option
+		server runtime.ServerOption // or
+		client runtime.ClientOption
 		want   string
 	}{
-		{"client option on server", true, runtime.WithConnectTimeout(time.Second), "does not apply to a server"},
-		{"server option on client", false, runtime.WithHandshakeTimeout(time.Second), "does not apply to a client"},
-		{"negative queue", true, runtime.WithSendQueueBytes(-1), "must not be negative"},
-		{"negative write timeout", false, runtime.WithWriteTimeout(-time.Second), "must not be negative"},
-		{"ext header over the wire maximum", true, runtime.WithLimits(wire.Limits{MaxExtHeader: 70000}), "exceeds the wire maximum"},
-		{"bad compression", true, runtime.WithCompression(compress.Compressor{Algorithm: 7}), "unknown compression"},
-		{"shrinking backoff", false, runtime.WithReconnect(runtime.Backoff{Multiplier: 0.5}), "below 1"},
+		{"negative queue", runtime.WithSendQueueBytes(-1), nil, "must not be negative"},
+		{"negative write timeout", nil, runtime.WithWriteTimeout(-time.Second), "must not be negative"},
+		{"ext header over the wire maximum", runtime.WithLimits(wire.Limits{MaxExtHeader: 70000}), nil, "exceeds the wire maximum"},
+		{"bad compression", runtime.WithCompression(compress.Compressor{Algorithm: 7}), nil, "unknown compression"},
+		{"shrinking backoff", nil, runtime.WithReconnect(runtime.Backoff{Multiplier: 0.5}), "below 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var err error
-			if tt.server {
-				_, err = runtime.NewServer(tt.opt)
+			if tt.server != nil {
+				_, err = runtime.NewServer(tt.server)
 			} else {
-				_, err = runtime.Dial(context.Background(), "mem://nowhere", tt.opt)
+				_, err = runtime.Dial(context.Background(), "mem://nowhere", tt.client)
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want an error containing %q", err, tt.want)
@@ -774,7 +772,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 func TestConnectionCaps(t *testing.T) {
 	tests := []struct {
 		name string
-		opt  runtime.Option
+		opt  runtime.ServerOption
 		want string
 	}{
 		{"global", runtime.WithMaxConnections(2), "maximum of 2 connections"},
@@ -789,7 +787,7 @@ func TestConnectionCaps(t *testing.T) {
 	}
 }
 
-func testConnectionCap(t *testing.T, tc transportCase, opt runtime.Option, want string) {
+func testConnectionCap(t *testing.T, tc transportCase, opt runtime.ServerOption, want string) {
 	f := newFixture(t, tc, opt)
 	f.srv.Handle(bizEcho, echo)
 	first := f.dial()

@@ -93,16 +93,16 @@ type fixture struct {
 	closedSignal chan struct{}
 }
 
-func newFixture(t *testing.T, tc transportCase, opts ...runtime.Option) *fixture {
+func newFixture(t *testing.T, tc transportCase, opts ...runtime.ServerOption) *fixture {
 	t.Helper()
 	f := &fixture{t: t, tc: tc, certs: testcert.New(), events: make(chan runtime.Event, 4096)}
 	f.start(tc.listen(t), opts...)
 	return f
 }
 
-func (f *fixture) start(addr string, opts ...runtime.Option) {
+func (f *fixture) start(addr string, opts ...runtime.ServerOption) {
 	f.t.Helper()
-	base := []runtime.Option{
+	base := []runtime.ServerOption{
 		runtime.WithTLS(f.certs.Server),
 		runtime.WithEventHandler(func(e runtime.Event) {
 			if e.Kind != runtime.MessageReceived {
@@ -122,9 +122,9 @@ func (f *fixture) start(addr string, opts ...runtime.Option) {
 	f.t.Cleanup(func() { _ = srv.Close() })
 }
 
-func (f *fixture) dial(opts ...runtime.Option) *runtime.Client {
+func (f *fixture) dial(opts ...runtime.ClientOption) *runtime.Client {
 	f.t.Helper()
-	c, err := runtime.Dial(context.Background(), f.addr, append([]runtime.Option{runtime.WithTLS(f.certs.Client)}, opts...)...)
+	c, err := runtime.Dial(context.Background(), f.addr, append([]runtime.ClientOption{runtime.WithTLS(f.certs.Client)}, opts...)...)
 	if err != nil {
 		f.t.Fatalf("Dial(%s): %v", f.addr, err)
 	}

@@ -22,7 +22,7 @@ func (discardConn) LocalAddr() net.Addr              { return nil }
 func (discardConn) RemoteAddr() net.Addr             { return nil }
 
 func testSession(t testing.TB) *Session {
-	cfg, err := newConfig(serverSide, nil)
+	cfg, err := newServerConfig(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,8 +146,8 @@ type mtServer struct {
 
 // startMsgtrans starts a msgtrans server on the transport with the default
 // options (plus a certificate and the tool's logger) and any extra ones.
-func (e *env) startMsgtrans(transport string, extra ...runtime.Option) (*mtServer, error) {
-	opts := append([]runtime.Option{
+func (e *env) startMsgtrans(transport string, extra ...runtime.ServerOption) (*mtServer, error) {
+	opts := append([]runtime.ServerOption{
 		runtime.WithTLS(e.certs.Server), runtime.WithLogger(e.log),
 		// Every benchmark client comes from 127.0.0.1, up to the 19,000 the
 		// file limit allows: raise the connection caps above that.

@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) err
 		seen:        make(map[string]msgID),
 		nick:        cfg.Nick,
 	}
-	opts := []runtime.Option{
+	opts := []runtime.ClientOption{
 		runtime.WithLogger(cfg.Logger),
 		runtime.WithEventHandler(c.onEvent),
 		runtime.WithReconnect(cfg.Reconnect),

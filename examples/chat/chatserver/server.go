@@ -162,7 +162,7 @@ func New(cfg Config) (*Server, error) {
 		stopped: make(chan struct{}),
 	}
 	s.historyBudget.max = cfg.MaxHistoryBytes
-	opts := []runtime.Option{runtime.WithLogger(cfg.Logger), runtime.WithEventHandler(s.onEvent)}
+	opts := []runtime.ServerOption{runtime.WithLogger(cfg.Logger), runtime.WithEventHandler(s.onEvent)}
 	if cfg.TLS != nil {
 		opts = append(opts, runtime.WithTLS(cfg.TLS))
 	}

@@ -83,9 +83,9 @@ func (m *member) Ping(_ context.Context, req *chatv1.PingRequest) (*chatv1.PingR
 	return &chatv1.PingResponse{Seq: req.Seq}, nil
 }
 
-func dial(t *testing.T, srv *chatserver.Server, h chatv1.ChatEventsServiceHandler, opts ...runtime.Option) *runtime.Client {
+func dial(t *testing.T, srv *chatserver.Server, h chatv1.ChatEventsServiceHandler, opts ...runtime.ClientOption) *runtime.Client {
 	t.Helper()
-	c, err := runtime.Dial(context.Background(), srv.Addrs()[0], append([]runtime.Option{runtime.WithLogger(quiet()), runtime.WithoutReconnect()}, opts...)...)
+	c, err := runtime.Dial(context.Background(), srv.Addrs()[0], append([]runtime.ClientOption{runtime.WithLogger(quiet()), runtime.WithoutReconnect()}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
