@@ -75,7 +75,7 @@ func TestNothingBeforeAuthentication(t *testing.T) {
 
 	authed := f.dial(runtime.WithCredentials([]byte("good")))
 	f.waitEvent(runtime.ConnectionEstablished)
-	if n, err := f.srv.Broadcast(wire.NewText(bizNote, "to the authenticated")); err != nil || n != 1 {
+	if n, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, "to the authenticated")); err != nil || n != 1 {
 		t.Errorf("Broadcast reached %d sessions (%v), want only the authenticated one", n, err)
 	}
 	for _, p := range []rawPeer{early, silent} {

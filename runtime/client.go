@@ -98,9 +98,9 @@ func (c *Client) Connect(ctx context.Context) error {
 // requested by the server; a nil h removes it.
 func (c *Client) Handle(bizType uint8, h Handler) { c.mux.handleBiz(bizType, c.cfg.wrap(h)) }
 
-// HandleRoute registers h for typed packets with the route id. Generated
-// register functions call it.
-func (c *Client) HandleRoute(route uint32, h Handler) { c.mux.HandleRoute(route, c.cfg.wrap(h)) }
+// HandleMethod registers h for the typed method, replacing any earlier
+// handler; a nil h removes it. Generated register functions call it.
+func (c *Client) HandleMethod(m *Method, h Handler) { c.mux.handleMethod(m, c.cfg.wrap(h)) }
 
 // Addr returns the address the client dials.
 func (c *Client) Addr() string { return c.addr }

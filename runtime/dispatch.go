@@ -9,12 +9,20 @@ import (
 	"github.com/msgtrans/msgtrans-go/wire"
 )
 
+// inbound is a packet read from the connection together with the context
+// its handler gets, allocated as one.
+type inbound struct {
+	p   wire.Packet
+	ctx callContext
+}
+
 // receive dispatches one packet. An error closes the connection.
 //
 // What a packet may cost is checked before it is spent: the rate limit
 // before anything else, and the decompression budget before inflating;
 // payloads nobody will read are never inflated.
-func (s *Session) receive(p *wire.Packet) error {
+func (s *Session) receive(in *inbound) error {
+	p := &in.p
 	if s.lingering.Load() {
 		return nil // closing: only waiting for the peer to close too
 	}
@@ -57,8 +65,9 @@ func (s *Session) receive(p *wire.Packet) error {
 		return s.control(p, ext.Control)
 	}
 	var h Handler
+	var m *Method
 	if p.Type != wire.Response {
-		h = s.handlerFor(p, ext)
+		h, m = s.handlerFor(p, ext)
 	}
 	if p.Compression != wire.CompressionNone && s.reads(p, h) {
 		if err := s.inflate(p); err != nil {
@@ -89,11 +98,11 @@ func (s *Session) receive(p *wire.Packet) error {
 			defer s.wg.Done()
 			defer s.handlers.Done()
 			defer func() { <-s.inflight }()
-			s.serve(p, ext, h)
+			s.serve(in, ext, h, m)
 		}()
 		return nil
 	default:
-		s.serve(p, ext, h)
+		s.serve(in, ext, h, m)
 		return nil
 	}
 }
@@ -126,9 +135,10 @@ func (s *Session) reads(p *wire.Packet, h Handler) bool {
 	return p.Type == wire.OneWay && s.cfg.onEvent != nil
 }
 
-// serve runs the handler for a Request or OneWay packet and sends a
-// Request's response.
-func (s *Session) serve(p *wire.Packet, ext wire.Ext, h Handler) {
+// serve runs the handler for a Request or OneWay packet, with the call's
+// [CallInfo] in its context, and sends a Request's response.
+func (s *Session) serve(in *inbound, ext wire.Ext, h Handler, m *Method) {
+	p := &in.p
 	if h == nil {
 		switch {
 		case ext.HasRoute:
@@ -152,15 +162,18 @@ func (s *Session) serve(p *wire.Packet, ext wire.Ext, h Handler) {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	resp, err := s.call(ctx, h, p)
+	in.ctx = callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
+	resp, err := s.call(&in.ctx, h, p)
 	s.answer(p, resp, err)
 }
 
-func (s *Session) handlerFor(p *wire.Packet, ext wire.Ext) Handler {
+// handlerFor returns the handler of a typed packet's route (with its
+// method) or of a raw packet's biz_type.
+func (s *Session) handlerFor(p *wire.Packet, ext wire.Ext) (Handler, *Method) {
 	if ext.HasRoute {
 		return s.mux.routeHandler(ext.Route)
 	}
-	return s.mux.bizHandler(p.BizType)
+	return s.mux.bizHandler(p.BizType), nil
 }
 
 // call runs h, turning a panic into CodeInternal so the session survives.

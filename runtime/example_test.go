@@ -25,7 +25,7 @@ func Example() {
 		if err := srv.Join("lobby", s); err != nil {
 			return nil, err
 		}
-		if _, err := srv.SendGroup("lobby", wire.NewText(bizNews, "welcome to the lobby")); err != nil {
+		if _, err := srv.Push(context.Background(), runtime.ToGroup("lobby"), wire.NewText(bizNews, "welcome to the lobby")); err != nil {
 			return nil, err
 		}
 		return p.Reply([]byte("echo: " + p.Text())), nil

@@ -3,8 +3,6 @@ package runtime
 import (
 	"fmt"
 	"sync"
-
-	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // groups holds a server's named groups (rooms). A group exists while it has
@@ -65,36 +63,6 @@ func (s *Server) GroupNames() []string {
 		out = append(out, name)
 	}
 	return out
-}
-
-// SendGroup sends p as a OneWay packet to every member of the named group,
-// encoded once. It returns the number of members it was queued to.
-func (s *Server) SendGroup(group string, p *wire.Packet) (int, error) {
-	return s.sendGroup(group, p, nil)
-}
-
-// SendGroupExcept is [Server.SendGroup] skipping one session (typically the
-// sender of a chat message).
-func (s *Server) SendGroupExcept(group string, p *wire.Packet, except *Session) (int, error) {
-	return s.sendGroup(group, p, except)
-}
-
-func (s *Server) sendGroup(group string, p *wire.Packet, except *Session) (int, error) {
-	members := s.Members(group)
-	if len(members) == 0 {
-		return 0, nil
-	}
-	f, err := s.newFanout(p)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, m := range members {
-		if m != except && f.send(m) == nil {
-			n++
-		}
-	}
-	return n, nil
 }
 
 func (gs *groups) join(name string, sess *Session) error {

@@ -42,7 +42,13 @@ func (f HandlerFunc) ServePacket(ctx context.Context, s *Session, p *wire.Packet
 type mux struct {
 	mu     sync.Mutex // serialises registrations
 	biz    [256]atomic.Pointer[Handler]
-	routes atomic.Pointer[map[uint32]Handler]
+	routes atomic.Pointer[map[uint32]route]
+}
+
+// route is a typed method's handler.
+type route struct {
+	h Handler
+	m *Method
 }
 
 func (m *mux) handleBiz(bizType uint8, h Handler) {
@@ -60,25 +66,29 @@ func (m *mux) bizHandler(bizType uint8) Handler {
 	return nil
 }
 
-// HandleRoute registers h for typed packets carrying the route id. Generated
-// code calls it; applications use the generated register functions.
-func (m *mux) HandleRoute(route uint32, h Handler) {
+// handleMethod registers h for the method's route; a nil h removes it.
+func (m *mux) handleMethod(method *Method, h Handler) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.routes.Load()
-	next := make(map[uint32]Handler, 1)
+	next := make(map[uint32]route, 1)
 	if old != nil {
 		for k, v := range *old {
 			next[k] = v
 		}
 	}
-	next[route] = h
+	if h == nil {
+		delete(next, method.route)
+	} else {
+		next[method.route] = route{h, method}
+	}
 	m.routes.Store(&next)
 }
 
-func (m *mux) routeHandler(route uint32) Handler {
+func (m *mux) routeHandler(id uint32) (Handler, *Method) {
 	if r := m.routes.Load(); r != nil {
-		return (*r)[route]
+		rt := (*r)[id]
+		return rt.h, rt.m
 	}
-	return nil
+	return nil, nil
 }

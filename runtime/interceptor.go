@@ -24,6 +24,29 @@ func WithInterceptors(interceptors ...Interceptor) Option {
 	}}
 }
 
+// Invoker sends an outbound call: p is the typed Request or OneWay packet,
+// built already; for a Request it returns the response. [CallInfoFromContext]
+// describes the call.
+type Invoker func(ctx context.Context, p *wire.Packet) (*wire.Packet, error)
+
+// CallInterceptor wraps the calls this side makes through generated
+// clients and pushers' session calls: typed requests and one-way sends. It
+// returns an invoker that runs around next; it may read the call from
+// [CallInfoFromContext], add fields to p's ext header, answer without
+// calling next, or change the error. Call interceptors are how metrics and
+// tracing see outbound calls.
+type CallInterceptor func(next Invoker) Invoker
+
+// WithCallInterceptors adds interceptors around every typed call and
+// one-way send made through a client, or through a server's sessions; the
+// first given is the outermost. With none, typed calls take a path that
+// encodes each message straight into its packet.
+func WithCallInterceptors(interceptors ...CallInterceptor) Option {
+	return option{"WithCallInterceptors", func(c *config) {
+		c.callInterceptors = append(c.callInterceptors, interceptors...)
+	}}
+}
+
 // wrap applies the configured interceptors to h.
 func (c *config) wrap(h Handler) Handler {
 	if h == nil {
@@ -35,17 +58,17 @@ func (c *config) wrap(h Handler) Handler {
 	return h
 }
 
-// describe names what a packet calls, for logs: its route or biz_type.
-func describe(p *wire.Packet) slog.Attr {
-	if r := routeOf(p); r != "" {
-		return slog.String("route", r)
+// describe names what a call calls, for logs: its method or biz_type.
+func describe(ctx context.Context, p *wire.Packet) slog.Attr {
+	if ci, ok := CallInfoFromContext(ctx); ok && ci.Method != nil {
+		return slog.String("method", ci.Method.FullName())
 	}
 	return slog.Int("biz_type", int(p.BizType))
 }
 
 // Logging returns an interceptor that logs every handled packet at Debug
 // level, and every one whose handler failed at Warn, with the session, the
-// route or biz_type, the duration and the status code.
+// method or biz_type, the duration and the status code.
 func Logging(logger *slog.Logger) Interceptor {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
@@ -55,7 +78,7 @@ func Logging(logger *slog.Logger) Interceptor {
 			if err != nil {
 				level = slog.LevelWarn
 			}
-			logger.LogAttrs(ctx, level, "msgtrans: handled", slog.Uint64("session", s.ID()), describe(p),
+			logger.LogAttrs(ctx, level, "msgtrans: handled", slog.Uint64("session", s.ID()), describe(ctx, p),
 				slog.String("type", p.Type.String()), slog.Duration("took", time.Since(start)),
 				slog.String("code", CodeOf(err).String()))
 			return resp, err

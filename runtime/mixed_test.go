@@ -64,7 +64,7 @@ func TestOneServerEveryTransport(t *testing.T) {
 		}
 		<-joined
 	}
-	if n, err := srv.SendGroup("room", wire.NewText(bizNote, "hello, everyone")); err != nil || n != len(addrs) {
+	if n, err := srv.Push(context.Background(), runtime.ToGroup("room"), wire.NewText(bizNote, "hello, everyone")); err != nil || n != len(addrs) {
 		t.Fatalf("SendGroup = %d, %v; want %d", n, err, len(addrs))
 	}
 	for i, ch := range inbox {

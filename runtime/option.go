@@ -79,6 +79,7 @@ type config struct {
 	authenticator     Authenticator
 	rateLimit         float64
 	interceptors      []Interceptor
+	callInterceptors  []CallInterceptor
 	allowedOrigins    []string
 	lameDuck          time.Duration
 	rateBurst         int

@@ -28,7 +28,7 @@ func wantTooLarge(t *testing.T, what string, err error) {
 func TestPayloadLimitEdges(t *testing.T) {
 	const max = wire.DefaultMaxPayload
 	fill := func(n int) []byte { return bytes.Repeat([]byte{'m'}, n) }
-	bigRoute := uint32(0x0b16b16b)
+	bigMethod := runtime.NewMethod("test.v1.Big.Echo", 0x0b16b16b, runtime.MethodUnary)
 	for _, tc := range transportCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc)
@@ -39,7 +39,7 @@ func TestPayloadLimitEdges(t *testing.T) {
 			f.srv.Handle(bizBlock, runtime.HandlerFunc(func(context.Context, *runtime.Session, *wire.Packet) (*wire.Packet, error) {
 				return &wire.Packet{Payload: fill(max + 1)}, nil
 			}))
-			f.srv.HandleRoute(bigRoute, runtime.NewUnaryHandler(func(_ context.Context, _ *runtime.Session, req *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+			f.srv.HandleMethod(bigMethod, runtime.NewUnaryHandler(func(_ context.Context, _ *runtime.Session, req *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
 				return req, nil
 			}))
 			c := f.dial()
@@ -77,11 +77,11 @@ func TestPayloadLimitEdges(t *testing.T) {
 			wantTooLarge(t, "client Send over the limit", c.Send(wire.NewOneWay(bizNote, fill(max+1))))
 			wantTooLarge(t, "client Send, ext over the limit", c.Send(&wire.Packet{BizType: bizNote, Ext: fill(wire.DefaultMaxExtHeader + 1)}))
 			wantTooLarge(t, "server Send over the limit", f.srv.Send(sess.ID(), wire.NewOneWay(bizNote, fill(max+1))))
-			_, err = f.srv.Broadcast(wire.NewOneWay(bizNote, fill(max+1)))
+			_, err = f.srv.Push(context.Background(), runtime.ToAll(), wire.NewOneWay(bizNote, fill(max+1)))
 			wantTooLarge(t, "server Broadcast over the limit", err)
 			_, err = sess.Request(ctx, wire.NewRequest(bizEcho, fill(max+1)))
 			wantTooLarge(t, "server Request over the limit", err)
-			_, err = runtime.CallUnary[wrapperspb.BytesValue](ctx, c, bigRoute, wrapperspb.Bytes(fill(max)))
+			_, err = runtime.CallUnary[wrapperspb.BytesValue](ctx, c, bigMethod, wrapperspb.Bytes(fill(max)))
 			wantTooLarge(t, "typed call whose message encodes over the limit", err)
 
 			// A handler's response over the limit reaches the caller as an

@@ -77,9 +77,9 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 // go to the [MessageReceived] event.
 func (s *Server) Handle(bizType uint8, h Handler) { s.mux.handleBiz(bizType, s.cfg.wrap(h)) }
 
-// HandleRoute registers h for typed packets with the route id. Generated
-// register functions call it.
-func (s *Server) HandleRoute(route uint32, h Handler) { s.mux.HandleRoute(route, s.cfg.wrap(h)) }
+// HandleMethod registers h for the typed method, replacing any earlier
+// handler; a nil h removes it. Generated register functions call it.
+func (s *Server) HandleMethod(m *Method, h Handler) { s.mux.handleMethod(m, s.cfg.wrap(h)) }
 
 // Listen starts listening on each address ("tcp://0.0.0.0:7001",
 // "ws://0.0.0.0:7002/ws", "quic://0.0.0.0:7003", …) and accepting
@@ -294,23 +294,30 @@ func (s *Server) Sessions() []*Session {
 // SessionCount returns the number of open sessions.
 func (s *Server) SessionCount() int { return int(s.count.Load()) }
 
-// Send sends p as a OneWay packet to the session with the id.
+// Send sends p as a OneWay packet to the session with the id: [Server.Push]
+// to [ToSession](id).
 func (s *Server) Send(id uint64, p *wire.Packet) error {
-	sess, ok := s.sessions.Get(id)
-	if !ok {
-		return fmt.Errorf("%w: no session %d", ErrClosed, id)
-	}
-	return sess.Send(p)
+	_, err := s.Push(context.Background(), ToSession(id), p)
+	return err
 }
 
 // Request sends p as a Request to the session with the id and waits for the
-// response, as [Session.Request] does.
+// response, as [Session.Request] does; a session that is not there fails
+// with CodeNotFound.
 func (s *Server) Request(ctx context.Context, id uint64, p *wire.Packet) (*wire.Packet, error) {
-	sess, ok := s.sessions.Get(id)
-	if !ok {
-		return nil, Errorf(CodeNotFound, "no session %d", id)
+	sess, err := s.session(id)
+	if err != nil {
+		return nil, err
 	}
 	return sess.Request(ctx, p)
+}
+
+// session returns the open session with the id, or a CodeNotFound error.
+func (s *Server) session(id uint64) (*Session, error) {
+	if sess, ok := s.sessions.Get(id); ok && sess.ready.Load() {
+		return sess, nil
+	}
+	return nil, Errorf(CodeNotFound, "no session %d", id)
 }
 
 // CloseSession closes the session with the id. It reports whether there was
@@ -321,59 +328,6 @@ func (s *Server) CloseSession(id uint64) bool {
 		_ = sess.Close()
 	}
 	return ok
-}
-
-// Broadcast sends p as a OneWay packet to every open session. The packet is
-// encoded once and every session queues the same bytes. It returns the
-// number of sessions it was queued to.
-func (s *Server) Broadcast(p *wire.Packet) (int, error) {
-	f, err := s.newFanout(p)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	s.sessions.ForEach(func(_ uint64, sess *Session) bool {
-		if sess.ready.Load() && f.send(sess) == nil {
-			n++
-		}
-		return true
-	})
-	return n, nil
-}
-
-// fanout is one packet encoded once for many sessions: plain, and
-// compressed for the sessions that accept it when compression is on.
-type fanout struct {
-	plain      []byte
-	compressed []byte
-	bit        uint32
-}
-
-func (s *Server) newFanout(p *wire.Packet) (*fanout, error) {
-	if err := checkSend(s.cfg.limits, len(p.Ext), len(p.Payload)); err != nil {
-		return nil, err
-	}
-	q := *p
-	q.Type, q.MessageID = wire.OneWay, s.nextID()
-	plain, err := wire.AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
-	if err != nil {
-		return nil, err
-	}
-	f := &fanout{plain: plain}
-	if c := s.cfg.compressor; c.Algorithm != wire.CompressionNone {
-		if cq := c.Compress(&q); cq != &q {
-			f.compressed, _ = wire.AppendPacket(make([]byte, 0, cq.EncodedLen()), cq)
-			f.bit = 1 << c.Algorithm
-		}
-	}
-	return f, nil
-}
-
-func (f *fanout) send(sess *Session) error {
-	if f.compressed != nil && sess.peerComp.Load()&f.bit != 0 {
-		return sess.enqueue(f.compressed)
-	}
-	return sess.enqueue(f.plain)
 }
 
 func (s *Server) nextID() uint32 {

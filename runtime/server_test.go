@@ -130,7 +130,7 @@ func TestCompression(t *testing.T) {
 			}
 
 			before := countBytes.Load()
-			if _, err := f.srv.Broadcast(wire.NewText(bizNote, text)); err != nil {
+			if _, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, text)); err != nil {
 				t.Fatal(err)
 			}
 			p := recv(t, got)
@@ -161,7 +161,7 @@ func TestCompressionNotSentToPeersWithoutSupport(t *testing.T) {
 	defer conn.Close()
 	f.waitSessions(1)
 	text := strings.Repeat("a", 4096)
-	if _, err := f.srv.Broadcast(wire.NewText(bizNote, text)); err != nil {
+	if _, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, text)); err != nil {
 		t.Fatal(err)
 	}
 	p, err := conn.ReadPacket()
@@ -191,7 +191,7 @@ func TestSlowConsumer(t *testing.T) {
 	// Bursts of 10 stay within the healthy client's 64 KiB queue.
 	for round := 0; round < 5000 && !closed; round++ {
 		for range 10 {
-			if _, err := f.srv.Broadcast(wire.NewOneWay(bizNote, payload)); err != nil {
+			if _, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewOneWay(bizNote, payload)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -290,7 +290,7 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 	chunk := wire.NewOneWay(bizEcho, make([]byte, 16<<10))
 	rounds := 0
 	for ; rounds < 5000; rounds++ {
-		if _, err := f.srv.Broadcast(wire.NewText(bizNote, fmt.Sprint(rounds))); err != nil {
+		if _, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, fmt.Sprint(rounds))); err != nil {
 			t.Fatal(err)
 		}
 		if err := bigSess.Send(chunk); err != nil {
@@ -306,7 +306,7 @@ func TestSlowConsumerAmongMany(t *testing.T) {
 	if e.Session != slowSess || !errors.Is(e.Err, runtime.ErrSlowConsumer) {
 		t.Fatalf("after %d rounds: closed session %d with %v, want the one that never reads with ErrSlowConsumer", rounds, e.Session.ID(), e.Err)
 	}
-	if _, err := f.srv.Broadcast(wire.NewText(bizNote, "end")); err != nil {
+	if _, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, "end")); err != nil {
 		t.Fatal(err)
 	}
 	for range n {
@@ -496,22 +496,22 @@ func TestGroups(t *testing.T) {
 		}
 		ss[i] = <-sessions
 	}
-	if n, err := f.srv.SendGroup("a", wire.NewText(bizNote, "to a")); n != 2 || err != nil {
+	if n, err := f.srv.Push(context.Background(), runtime.ToGroup("a"), wire.NewText(bizNote, "to a")); n != 2 || err != nil {
 		t.Fatalf("SendGroup = %d, %v; want 2", n, err)
 	}
-	if n, _ := f.srv.SendGroupExcept("a", wire.NewText(bizNote, "a but not 0"), ss[0]); n != 1 {
+	if n, _ := f.srv.Push(context.Background(), runtime.ToGroupExcept("a", ss[0].ID()), wire.NewText(bizNote, "a but not 0")); n != 1 {
 		t.Fatalf("SendGroupExcept = %d, want 1", n)
 	}
 	if !f.srv.Leave("a", ss[1]) || f.srv.Leave("a", ss[1]) {
 		t.Error("Leave should report membership exactly once")
 	}
-	if n, _ := f.srv.SendGroup("a", wire.NewText(bizNote, "after leave")); n != 1 {
+	if n, _ := f.srv.Push(context.Background(), runtime.ToGroup("a"), wire.NewText(bizNote, "after leave")); n != 1 {
 		t.Errorf("SendGroup after a leave = %d, want 1", n)
 	}
 	if names := f.srv.GroupNames(); len(names) != 2 {
 		t.Errorf("GroupNames = %v, want a and b", names)
 	}
-	if _, err := f.srv.Broadcast(wire.NewText(bizNote, "end")); err != nil {
+	if _, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, "end")); err != nil {
 		t.Fatal(err)
 	}
 	want := [3]string{"[to a after leave]", "[to a a but not 0]", "[]"}
@@ -599,7 +599,7 @@ func TestBroadcastEncodesOnce(t *testing.T) {
 	}
 	f.waitSessions(n)
 	countBuffers.Clear()
-	if _, err := f.srv.Broadcast(wire.NewText(bizNote, "once")); err != nil {
+	if _, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, "once")); err != nil {
 		t.Fatal(err)
 	}
 	for range n {

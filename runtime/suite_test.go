@@ -302,7 +302,7 @@ func testBroadcast100(t *testing.T, tc transportCase) {
 		f.dial().Handle(bizNote, collect(got))
 	}
 	f.waitSessions(n)
-	if sent, err := f.srv.Broadcast(wire.NewText(bizNote, "to everyone")); err != nil || sent != n {
+	if sent, err := f.srv.Push(context.Background(), runtime.ToAll(), wire.NewText(bizNote, "to everyone")); err != nil || sent != n {
 		t.Fatalf("Broadcast = %d, %v; want %d, nil", sent, err, n)
 	}
 	for range n {

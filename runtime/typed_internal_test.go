@@ -53,7 +53,7 @@ func TestTypedSendAllocations(t *testing.T) {
 func TestTypedReceiveAllocations(t *testing.T) {
 	s := testSession(t)
 	var got atomic.Int64
-	s.mux.HandleRoute(7, NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error {
+	s.mux.handleMethod(NewMethod("test.v1.T.M", 7, MethodOneWay), NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error {
 		got.Add(int64(len(m.Value)))
 		return nil
 	}))
@@ -66,8 +66,7 @@ func TestTypedReceiveAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	allocs := testing.AllocsPerRun(1000, func() {
-		q := p
-		if err := s.receive(&q); err != nil {
+		if err := s.receive(&inbound{p: p}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -92,13 +91,12 @@ func BenchmarkTypedSend(b *testing.B) {
 
 func BenchmarkTypedReceive(b *testing.B) {
 	s := testSession(b)
-	s.mux.HandleRoute(7, NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error { return nil }))
+	s.mux.handleMethod(NewMethod("test.v1.T.M", 7, MethodOneWay), NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error { return nil }))
 	enc, _ := s.encodeTyped(wire.OneWay, 1, 7, 0, wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks...."))
 	p, _, _ := wire.ParsePacket(enc, wire.Limits{})
 	b.ReportAllocs()
 	for b.Loop() {
-		q := p
-		if err := s.receive(&q); err != nil {
+		if err := s.receive(&inbound{p: p}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -41,8 +41,8 @@ type methodModel struct {
 	route      uint32
 	oneWay     bool
 	deprecated bool
-	// Identifiers of the method's constants.
-	fullNameConst, routeConst string
+	// Identifiers of the method's constants and its runtime.Method.
+	fullNameConst, routeConst, methodVar string
 }
 
 // names computes every identifier generated for one service, once.
@@ -55,7 +55,7 @@ type names struct {
 	Register     string // RegisterChatHandler
 	Pusher       string // ChatPusher (server-to-client services)
 	NewPusher    string // NewChatPusher
-	ServiceConst string // ChatServiceName
+	ServiceConst string // ChatName
 }
 
 func newNames(svc *protogen.Service) names {
@@ -69,7 +69,7 @@ func newNames(svc *protogen.Service) names {
 		Register:     "Register" + b + "Handler",
 		Pusher:       b + "Pusher",
 		NewPusher:    "New" + b + "Pusher",
-		ServiceConst: b + "ServiceName",
+		ServiceConst: b + "Name",
 	}
 }
 
@@ -134,6 +134,7 @@ func parseMethod(f *protogen.File, svc *protogen.Service, m *protogen.Method) (*
 		fullName:      string(m.Desc.FullName()),
 		fullNameConst: svc.GoName + m.GoName + "FullMethod",
 		routeConst:    svc.GoName + m.GoName + "Route",
+		methodVar:     lowerFirst(svc.GoName) + m.GoName + "Method",
 	}
 	mm.route = wire.RouteID(mm.fullName)
 	if mo, ok := m.Desc.Options().(*descriptorpb.MethodOptions); ok {
@@ -220,6 +221,15 @@ func ident(id protogen.GoIdent) *jen.Statement { return jen.Qual(string(id.GoImp
 
 func rt(name string) *jen.Statement { return jen.Qual(runtimePkg, name) }
 
+// lowerFirst returns s with its first letter in lower case (generated Go
+// names start with an ASCII capital).
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToLower(s[:1]) + s[1:]
+}
+
 func ctxParam() *jen.Statement { return jen.Id("ctx").Qual(contextPkg, "Context") }
 
 // commenter is a jen.File or jen.Group: something comment lines go into.
@@ -281,6 +291,17 @@ func generateConstants(out *jen.File, sm *serviceModel) {
 			g.Id(mm.routeConst).Uint32().Op("=").Op(fmt.Sprintf("0x%08x", mm.route))
 		}
 	})
+	out.Line()
+	out.Comment("The " + string(sm.svc.Desc.Name()) + " methods as the runtime knows them.")
+	out.Var().DefsFunc(func(g *jen.Group) {
+		for _, mm := range sm.methods {
+			kind := "MethodUnary"
+			if mm.oneWay {
+				kind = "MethodOneWay"
+			}
+			g.Id(mm.methodVar).Op("=").Add(rt("NewMethod")).Call(jen.Id(mm.fullNameConst), jen.Id(mm.routeConst), rt(kind))
+		}
+	})
 }
 
 // generateClient writes the typed client of a client-to-server service.
@@ -300,8 +321,8 @@ func generateClient(out *jen.File, sm *serviceModel) {
 		if mm.oneWay {
 			methodDoc(out, mm, fmt.Sprintf("%s sends a %s one-way message.", m.GoName, mm.fullName))
 			out.Func().Params(jen.Id("x").Op("*").Id(n.Client)).Id(m.GoName).
-				Params(jen.Id("_").Qual(contextPkg, "Context"), jen.Id("req").Op("*").Add(ident(m.Input.GoIdent))).Error().Block(
-				jen.Return(rt("SendOneWay").Call(jen.Id("x").Dot("c"), jen.Id(mm.routeConst), jen.Id("req"))),
+				Params(ctxParam(), jen.Id("req").Op("*").Add(ident(m.Input.GoIdent))).Error().Block(
+				jen.Return(rt("SendOneWay").Call(jen.Id("ctx"), jen.Id("x").Dot("c"), jen.Id(mm.methodVar), jen.Id("req"))),
 			)
 			continue
 		}
@@ -309,7 +330,7 @@ func generateClient(out *jen.File, sm *serviceModel) {
 		out.Func().Params(jen.Id("x").Op("*").Id(n.Client)).Id(m.GoName).
 			Params(ctxParam(), jen.Id("req").Op("*").Add(ident(m.Input.GoIdent))).
 			Params(jen.Op("*").Add(ident(m.Output.GoIdent)), jen.Error()).Block(
-			jen.Return(rt("CallUnary").Index(ident(m.Output.GoIdent)).Call(jen.Id("ctx"), jen.Id("x").Dot("c"), jen.Id(mm.routeConst), jen.Id("req"))),
+			jen.Return(rt("CallUnary").Index(ident(m.Output.GoIdent)).Call(jen.Id("ctx"), jen.Id("x").Dot("c"), jen.Id(mm.methodVar), jen.Id("req"))),
 		)
 	}
 }
@@ -372,9 +393,9 @@ func generateHandler(out *jen.File, sm *serviceModel, serverSide bool) {
 	out.Line()
 	out.Commentf("%s registers h for every %s method on r (a [runtime.Server] or a", n.Register, sm.svc.Desc.Name())
 	out.Comment("[runtime.Client]).")
-	out.Func().Id(n.Register).Params(jen.Id("r").Add(rt("RouteRegistrar")), jen.Id("h").Id(n.Handler)).BlockFunc(func(g *jen.Group) {
+	out.Func().Id(n.Register).Params(jen.Id("r").Add(rt("Registrar")), jen.Id("h").Id(n.Handler)).BlockFunc(func(g *jen.Group) {
 		for _, mm := range sm.methods {
-			g.Id("r").Dot("HandleRoute").Call(jen.Id(mm.routeConst), adapter(mm, serverSide))
+			g.Id("r").Dot("HandleMethod").Call(jen.Id(mm.methodVar), adapter(mm, serverSide))
 		}
 	})
 }
@@ -402,7 +423,7 @@ func adapter(mm *methodModel, serverSide bool) jen.Code {
 // generatePusher writes the server-side pusher of a server-to-client service.
 func generatePusher(out *jen.File, sm *serviceModel) {
 	n := sm.names
-	doc(out, fmt.Sprintf("%s sends the %s service's messages from a server to its\nclients: to one session, a group or every session; group and broadcast sends\nencode each message once for all recipients.", n.Pusher, sm.svc.Desc.Name()),
+	doc(out, fmt.Sprintf("%s sends the %s service's messages from a server to its\nclients: Send methods push to a [runtime.Target] (a session, a group, a\ngroup but one session, or every session), encoding each message once for\nall recipients; Call methods call one session's client and wait for its\nreply.", n.Pusher, sm.svc.Desc.Name()),
 		sm.svc.Comments.Leading, nil)
 	out.Type().Id(n.Pusher).Struct(jen.Id("srv").Op("*").Add(rt("Server")))
 	out.Line()
@@ -413,41 +434,25 @@ func generatePusher(out *jen.File, sm *serviceModel) {
 	recv := func() *jen.Statement { return jen.Params(jen.Id("x").Op("*").Id(n.Pusher)) }
 	for _, mm := range sm.methods {
 		m := mm.m
-		msg := jen.Id("msg").Op("*").Add(ident(m.Input.GoIdent))
 		out.Line()
 		sendNote := ""
 		if !mm.oneWay {
-			sendNote = "\nThe client's handler runs, but its reply is not sent: use Call" + m.GoName + "\nto wait for it."
+			sendNote = "\nThe clients' handlers run, but their replies are not sent: use\nCall" + m.GoName + " to wait for one."
 		}
-		doc(out, fmt.Sprintf("Send%s sends %s to one session without waiting for an answer.", m.GoName, mm.fullName)+sendNote, m.Comments.Leading, mm)
-		out.Func().Add(recv()).Id("Send"+m.GoName).Params(jen.Id("s").Op("*").Add(rt("Session")), msg.Clone()).Error().Block(
-			jen.Return(rt("SendOneWay").Call(jen.Id("s"), jen.Id(mm.routeConst), jen.Id("msg"))),
-		)
-		out.Line()
-		doc(out, fmt.Sprintf("Send%sToGroup sends %s to every member of the group,\nencoded once, and returns how many members it was queued to.", m.GoName, mm.fullName), "", mm)
-		out.Func().Add(recv()).Id("Send"+m.GoName+"ToGroup").Params(jen.Id("group").String(), msg.Clone()).Params(jen.Int(), jen.Error()).Block(
-			jen.Return(rt("PushGroup").Call(jen.Id("x").Dot("srv"), jen.Id("group"), jen.Id(mm.routeConst), jen.Id("msg"))),
-		)
-		out.Line()
-		doc(out, fmt.Sprintf("Send%sToGroupExcept is Send%sToGroup skipping the session except.", m.GoName, m.GoName), "", mm)
-		out.Func().Add(recv()).Id("Send"+m.GoName+"ToGroupExcept").
-			Params(jen.Id("group").String(), jen.Id("except").Op("*").Add(rt("Session")), msg.Clone()).Params(jen.Int(), jen.Error()).Block(
-			jen.Return(rt("PushGroupExcept").Call(jen.Id("x").Dot("srv"), jen.Id("group"), jen.Id("except"), jen.Id(mm.routeConst), jen.Id("msg"))),
-		)
-		out.Line()
-		doc(out, fmt.Sprintf("Send%sToAll sends %s to every session, encoded once,\nand returns how many sessions it was queued to.", m.GoName, mm.fullName), "", mm)
-		out.Func().Add(recv()).Id("Send"+m.GoName+"ToAll").Params(msg.Clone()).Params(jen.Int(), jen.Error()).Block(
-			jen.Return(rt("PushAll").Call(jen.Id("x").Dot("srv"), jen.Id(mm.routeConst), jen.Id("msg"))),
+		doc(out, fmt.Sprintf("Send%s sends %s to the target without waiting for an\nanswer, and returns how many sessions it was queued to.", m.GoName, mm.fullName)+sendNote, m.Comments.Leading, mm)
+		out.Func().Add(recv()).Id("Send"+m.GoName).
+			Params(ctxParam(), jen.Id("to").Add(rt("Target")), jen.Id("msg").Op("*").Add(ident(m.Input.GoIdent))).Params(jen.Int(), jen.Error()).Block(
+			jen.Return(rt("Push").Call(jen.Id("ctx"), jen.Id("x").Dot("srv"), jen.Id("to"), jen.Id(mm.methodVar), jen.Id("msg"))),
 		)
 		if mm.oneWay {
 			continue
 		}
 		out.Line()
-		doc(out, fmt.Sprintf("Call%s calls %s on the client of session s and waits\nfor its reply.", m.GoName, mm.fullName), "", mm)
+		doc(out, fmt.Sprintf("Call%s calls %s on the client of the session with the\nid and waits for its reply.", m.GoName, mm.fullName), "", mm)
 		out.Func().Add(recv()).Id("Call"+m.GoName).
-			Params(ctxParam(), jen.Id("s").Op("*").Add(rt("Session")), jen.Id("req").Op("*").Add(ident(m.Input.GoIdent))).
+			Params(ctxParam(), jen.Id("sessionID").Uint64(), jen.Id("req").Op("*").Add(ident(m.Input.GoIdent))).
 			Params(jen.Op("*").Add(ident(m.Output.GoIdent)), jen.Error()).Block(
-			jen.Return(rt("CallUnary").Index(ident(m.Output.GoIdent)).Call(jen.Id("ctx"), jen.Id("s"), jen.Id(mm.routeConst), jen.Id("req"))),
+			jen.Return(rt("CallSession").Index(ident(m.Output.GoIdent)).Call(jen.Id("ctx"), jen.Id("x").Dot("srv"), jen.Id("sessionID"), jen.Id(mm.methodVar), jen.Id("req"))),
 		)
 	}
 }

@@ -38,10 +38,10 @@ func (c *encodingCaller) Request(_ context.Context, p *wire.Packet) (*wire.Packe
 	return &wire.Packet{Type: wire.Response}, c.Send(p)
 }
 
-// routeTable is a runtime.RouteRegistrar that keeps the handlers.
+// routeTable is a runtime.Registrar that keeps the handlers by route.
 type routeTable map[uint32]runtime.Handler
 
-func (r routeTable) HandleRoute(route uint32, h runtime.Handler) { r[route] = h }
+func (r routeTable) HandleMethod(m *runtime.Method, h runtime.Handler) { r[m.Route()] = h }
 
 // nopHandler implements the BenchService without pushing anything.
 type nopHandler struct {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/internal/bench/gen/benchv1"
+	"github.com/msgtrans/msgtrans-go/runtime"
 )
 
 // The broadcast scenario: a server broadcasts typed messages to every one
@@ -71,7 +73,7 @@ func measureBroadcast(e *env, tr, impl string, n int) error {
 		}
 		addr = srv.addr
 		broadcast = func(p *benchv1.Payload) error {
-			_, err := srv.push.SendFanoutToAll(&benchv1.FanoutRequest{Payload: p})
+			_, err := srv.push.SendFanout(context.Background(), runtime.ToAll(), &benchv1.FanoutRequest{Payload: p})
 			return err
 		}
 		count, stop = srv.srv.SessionCount, srv.close

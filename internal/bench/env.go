@@ -119,8 +119,9 @@ type benchServer struct {
 	beats atomic.Int64
 }
 
-func (b *benchServer) Echo(_ context.Context, s *runtime.Session, req *benchv1.EchoRequest) error {
-	return b.push.SendEchoed(s, &benchv1.EchoedRequest{Payload: req.Payload})
+func (b *benchServer) Echo(ctx context.Context, s *runtime.Session, req *benchv1.EchoRequest) error {
+	_, err := b.push.SendEchoed(ctx, s.Target(), &benchv1.EchoedRequest{Payload: req.Payload})
+	return err
 }
 
 func (b *benchServer) Call(_ context.Context, _ *runtime.Session, req *benchv1.CallRequest) (*benchv1.CallResponse, error) {

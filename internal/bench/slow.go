@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -61,7 +62,7 @@ func measureSlowConsumer(e *env, tr string, n int) error {
 		return err
 	}
 	broadcast := func(pl *benchv1.Payload) error {
-		_, err := srv.push.SendFanoutToAll(&benchv1.FanoutRequest{Payload: pl})
+		_, err := srv.push.SendFanout(context.Background(), runtime.ToAll(), &benchv1.FanoutRequest{Payload: pl})
 		return err
 	}
 	record := func(impl string, burst, lone [2]time.Duration) {

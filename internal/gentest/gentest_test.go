@@ -178,23 +178,23 @@ func TestGenerated(t *testing.T) {
 				}
 			})
 			t.Run("server calls client", func(t *testing.T) {
-				resp, err := pusher.CallPing(ctx, sess, &gentestv1.PingRequest{Seq: 41})
+				resp, err := pusher.CallPing(ctx, sess.ID(), &gentestv1.PingRequest{Seq: 41})
 				if err != nil || resp.Seq != 42 {
 					t.Fatalf("CallPing = %v, %v", resp, err)
 				}
 			})
 			t.Run("push to session, group, all", func(t *testing.T) {
-				if err := pusher.SendNews(sess, &gentestv1.NewsRequest{Headline: "to you"}); err != nil {
-					t.Fatal(err)
+				if n, err := pusher.SendNews(ctx, sess.Target(), &gentestv1.NewsRequest{Headline: "to you"}); err != nil || n != 1 {
+					t.Fatalf("SendNews to the session = %d, %v", n, err)
 				}
 				if _, err := client.Echo(ctx, &gentestv1.EchoRequest{Text: "join"}); err != nil {
 					t.Fatal(err)
 				}
-				if n, err := pusher.SendNewsToGroup("room", &gentestv1.NewsRequest{Headline: "to the room"}); err != nil || n != 1 {
-					t.Fatalf("SendNewsToGroup = %d, %v", n, err)
+				if n, err := pusher.SendNews(ctx, runtime.ToGroup("room"), &gentestv1.NewsRequest{Headline: "to the room"}); err != nil || n != 1 {
+					t.Fatalf("SendNews to the group = %d, %v", n, err)
 				}
-				if n, err := pusher.SendNewsToAll(&gentestv1.NewsRequest{Headline: "to all"}); err != nil || n != 1 {
-					t.Fatalf("SendNewsToAll = %d, %v", n, err)
+				if n, err := pusher.SendNews(ctx, runtime.ToAll(), &gentestv1.NewsRequest{Headline: "to all"}); err != nil || n != 1 {
+					t.Fatalf("SendNews to all = %d, %v", n, err)
 				}
 				for _, want := range []string{"to you", "to the room", "to all"} {
 					if got := within(t, ev.news); got != want {
@@ -224,7 +224,8 @@ func TestGenerated(t *testing.T) {
 					}, runtime.CodeUnimplemented, "gentest.v1.EchoService.Old is not implemented"},
 					{"unknown route", func() error {
 						// The server does not serve EchoEventsService.
-						_, err := gentestv1.NewEchoEventsServicePusher(nil).CallPing(ctx, clientSession(t, c), &gentestv1.PingRequest{})
+						ping := runtime.NewMethod(gentestv1.EchoEventsServicePingFullMethod, gentestv1.EchoEventsServicePingRoute, runtime.MethodUnary)
+						_, err := runtime.CallUnary[gentestv1.PingResponse](ctx, c, ping, &gentestv1.PingRequest{})
 						return err
 					}, runtime.CodeUnimplemented, fmt.Sprintf("no handler for route %#08x", gentestv1.EchoEventsServicePingRoute)},
 					{"payload that does not decode", func() error {
@@ -281,7 +282,8 @@ func TestDeadlineReachesHandler(t *testing.T) {
 	f := start(t, "tcp://127.0.0.1:0")
 	c, _, _ := f.dial(t)
 	srv := &remaining{}
-	f.srv.HandleRoute(gentestv1.EchoServiceWaitRoute, runtime.NewUnaryHandler(srv.Wait))
+	wait := runtime.NewMethod(gentestv1.EchoServiceWaitFullMethod, gentestv1.EchoServiceWaitRoute, runtime.MethodUnary)
+	f.srv.HandleMethod(wait, runtime.NewUnaryHandler(srv.Wait))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	resp, err := gentestv1.NewEchoServiceClient(c).Wait(ctx, &gentestv1.WaitRequest{})
@@ -323,7 +325,7 @@ func typedPacket(route uint32, payload []byte) *wire.Packet {
 	}
 }
 
-// TestPushGroupExcept: the generated ...ToGroupExcept skips one member.
+// TestPushGroupExcept: a push to a group but one member skips it.
 func TestPushGroupExcept(t *testing.T) {
 	f := start(t, "tcp://127.0.0.1:0")
 	c1, ev1, s1 := f.dial(t)
@@ -334,10 +336,11 @@ func TestPushGroupExcept(t *testing.T) {
 		}
 	}
 	pusher := gentestv1.NewEchoEventsServicePusher(f.srv)
-	if n, err := pusher.SendNewsToGroupExcept("room", s1, &gentestv1.NewsRequest{Headline: "not for 1"}); err != nil || n != 1 {
-		t.Fatalf("SendNewsToGroupExcept = %d, %v; want 1", n, err)
+	ctx := context.Background()
+	if n, err := pusher.SendNews(ctx, runtime.ToGroupExcept("room", s1.ID()), &gentestv1.NewsRequest{Headline: "not for 1"}); err != nil || n != 1 {
+		t.Fatalf("SendNews to the group but s1 = %d, %v; want 1", n, err)
 	}
-	if _, err := pusher.SendNewsToAll(&gentestv1.NewsRequest{Headline: "for all"}); err != nil {
+	if _, err := pusher.SendNews(ctx, runtime.ToAll(), &gentestv1.NewsRequest{Headline: "for all"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := within(t, ev1.news); got != "for all" {

@@ -53,7 +53,7 @@ func (s *Server) Join(_ context.Context, sess *runtime.Session, req *chatv1.Join
 	sess.Set(roomAttr, r)
 	// Announced after joining the group, so the joiner hears it too: the
 	// first event of a room a client receives is its own arrival.
-	if _, err := s.events.SendMemberJoinedToGroup(r.name, &chatv1.MemberJoinedRequest{Room: r.name, Nick: nick}); err != nil {
+	if _, err := s.events.SendMemberJoined(context.Background(), runtime.ToGroup(r.name), &chatv1.MemberJoinedRequest{Room: r.name, Nick: nick}); err != nil {
 		s.log.Error("announcing an arrival", "room", r.name, "err", err)
 	}
 	s.log.Info("joined room", "session", sess.ID(), "nick", nick, "room", r.name, "transport", sess.Transport())
@@ -110,7 +110,7 @@ func (s *Server) Say(_ context.Context, sess *runtime.Session, req *chatv1.SayRe
 	m := &chatv1.ChatMessage{Room: r.name, Nick: nickOf(sess), Text: text, Time: timestamppb.New(time.Now()), Seq: r.seq}
 	kept := r.history.add(m)
 	// Encoded once, queued to every member, the author included.
-	n, err := s.events.SendRoomMessageToGroup(r.name, &chatv1.RoomMessageRequest{Message: m})
+	n, err := s.events.SendRoomMessage(context.Background(), runtime.ToGroup(r.name), &chatv1.RoomMessageRequest{Message: m})
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (s *Server) renameLocked(sess *runtime.Session, nick string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	setNick(sess, nick)
-	if _, err := s.events.SendNickChangedToGroup(r.name, &chatv1.NickChangedRequest{Room: r.name, PreviousNick: prev, Nick: nick}); err != nil {
+	if _, err := s.events.SendNickChanged(context.Background(), runtime.ToGroup(r.name), &chatv1.NickChangedRequest{Room: r.name, PreviousNick: prev, Nick: nick}); err != nil {
 		s.log.Error("announcing a nick change", "room", r.name, "err", err)
 	}
 	s.log.Info("nick changed", "session", sess.ID(), "room", r.name, "previous_nick", prev, "nick", nick)

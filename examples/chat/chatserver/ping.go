@@ -31,7 +31,7 @@ func (s *Server) Ping(ctx context.Context, sessionID uint64) (time.Duration, err
 func (s *Server) ping(ctx context.Context, sess *runtime.Session) (time.Duration, error) {
 	seq := s.pingSeq.Add(1)
 	start := time.Now()
-	resp, err := s.events.CallPing(ctx, sess, &chatv1.PingRequest{Seq: seq})
+	resp, err := s.events.CallPing(ctx, sess.ID(), &chatv1.PingRequest{Seq: seq})
 	if err != nil {
 		return 0, err
 	}

@@ -1,6 +1,7 @@
 package chatserver
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -92,7 +93,7 @@ func (s *Server) leaveLocked(sess *runtime.Session, r *room, why string, announc
 	r.mu.Lock()
 	nick := nickOf(sess)
 	if announce {
-		if _, err := s.events.SendMemberLeftToGroup(r.name, &chatv1.MemberLeftRequest{Room: r.name, Nick: nick}); err != nil {
+		if _, err := s.events.SendMemberLeft(context.Background(), runtime.ToGroup(r.name), &chatv1.MemberLeftRequest{Room: r.name, Nick: nick}); err != nil {
 			s.log.Error("announcing a departure", "room", r.name, "err", err)
 		}
 	}

@@ -14,8 +14,8 @@ import (
 // with the msgtrans runtime it is compiled against.
 const _ = runtime.SupportPackageIsVersion1
 
-// EchoServiceServiceName is the fully-qualified name of the EchoService service.
-const EchoServiceServiceName = "gentest.v1.EchoService"
+// EchoServiceName is the fully-qualified name of the EchoService service.
+const EchoServiceName = "gentest.v1.EchoService"
 
 // Full names and route ids of the EchoService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
@@ -30,6 +30,15 @@ const (
 	EchoServiceFixedRoute       uint32 = 0x00001092
 	EchoServiceOldFullMethod           = "gentest.v1.EchoService.Old"
 	EchoServiceOldRoute         uint32 = 0x7c0a6ab1
+)
+
+// The EchoService methods as the runtime knows them.
+var (
+	echoServiceEchoMethod   = runtime.NewMethod(EchoServiceEchoFullMethod, EchoServiceEchoRoute, runtime.MethodUnary)
+	echoServiceNotifyMethod = runtime.NewMethod(EchoServiceNotifyFullMethod, EchoServiceNotifyRoute, runtime.MethodOneWay)
+	echoServiceWaitMethod   = runtime.NewMethod(EchoServiceWaitFullMethod, EchoServiceWaitRoute, runtime.MethodUnary)
+	echoServiceFixedMethod  = runtime.NewMethod(EchoServiceFixedFullMethod, EchoServiceFixedRoute, runtime.MethodUnary)
+	echoServiceOldMethod    = runtime.NewMethod(EchoServiceOldFullMethod, EchoServiceOldRoute, runtime.MethodUnary)
 )
 
 // EchoServiceClient calls the EchoService service through a [runtime.Client] (or any
@@ -47,29 +56,29 @@ func NewEchoServiceClient(c runtime.Caller) *EchoServiceClient {
 
 // Echo returns the text it is given.
 func (x *EchoServiceClient) Echo(ctx context.Context, req *EchoRequest) (*EchoResponse, error) {
-	return runtime.CallUnary[EchoResponse](ctx, x.c, EchoServiceEchoRoute, req)
+	return runtime.CallUnary[EchoResponse](ctx, x.c, echoServiceEchoMethod, req)
 }
 
 // Notify tells the server something and waits for nothing.
-func (x *EchoServiceClient) Notify(_ context.Context, req *NotifyRequest) error {
-	return runtime.SendOneWay(x.c, EchoServiceNotifyRoute, req)
+func (x *EchoServiceClient) Notify(ctx context.Context, req *NotifyRequest) error {
+	return runtime.SendOneWay(ctx, x.c, echoServiceNotifyMethod, req)
 }
 
 // Wait blocks until its context ends and reports the time it had.
 func (x *EchoServiceClient) Wait(ctx context.Context, req *WaitRequest) (*WaitResponse, error) {
-	return runtime.CallUnary[WaitResponse](ctx, x.c, EchoServiceWaitRoute, req)
+	return runtime.CallUnary[WaitResponse](ctx, x.c, echoServiceWaitMethod, req)
 }
 
 // Fixed has a route id set by hand.
 func (x *EchoServiceClient) Fixed(ctx context.Context, req *FixedRequest) (*FixedResponse, error) {
-	return runtime.CallUnary[FixedResponse](ctx, x.c, EchoServiceFixedRoute, req)
+	return runtime.CallUnary[FixedResponse](ctx, x.c, echoServiceFixedMethod, req)
 }
 
 // Old is kept for old clients.
 //
 // Deprecated: do not use.
 func (x *EchoServiceClient) Old(ctx context.Context, req *OldRequest) (*OldResponse, error) {
-	return runtime.CallUnary[OldResponse](ctx, x.c, EchoServiceOldRoute, req)
+	return runtime.CallUnary[OldResponse](ctx, x.c, echoServiceOldMethod, req)
 }
 
 // EchoServiceHandler is implemented by the server to serve the EchoService service. Embed
@@ -122,16 +131,16 @@ func (UnimplementedEchoServiceHandler) Old(context.Context, *runtime.Session, *O
 
 // RegisterEchoServiceHandler registers h for every EchoService method on r (a [runtime.Server] or a
 // [runtime.Client]).
-func RegisterEchoServiceHandler(r runtime.RouteRegistrar, h EchoServiceHandler) {
-	r.HandleRoute(EchoServiceEchoRoute, runtime.NewUnaryHandler(h.Echo))
-	r.HandleRoute(EchoServiceNotifyRoute, runtime.NewOneWayHandler(h.Notify))
-	r.HandleRoute(EchoServiceWaitRoute, runtime.NewUnaryHandler(h.Wait))
-	r.HandleRoute(EchoServiceFixedRoute, runtime.NewUnaryHandler(h.Fixed))
-	r.HandleRoute(EchoServiceOldRoute, runtime.NewUnaryHandler(h.Old))
+func RegisterEchoServiceHandler(r runtime.Registrar, h EchoServiceHandler) {
+	r.HandleMethod(echoServiceEchoMethod, runtime.NewUnaryHandler(h.Echo))
+	r.HandleMethod(echoServiceNotifyMethod, runtime.NewOneWayHandler(h.Notify))
+	r.HandleMethod(echoServiceWaitMethod, runtime.NewUnaryHandler(h.Wait))
+	r.HandleMethod(echoServiceFixedMethod, runtime.NewUnaryHandler(h.Fixed))
+	r.HandleMethod(echoServiceOldMethod, runtime.NewUnaryHandler(h.Old))
 }
 
-// EchoEventsServiceServiceName is the fully-qualified name of the EchoEventsService service.
-const EchoEventsServiceServiceName = "gentest.v1.EchoEventsService"
+// EchoEventsServiceName is the fully-qualified name of the EchoEventsService service.
+const EchoEventsServiceName = "gentest.v1.EchoEventsService"
 
 // Full names and route ids of the EchoEventsService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
@@ -142,9 +151,17 @@ const (
 	EchoEventsServicePingRoute      uint32 = 0x41f0e349
 )
 
+// The EchoEventsService methods as the runtime knows them.
+var (
+	echoEventsServiceNewsMethod = runtime.NewMethod(EchoEventsServiceNewsFullMethod, EchoEventsServiceNewsRoute, runtime.MethodOneWay)
+	echoEventsServicePingMethod = runtime.NewMethod(EchoEventsServicePingFullMethod, EchoEventsServicePingRoute, runtime.MethodUnary)
+)
+
 // EchoEventsServicePusher sends the EchoEventsService service's messages from a server to its
-// clients: to one session, a group or every session; group and broadcast sends
-// encode each message once for all recipients.
+// clients: Send methods push to a [runtime.Target] (a session, a group, a
+// group but one session, or every session), encoding each message once for
+// all recipients; Call methods call one session's client and wait for its
+// reply.
 //
 // EchoEventsService is served by clients: the server pushes and calls.
 type EchoEventsServicePusher struct {
@@ -156,60 +173,28 @@ func NewEchoEventsServicePusher(srv *runtime.Server) *EchoEventsServicePusher {
 	return &EchoEventsServicePusher{srv: srv}
 }
 
-// SendNews sends gentest.v1.EchoEventsService.News to one session without waiting for an answer.
+// SendNews sends gentest.v1.EchoEventsService.News to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
 //
 // News is pushed to clients.
-func (x *EchoEventsServicePusher) SendNews(s *runtime.Session, msg *NewsRequest) error {
-	return runtime.SendOneWay(s, EchoEventsServiceNewsRoute, msg)
+func (x *EchoEventsServicePusher) SendNews(ctx context.Context, to runtime.Target, msg *NewsRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, echoEventsServiceNewsMethod, msg)
 }
 
-// SendNewsToGroup sends gentest.v1.EchoEventsService.News to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *EchoEventsServicePusher) SendNewsToGroup(group string, msg *NewsRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, EchoEventsServiceNewsRoute, msg)
-}
-
-// SendNewsToGroupExcept is SendNewsToGroup skipping the session except.
-func (x *EchoEventsServicePusher) SendNewsToGroupExcept(group string, except *runtime.Session, msg *NewsRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, EchoEventsServiceNewsRoute, msg)
-}
-
-// SendNewsToAll sends gentest.v1.EchoEventsService.News to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *EchoEventsServicePusher) SendNewsToAll(msg *NewsRequest) (int, error) {
-	return runtime.PushAll(x.srv, EchoEventsServiceNewsRoute, msg)
-}
-
-// SendPing sends gentest.v1.EchoEventsService.Ping to one session without waiting for an answer.
-// The client's handler runs, but its reply is not sent: use CallPing
-// to wait for it.
+// SendPing sends gentest.v1.EchoEventsService.Ping to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
+// The clients' handlers run, but their replies are not sent: use
+// CallPing to wait for one.
 //
 // Ping asks a client to answer.
-func (x *EchoEventsServicePusher) SendPing(s *runtime.Session, msg *PingRequest) error {
-	return runtime.SendOneWay(s, EchoEventsServicePingRoute, msg)
+func (x *EchoEventsServicePusher) SendPing(ctx context.Context, to runtime.Target, msg *PingRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, echoEventsServicePingMethod, msg)
 }
 
-// SendPingToGroup sends gentest.v1.EchoEventsService.Ping to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *EchoEventsServicePusher) SendPingToGroup(group string, msg *PingRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, EchoEventsServicePingRoute, msg)
-}
-
-// SendPingToGroupExcept is SendPingToGroup skipping the session except.
-func (x *EchoEventsServicePusher) SendPingToGroupExcept(group string, except *runtime.Session, msg *PingRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, EchoEventsServicePingRoute, msg)
-}
-
-// SendPingToAll sends gentest.v1.EchoEventsService.Ping to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *EchoEventsServicePusher) SendPingToAll(msg *PingRequest) (int, error) {
-	return runtime.PushAll(x.srv, EchoEventsServicePingRoute, msg)
-}
-
-// CallPing calls gentest.v1.EchoEventsService.Ping on the client of session s and waits
-// for its reply.
-func (x *EchoEventsServicePusher) CallPing(ctx context.Context, s *runtime.Session, req *PingRequest) (*PingResponse, error) {
-	return runtime.CallUnary[PingResponse](ctx, s, EchoEventsServicePingRoute, req)
+// CallPing calls gentest.v1.EchoEventsService.Ping on the client of the session with the
+// id and waits for its reply.
+func (x *EchoEventsServicePusher) CallPing(ctx context.Context, sessionID uint64, req *PingRequest) (*PingResponse, error) {
+	return runtime.CallSession[PingResponse](ctx, x.srv, sessionID, echoEventsServicePingMethod, req)
 }
 
 // EchoEventsServiceHandler is implemented by a client to serve the EchoEventsService service. Embed
@@ -239,11 +224,11 @@ func (UnimplementedEchoEventsServiceHandler) Ping(context.Context, *PingRequest)
 
 // RegisterEchoEventsServiceHandler registers h for every EchoEventsService method on r (a [runtime.Server] or a
 // [runtime.Client]).
-func RegisterEchoEventsServiceHandler(r runtime.RouteRegistrar, h EchoEventsServiceHandler) {
-	r.HandleRoute(EchoEventsServiceNewsRoute, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *NewsRequest) error {
+func RegisterEchoEventsServiceHandler(r runtime.Registrar, h EchoEventsServiceHandler) {
+	r.HandleMethod(echoEventsServiceNewsMethod, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *NewsRequest) error {
 		return h.News(ctx, req)
 	}))
-	r.HandleRoute(EchoEventsServicePingRoute, runtime.NewUnaryHandler(func(ctx context.Context, _ *runtime.Session, req *PingRequest) (*PingResponse, error) {
+	r.HandleMethod(echoEventsServicePingMethod, runtime.NewUnaryHandler(func(ctx context.Context, _ *runtime.Session, req *PingRequest) (*PingResponse, error) {
 		return h.Ping(ctx, req)
 	}))
 }

@@ -14,8 +14,8 @@ import (
 // with the msgtrans runtime it is compiled against.
 const _ = runtime.SupportPackageIsVersion1
 
-// BenchServiceServiceName is the fully-qualified name of the BenchService service.
-const BenchServiceServiceName = "bench.v1.BenchService"
+// BenchServiceName is the fully-qualified name of the BenchService service.
+const BenchServiceName = "bench.v1.BenchService"
 
 // Full names and route ids of the BenchService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
@@ -26,6 +26,13 @@ const (
 	BenchServiceCallRoute      uint32 = 0x01d5e30f
 	BenchServiceBeatFullMethod        = "bench.v1.BenchService.Beat"
 	BenchServiceBeatRoute      uint32 = 0xdbd165e3
+)
+
+// The BenchService methods as the runtime knows them.
+var (
+	benchServiceEchoMethod = runtime.NewMethod(BenchServiceEchoFullMethod, BenchServiceEchoRoute, runtime.MethodOneWay)
+	benchServiceCallMethod = runtime.NewMethod(BenchServiceCallFullMethod, BenchServiceCallRoute, runtime.MethodUnary)
+	benchServiceBeatMethod = runtime.NewMethod(BenchServiceBeatFullMethod, BenchServiceBeatRoute, runtime.MethodOneWay)
 )
 
 // BenchServiceClient calls the BenchService service through a [runtime.Client] (or any
@@ -43,18 +50,18 @@ func NewBenchServiceClient(c runtime.Caller) *BenchServiceClient {
 
 // Echo sends a message that the server pushes back with
 // BenchEventsService.Echoed.
-func (x *BenchServiceClient) Echo(_ context.Context, req *EchoRequest) error {
-	return runtime.SendOneWay(x.c, BenchServiceEchoRoute, req)
+func (x *BenchServiceClient) Echo(ctx context.Context, req *EchoRequest) error {
+	return runtime.SendOneWay(ctx, x.c, benchServiceEchoMethod, req)
 }
 
 // Call answers with the message it is given.
 func (x *BenchServiceClient) Call(ctx context.Context, req *CallRequest) (*CallResponse, error) {
-	return runtime.CallUnary[CallResponse](ctx, x.c, BenchServiceCallRoute, req)
+	return runtime.CallUnary[CallResponse](ctx, x.c, benchServiceCallMethod, req)
 }
 
 // Beat is a client's heartbeat; the server does nothing with it.
-func (x *BenchServiceClient) Beat(_ context.Context, req *BeatRequest) error {
-	return runtime.SendOneWay(x.c, BenchServiceBeatRoute, req)
+func (x *BenchServiceClient) Beat(ctx context.Context, req *BeatRequest) error {
+	return runtime.SendOneWay(ctx, x.c, benchServiceBeatMethod, req)
 }
 
 // BenchServiceHandler is implemented by the server to serve the BenchService service. Embed
@@ -92,14 +99,14 @@ func (UnimplementedBenchServiceHandler) Beat(context.Context, *runtime.Session, 
 
 // RegisterBenchServiceHandler registers h for every BenchService method on r (a [runtime.Server] or a
 // [runtime.Client]).
-func RegisterBenchServiceHandler(r runtime.RouteRegistrar, h BenchServiceHandler) {
-	r.HandleRoute(BenchServiceEchoRoute, runtime.NewOneWayHandler(h.Echo))
-	r.HandleRoute(BenchServiceCallRoute, runtime.NewUnaryHandler(h.Call))
-	r.HandleRoute(BenchServiceBeatRoute, runtime.NewOneWayHandler(h.Beat))
+func RegisterBenchServiceHandler(r runtime.Registrar, h BenchServiceHandler) {
+	r.HandleMethod(benchServiceEchoMethod, runtime.NewOneWayHandler(h.Echo))
+	r.HandleMethod(benchServiceCallMethod, runtime.NewUnaryHandler(h.Call))
+	r.HandleMethod(benchServiceBeatMethod, runtime.NewOneWayHandler(h.Beat))
 }
 
-// BenchEventsServiceServiceName is the fully-qualified name of the BenchEventsService service.
-const BenchEventsServiceServiceName = "bench.v1.BenchEventsService"
+// BenchEventsServiceName is the fully-qualified name of the BenchEventsService service.
+const BenchEventsServiceName = "bench.v1.BenchEventsService"
 
 // Full names and route ids of the BenchEventsService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
@@ -110,9 +117,17 @@ const (
 	BenchEventsServiceFanoutRoute      uint32 = 0xdd1b6c2d
 )
 
+// The BenchEventsService methods as the runtime knows them.
+var (
+	benchEventsServiceEchoedMethod = runtime.NewMethod(BenchEventsServiceEchoedFullMethod, BenchEventsServiceEchoedRoute, runtime.MethodOneWay)
+	benchEventsServiceFanoutMethod = runtime.NewMethod(BenchEventsServiceFanoutFullMethod, BenchEventsServiceFanoutRoute, runtime.MethodOneWay)
+)
+
 // BenchEventsServicePusher sends the BenchEventsService service's messages from a server to its
-// clients: to one session, a group or every session; group and broadcast sends
-// encode each message once for all recipients.
+// clients: Send methods push to a [runtime.Target] (a session, a group, a
+// group but one session, or every session), encoding each message once for
+// all recipients; Call methods call one session's client and wait for its
+// reply.
 //
 // BenchEventsService is served by the benchmark clients: the server pushes.
 type BenchEventsServicePusher struct {
@@ -124,52 +139,20 @@ func NewBenchEventsServicePusher(srv *runtime.Server) *BenchEventsServicePusher 
 	return &BenchEventsServicePusher{srv: srv}
 }
 
-// SendEchoed sends bench.v1.BenchEventsService.Echoed to one session without waiting for an answer.
+// SendEchoed sends bench.v1.BenchEventsService.Echoed to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
 //
 // Echoed returns an Echo to its sender.
-func (x *BenchEventsServicePusher) SendEchoed(s *runtime.Session, msg *EchoedRequest) error {
-	return runtime.SendOneWay(s, BenchEventsServiceEchoedRoute, msg)
+func (x *BenchEventsServicePusher) SendEchoed(ctx context.Context, to runtime.Target, msg *EchoedRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, benchEventsServiceEchoedMethod, msg)
 }
 
-// SendEchoedToGroup sends bench.v1.BenchEventsService.Echoed to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *BenchEventsServicePusher) SendEchoedToGroup(group string, msg *EchoedRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, BenchEventsServiceEchoedRoute, msg)
-}
-
-// SendEchoedToGroupExcept is SendEchoedToGroup skipping the session except.
-func (x *BenchEventsServicePusher) SendEchoedToGroupExcept(group string, except *runtime.Session, msg *EchoedRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, BenchEventsServiceEchoedRoute, msg)
-}
-
-// SendEchoedToAll sends bench.v1.BenchEventsService.Echoed to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *BenchEventsServicePusher) SendEchoedToAll(msg *EchoedRequest) (int, error) {
-	return runtime.PushAll(x.srv, BenchEventsServiceEchoedRoute, msg)
-}
-
-// SendFanout sends bench.v1.BenchEventsService.Fanout to one session without waiting for an answer.
+// SendFanout sends bench.v1.BenchEventsService.Fanout to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
 //
 // Fanout is a broadcast to every session.
-func (x *BenchEventsServicePusher) SendFanout(s *runtime.Session, msg *FanoutRequest) error {
-	return runtime.SendOneWay(s, BenchEventsServiceFanoutRoute, msg)
-}
-
-// SendFanoutToGroup sends bench.v1.BenchEventsService.Fanout to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *BenchEventsServicePusher) SendFanoutToGroup(group string, msg *FanoutRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, BenchEventsServiceFanoutRoute, msg)
-}
-
-// SendFanoutToGroupExcept is SendFanoutToGroup skipping the session except.
-func (x *BenchEventsServicePusher) SendFanoutToGroupExcept(group string, except *runtime.Session, msg *FanoutRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, BenchEventsServiceFanoutRoute, msg)
-}
-
-// SendFanoutToAll sends bench.v1.BenchEventsService.Fanout to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *BenchEventsServicePusher) SendFanoutToAll(msg *FanoutRequest) (int, error) {
-	return runtime.PushAll(x.srv, BenchEventsServiceFanoutRoute, msg)
+func (x *BenchEventsServicePusher) SendFanout(ctx context.Context, to runtime.Target, msg *FanoutRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, benchEventsServiceFanoutMethod, msg)
 }
 
 // BenchEventsServiceHandler is implemented by a client to serve the BenchEventsService service. Embed
@@ -199,11 +182,11 @@ func (UnimplementedBenchEventsServiceHandler) Fanout(context.Context, *FanoutReq
 
 // RegisterBenchEventsServiceHandler registers h for every BenchEventsService method on r (a [runtime.Server] or a
 // [runtime.Client]).
-func RegisterBenchEventsServiceHandler(r runtime.RouteRegistrar, h BenchEventsServiceHandler) {
-	r.HandleRoute(BenchEventsServiceEchoedRoute, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *EchoedRequest) error {
+func RegisterBenchEventsServiceHandler(r runtime.Registrar, h BenchEventsServiceHandler) {
+	r.HandleMethod(benchEventsServiceEchoedMethod, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *EchoedRequest) error {
 		return h.Echoed(ctx, req)
 	}))
-	r.HandleRoute(BenchEventsServiceFanoutRoute, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *FanoutRequest) error {
+	r.HandleMethod(benchEventsServiceFanoutMethod, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *FanoutRequest) error {
 		return h.Fanout(ctx, req)
 	}))
 }

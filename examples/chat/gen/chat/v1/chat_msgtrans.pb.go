@@ -14,8 +14,8 @@ import (
 // with the msgtrans runtime it is compiled against.
 const _ = runtime.SupportPackageIsVersion1
 
-// ChatServiceServiceName is the fully-qualified name of the ChatService service.
-const ChatServiceServiceName = "chat.v1.ChatService"
+// ChatServiceName is the fully-qualified name of the ChatService service.
+const ChatServiceName = "chat.v1.ChatService"
 
 // Full names and route ids of the ChatService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
@@ -30,6 +30,15 @@ const (
 	ChatServiceWhoRoute        uint32 = 0x085ea1eb
 	ChatServiceNickFullMethod         = "chat.v1.ChatService.Nick"
 	ChatServiceNickRoute       uint32 = 0x6f118d3a
+)
+
+// The ChatService methods as the runtime knows them.
+var (
+	chatServiceJoinMethod  = runtime.NewMethod(ChatServiceJoinFullMethod, ChatServiceJoinRoute, runtime.MethodUnary)
+	chatServiceLeaveMethod = runtime.NewMethod(ChatServiceLeaveFullMethod, ChatServiceLeaveRoute, runtime.MethodUnary)
+	chatServiceSayMethod   = runtime.NewMethod(ChatServiceSayFullMethod, ChatServiceSayRoute, runtime.MethodOneWay)
+	chatServiceWhoMethod   = runtime.NewMethod(ChatServiceWhoFullMethod, ChatServiceWhoRoute, runtime.MethodUnary)
+	chatServiceNickMethod  = runtime.NewMethod(ChatServiceNickFullMethod, ChatServiceNickRoute, runtime.MethodUnary)
 )
 
 // ChatServiceClient calls the ChatService service through a [runtime.Client] (or any
@@ -52,32 +61,32 @@ func NewChatServiceClient(c runtime.Caller) *ChatServiceClient {
 // room's latest messages. Joining the room the session is already in
 // changes nothing but, when it differs, the nick.
 func (x *ChatServiceClient) Join(ctx context.Context, req *JoinRequest) (*JoinResponse, error) {
-	return runtime.CallUnary[JoinResponse](ctx, x.c, ChatServiceJoinRoute, req)
+	return runtime.CallUnary[JoinResponse](ctx, x.c, chatServiceJoinMethod, req)
 }
 
 // Leave leaves the current room, announced to its members (the leaver
 // included) as MemberLeft. Leaving when in no room is not an error.
 func (x *ChatServiceClient) Leave(ctx context.Context, req *LeaveRequest) (*LeaveResponse, error) {
-	return runtime.CallUnary[LeaveResponse](ctx, x.c, ChatServiceLeaveRoute, req)
+	return runtime.CallUnary[LeaveResponse](ctx, x.c, chatServiceLeaveMethod, req)
 }
 
 // Say posts a message to the current room: every member, the author
 // included, receives it as RoomMessage. Say is one-way: a message that
 // cannot be posted (no room, a different room, empty text) is dropped
 // and logged by the server.
-func (x *ChatServiceClient) Say(_ context.Context, req *SayRequest) error {
-	return runtime.SendOneWay(x.c, ChatServiceSayRoute, req)
+func (x *ChatServiceClient) Say(ctx context.Context, req *SayRequest) error {
+	return runtime.SendOneWay(ctx, x.c, chatServiceSayMethod, req)
 }
 
 // Who lists the members of the current room.
 func (x *ChatServiceClient) Who(ctx context.Context, req *WhoRequest) (*WhoResponse, error) {
-	return runtime.CallUnary[WhoResponse](ctx, x.c, ChatServiceWhoRoute, req)
+	return runtime.CallUnary[WhoResponse](ctx, x.c, chatServiceWhoMethod, req)
 }
 
 // Nick changes the session's nick; in a room the change is announced to
 // every member as NickChanged.
 func (x *ChatServiceClient) Nick(ctx context.Context, req *NickRequest) (*NickResponse, error) {
-	return runtime.CallUnary[NickResponse](ctx, x.c, ChatServiceNickRoute, req)
+	return runtime.CallUnary[NickResponse](ctx, x.c, chatServiceNickMethod, req)
 }
 
 // ChatServiceHandler is implemented by the server to serve the ChatService service. Embed
@@ -137,16 +146,16 @@ func (UnimplementedChatServiceHandler) Nick(context.Context, *runtime.Session, *
 
 // RegisterChatServiceHandler registers h for every ChatService method on r (a [runtime.Server] or a
 // [runtime.Client]).
-func RegisterChatServiceHandler(r runtime.RouteRegistrar, h ChatServiceHandler) {
-	r.HandleRoute(ChatServiceJoinRoute, runtime.NewUnaryHandler(h.Join))
-	r.HandleRoute(ChatServiceLeaveRoute, runtime.NewUnaryHandler(h.Leave))
-	r.HandleRoute(ChatServiceSayRoute, runtime.NewOneWayHandler(h.Say))
-	r.HandleRoute(ChatServiceWhoRoute, runtime.NewUnaryHandler(h.Who))
-	r.HandleRoute(ChatServiceNickRoute, runtime.NewUnaryHandler(h.Nick))
+func RegisterChatServiceHandler(r runtime.Registrar, h ChatServiceHandler) {
+	r.HandleMethod(chatServiceJoinMethod, runtime.NewUnaryHandler(h.Join))
+	r.HandleMethod(chatServiceLeaveMethod, runtime.NewUnaryHandler(h.Leave))
+	r.HandleMethod(chatServiceSayMethod, runtime.NewOneWayHandler(h.Say))
+	r.HandleMethod(chatServiceWhoMethod, runtime.NewUnaryHandler(h.Who))
+	r.HandleMethod(chatServiceNickMethod, runtime.NewUnaryHandler(h.Nick))
 }
 
-// ChatEventsServiceServiceName is the fully-qualified name of the ChatEventsService service.
-const ChatEventsServiceServiceName = "chat.v1.ChatEventsService"
+// ChatEventsServiceName is the fully-qualified name of the ChatEventsService service.
+const ChatEventsServiceName = "chat.v1.ChatEventsService"
 
 // Full names and route ids of the ChatEventsService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
@@ -163,9 +172,20 @@ const (
 	ChatEventsServicePingRoute              uint32 = 0xeddf29f0
 )
 
+// The ChatEventsService methods as the runtime knows them.
+var (
+	chatEventsServiceRoomMessageMethod  = runtime.NewMethod(ChatEventsServiceRoomMessageFullMethod, ChatEventsServiceRoomMessageRoute, runtime.MethodOneWay)
+	chatEventsServiceMemberJoinedMethod = runtime.NewMethod(ChatEventsServiceMemberJoinedFullMethod, ChatEventsServiceMemberJoinedRoute, runtime.MethodOneWay)
+	chatEventsServiceMemberLeftMethod   = runtime.NewMethod(ChatEventsServiceMemberLeftFullMethod, ChatEventsServiceMemberLeftRoute, runtime.MethodOneWay)
+	chatEventsServiceNickChangedMethod  = runtime.NewMethod(ChatEventsServiceNickChangedFullMethod, ChatEventsServiceNickChangedRoute, runtime.MethodOneWay)
+	chatEventsServicePingMethod         = runtime.NewMethod(ChatEventsServicePingFullMethod, ChatEventsServicePingRoute, runtime.MethodUnary)
+)
+
 // ChatEventsServicePusher sends the ChatEventsService service's messages from a server to its
-// clients: to one session, a group or every session; group and broadcast sends
-// encode each message once for all recipients.
+// clients: Send methods push to a [runtime.Target] (a session, a group, a
+// group but one session, or every session), encoding each message once for
+// all recipients; Call methods call one session's client and wait for its
+// reply.
 //
 // ChatEventsService is served by clients: the server pushes room events to
 // them and calls Ping to check that they are alive.
@@ -178,133 +198,53 @@ func NewChatEventsServicePusher(srv *runtime.Server) *ChatEventsServicePusher {
 	return &ChatEventsServicePusher{srv: srv}
 }
 
-// SendRoomMessage sends chat.v1.ChatEventsService.RoomMessage to one session without waiting for an answer.
+// SendRoomMessage sends chat.v1.ChatEventsService.RoomMessage to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
 //
 // RoomMessage delivers a message posted to the client's room.
-func (x *ChatEventsServicePusher) SendRoomMessage(s *runtime.Session, msg *RoomMessageRequest) error {
-	return runtime.SendOneWay(s, ChatEventsServiceRoomMessageRoute, msg)
+func (x *ChatEventsServicePusher) SendRoomMessage(ctx context.Context, to runtime.Target, msg *RoomMessageRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, chatEventsServiceRoomMessageMethod, msg)
 }
 
-// SendRoomMessageToGroup sends chat.v1.ChatEventsService.RoomMessage to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *ChatEventsServicePusher) SendRoomMessageToGroup(group string, msg *RoomMessageRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, ChatEventsServiceRoomMessageRoute, msg)
-}
-
-// SendRoomMessageToGroupExcept is SendRoomMessageToGroup skipping the session except.
-func (x *ChatEventsServicePusher) SendRoomMessageToGroupExcept(group string, except *runtime.Session, msg *RoomMessageRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceRoomMessageRoute, msg)
-}
-
-// SendRoomMessageToAll sends chat.v1.ChatEventsService.RoomMessage to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *ChatEventsServicePusher) SendRoomMessageToAll(msg *RoomMessageRequest) (int, error) {
-	return runtime.PushAll(x.srv, ChatEventsServiceRoomMessageRoute, msg)
-}
-
-// SendMemberJoined sends chat.v1.ChatEventsService.MemberJoined to one session without waiting for an answer.
+// SendMemberJoined sends chat.v1.ChatEventsService.MemberJoined to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
 //
 // MemberJoined announces that someone joined the client's room.
-func (x *ChatEventsServicePusher) SendMemberJoined(s *runtime.Session, msg *MemberJoinedRequest) error {
-	return runtime.SendOneWay(s, ChatEventsServiceMemberJoinedRoute, msg)
+func (x *ChatEventsServicePusher) SendMemberJoined(ctx context.Context, to runtime.Target, msg *MemberJoinedRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, chatEventsServiceMemberJoinedMethod, msg)
 }
 
-// SendMemberJoinedToGroup sends chat.v1.ChatEventsService.MemberJoined to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *ChatEventsServicePusher) SendMemberJoinedToGroup(group string, msg *MemberJoinedRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, ChatEventsServiceMemberJoinedRoute, msg)
-}
-
-// SendMemberJoinedToGroupExcept is SendMemberJoinedToGroup skipping the session except.
-func (x *ChatEventsServicePusher) SendMemberJoinedToGroupExcept(group string, except *runtime.Session, msg *MemberJoinedRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceMemberJoinedRoute, msg)
-}
-
-// SendMemberJoinedToAll sends chat.v1.ChatEventsService.MemberJoined to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *ChatEventsServicePusher) SendMemberJoinedToAll(msg *MemberJoinedRequest) (int, error) {
-	return runtime.PushAll(x.srv, ChatEventsServiceMemberJoinedRoute, msg)
-}
-
-// SendMemberLeft sends chat.v1.ChatEventsService.MemberLeft to one session without waiting for an answer.
+// SendMemberLeft sends chat.v1.ChatEventsService.MemberLeft to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
 //
 // MemberLeft announces that someone left the client's room, by Leave, by
 // joining another room, or by disconnecting.
-func (x *ChatEventsServicePusher) SendMemberLeft(s *runtime.Session, msg *MemberLeftRequest) error {
-	return runtime.SendOneWay(s, ChatEventsServiceMemberLeftRoute, msg)
+func (x *ChatEventsServicePusher) SendMemberLeft(ctx context.Context, to runtime.Target, msg *MemberLeftRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, chatEventsServiceMemberLeftMethod, msg)
 }
 
-// SendMemberLeftToGroup sends chat.v1.ChatEventsService.MemberLeft to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *ChatEventsServicePusher) SendMemberLeftToGroup(group string, msg *MemberLeftRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, ChatEventsServiceMemberLeftRoute, msg)
-}
-
-// SendMemberLeftToGroupExcept is SendMemberLeftToGroup skipping the session except.
-func (x *ChatEventsServicePusher) SendMemberLeftToGroupExcept(group string, except *runtime.Session, msg *MemberLeftRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceMemberLeftRoute, msg)
-}
-
-// SendMemberLeftToAll sends chat.v1.ChatEventsService.MemberLeft to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *ChatEventsServicePusher) SendMemberLeftToAll(msg *MemberLeftRequest) (int, error) {
-	return runtime.PushAll(x.srv, ChatEventsServiceMemberLeftRoute, msg)
-}
-
-// SendNickChanged sends chat.v1.ChatEventsService.NickChanged to one session without waiting for an answer.
+// SendNickChanged sends chat.v1.ChatEventsService.NickChanged to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
 //
 // NickChanged announces that a member of the client's room changed nick.
-func (x *ChatEventsServicePusher) SendNickChanged(s *runtime.Session, msg *NickChangedRequest) error {
-	return runtime.SendOneWay(s, ChatEventsServiceNickChangedRoute, msg)
+func (x *ChatEventsServicePusher) SendNickChanged(ctx context.Context, to runtime.Target, msg *NickChangedRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, chatEventsServiceNickChangedMethod, msg)
 }
 
-// SendNickChangedToGroup sends chat.v1.ChatEventsService.NickChanged to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *ChatEventsServicePusher) SendNickChangedToGroup(group string, msg *NickChangedRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, ChatEventsServiceNickChangedRoute, msg)
-}
-
-// SendNickChangedToGroupExcept is SendNickChangedToGroup skipping the session except.
-func (x *ChatEventsServicePusher) SendNickChangedToGroupExcept(group string, except *runtime.Session, msg *NickChangedRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServiceNickChangedRoute, msg)
-}
-
-// SendNickChangedToAll sends chat.v1.ChatEventsService.NickChanged to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *ChatEventsServicePusher) SendNickChangedToAll(msg *NickChangedRequest) (int, error) {
-	return runtime.PushAll(x.srv, ChatEventsServiceNickChangedRoute, msg)
-}
-
-// SendPing sends chat.v1.ChatEventsService.Ping to one session without waiting for an answer.
-// The client's handler runs, but its reply is not sent: use CallPing
-// to wait for it.
+// SendPing sends chat.v1.ChatEventsService.Ping to the target without waiting for an
+// answer, and returns how many sessions it was queued to.
+// The clients' handlers run, but their replies are not sent: use
+// CallPing to wait for one.
 //
 // Ping asks the client to answer; the server closes sessions that do not.
-func (x *ChatEventsServicePusher) SendPing(s *runtime.Session, msg *PingRequest) error {
-	return runtime.SendOneWay(s, ChatEventsServicePingRoute, msg)
+func (x *ChatEventsServicePusher) SendPing(ctx context.Context, to runtime.Target, msg *PingRequest) (int, error) {
+	return runtime.Push(ctx, x.srv, to, chatEventsServicePingMethod, msg)
 }
 
-// SendPingToGroup sends chat.v1.ChatEventsService.Ping to every member of the group,
-// encoded once, and returns how many members it was queued to.
-func (x *ChatEventsServicePusher) SendPingToGroup(group string, msg *PingRequest) (int, error) {
-	return runtime.PushGroup(x.srv, group, ChatEventsServicePingRoute, msg)
-}
-
-// SendPingToGroupExcept is SendPingToGroup skipping the session except.
-func (x *ChatEventsServicePusher) SendPingToGroupExcept(group string, except *runtime.Session, msg *PingRequest) (int, error) {
-	return runtime.PushGroupExcept(x.srv, group, except, ChatEventsServicePingRoute, msg)
-}
-
-// SendPingToAll sends chat.v1.ChatEventsService.Ping to every session, encoded once,
-// and returns how many sessions it was queued to.
-func (x *ChatEventsServicePusher) SendPingToAll(msg *PingRequest) (int, error) {
-	return runtime.PushAll(x.srv, ChatEventsServicePingRoute, msg)
-}
-
-// CallPing calls chat.v1.ChatEventsService.Ping on the client of session s and waits
-// for its reply.
-func (x *ChatEventsServicePusher) CallPing(ctx context.Context, s *runtime.Session, req *PingRequest) (*PingResponse, error) {
-	return runtime.CallUnary[PingResponse](ctx, s, ChatEventsServicePingRoute, req)
+// CallPing calls chat.v1.ChatEventsService.Ping on the client of the session with the
+// id and waits for its reply.
+func (x *ChatEventsServicePusher) CallPing(ctx context.Context, sessionID uint64, req *PingRequest) (*PingResponse, error) {
+	return runtime.CallSession[PingResponse](ctx, x.srv, sessionID, chatEventsServicePingMethod, req)
 }
 
 // ChatEventsServiceHandler is implemented by a client to serve the ChatEventsService service. Embed
@@ -356,20 +296,20 @@ func (UnimplementedChatEventsServiceHandler) Ping(context.Context, *PingRequest)
 
 // RegisterChatEventsServiceHandler registers h for every ChatEventsService method on r (a [runtime.Server] or a
 // [runtime.Client]).
-func RegisterChatEventsServiceHandler(r runtime.RouteRegistrar, h ChatEventsServiceHandler) {
-	r.HandleRoute(ChatEventsServiceRoomMessageRoute, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *RoomMessageRequest) error {
+func RegisterChatEventsServiceHandler(r runtime.Registrar, h ChatEventsServiceHandler) {
+	r.HandleMethod(chatEventsServiceRoomMessageMethod, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *RoomMessageRequest) error {
 		return h.RoomMessage(ctx, req)
 	}))
-	r.HandleRoute(ChatEventsServiceMemberJoinedRoute, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *MemberJoinedRequest) error {
+	r.HandleMethod(chatEventsServiceMemberJoinedMethod, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *MemberJoinedRequest) error {
 		return h.MemberJoined(ctx, req)
 	}))
-	r.HandleRoute(ChatEventsServiceMemberLeftRoute, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *MemberLeftRequest) error {
+	r.HandleMethod(chatEventsServiceMemberLeftMethod, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *MemberLeftRequest) error {
 		return h.MemberLeft(ctx, req)
 	}))
-	r.HandleRoute(ChatEventsServiceNickChangedRoute, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *NickChangedRequest) error {
+	r.HandleMethod(chatEventsServiceNickChangedMethod, runtime.NewOneWayHandler(func(ctx context.Context, _ *runtime.Session, req *NickChangedRequest) error {
 		return h.NickChanged(ctx, req)
 	}))
-	r.HandleRoute(ChatEventsServicePingRoute, runtime.NewUnaryHandler(func(ctx context.Context, _ *runtime.Session, req *PingRequest) (*PingResponse, error) {
+	r.HandleMethod(chatEventsServicePingMethod, runtime.NewUnaryHandler(func(ctx context.Context, _ *runtime.Session, req *PingRequest) (*PingResponse, error) {
 		return h.Ping(ctx, req)
 	}))
 }
