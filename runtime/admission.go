@@ -20,14 +20,6 @@ import (
 // that do not, the server takes the place when Accept returns the
 // connection.
 
-// Admitter is implemented by listeners that call [TransportConfig.Admit]
-// for every connection as it appears, before its transport handshake. The
-// server then applies its connection caps through Admit alone; on other
-// listeners it applies them when Accept returns a connection.
-type Admitter interface {
-	AdmitsConnections() bool
-}
-
 // admit takes a place under the connection caps for a connection from
 // remote; see [TransportConfig.Admit].
 func (s *Server) admit(remote net.Addr) (release func(), err error) {

@@ -79,7 +79,7 @@ const lingerTime = time.Second
 // discarding what arrives meanwhile. Closing with input unread would reset
 // the connection, and a reset can destroy data the peer has not read yet.
 func (s *Session) linger(ctx context.Context, reason error) {
-	hc, ok := s.conn.(interface{ CloseWrite() error })
+	hc, ok := s.conn.(CloseWriter)
 	if !ok {
 		return
 	}

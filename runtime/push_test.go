@@ -142,7 +142,10 @@ func TestPushTargets(t *testing.T) {
 				name string
 				err  func() error
 			}{
-				{"Push", func() error { _, err := runtime.Push(ctx, f.srv, runtime.ToSession(gone), noteMethod, wrapperspb.String("x")); return err }},
+				{"Push", func() error {
+					_, err := runtime.Push(ctx, f.srv, runtime.ToSession(gone), noteMethod, wrapperspb.String("x"))
+					return err
+				}},
 				{"Server.Push", func() error {
 					_, err := f.srv.Push(ctx, runtime.ToSession(gone), wire.NewText(bizNote, "x"))
 					return err

@@ -54,7 +54,7 @@ func (s *Session) run() error {
 func (s *Session) discard(reason error) {
 	s.closeWith(reason)
 	s.wg.Wait()
-	if r, ok := s.conn.(interface{ Released() <-chan struct{} }); ok {
+	if r, ok := s.conn.(Releaser); ok {
 		<-r.Released()
 	}
 }

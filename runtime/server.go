@@ -267,7 +267,7 @@ func (s *Server) refuse(c Conn, why error) {
 	}
 	t.Stop()
 	_ = c.Close()
-	if r, ok := c.(interface{ Released() <-chan struct{} }); ok {
+	if r, ok := c.(Releaser); ok {
 		<-r.Released()
 	}
 }

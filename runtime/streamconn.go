@@ -80,7 +80,7 @@ func GatherWrite(w interface{ Write([]byte) (int, error) }, pkts [][]byte, prefi
 // (TCP, TLS): the peer reads the end of the stream while this side can
 // still read what the peer sends before closing.
 func (s *StreamConn) CloseWrite() error {
-	if hc, ok := s.c.(interface{ CloseWrite() error }); ok {
+	if hc, ok := s.c.(CloseWriter); ok {
 		return hc.CloseWrite()
 	}
 	return errors.ErrUnsupported

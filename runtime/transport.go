@@ -37,10 +37,7 @@ type Conn interface {
 	// SetWriteDeadline sets the deadline for WritePackets.
 	SetWriteDeadline(t time.Time) error
 	// Close closes the connection. A transport whose Close returns before
-	// the connection is released (QUIC lingers until the peer has what was
-	// written) also implements Released() <-chan struct{}, closed once it
-	// is; the runtime waits for that before it reports the session closed,
-	// so a server's Shutdown returns with every socket released.
+	// the connection is released also implements [Releaser].
 	Close() error
 	// LocalAddr returns the local network address.
 	LocalAddr() net.Addr
@@ -54,6 +51,23 @@ type Conn interface {
 // goroutine that reads the connection, between packets.
 type LimitSetter interface {
 	SetLimits(wire.Limits)
+}
+
+// CloseWriter is implemented by connections that can half-close: end their
+// sending side while still reading (TCP, TLS, WebSocket's closing
+// handshake). A graceful close uses it to linger until the peer has read
+// everything and closed too.
+type CloseWriter interface {
+	CloseWrite() error
+}
+
+// Releaser is implemented by connections whose Close returns before the
+// connection is released (QUIC lingers until the peer has what was
+// written): Released is closed once it is. The runtime waits for it before
+// it reports a session closed, so a server's Shutdown returns with every
+// socket released.
+type Releaser interface {
+	Released() <-chan struct{}
 }
 
 // ControlFrameNotifier is implemented by connections whose transport has
@@ -83,6 +97,14 @@ type Listener interface {
 	Close() error
 	// Addr returns the listening address (useful with port 0).
 	Addr() net.Addr
+}
+
+// Admitter is implemented by listeners that call [TransportConfig.Admit]
+// for every connection as it appears, before its transport handshake. The
+// server then applies its connection caps through Admit alone; on other
+// listeners it applies them when Accept returns a connection.
+type Admitter interface {
+	AdmitsConnections() bool
 }
 
 // Transport carries packets over one kind of network connection. A transport
