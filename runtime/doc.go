@@ -1,18 +1,11 @@
-// Package runtime is the core of msgtrans-go: the msgtrans wire format v1,
-// sessions, groups and broadcast, the [Server] and [Client], request
-// correlation, typed errors, options, and the packet-level [Transport]
-// interface that the TCP, WebSocket and QUIC adapters implement.
+// Package runtime is the core of msgtrans-go: sessions, groups and pushes,
+// the [Server] and [Client], request correlation, typed errors, options,
+// the typed layer generated code calls, and the packet-level [Transport]
+// interface that the TCP, WebSocket and QUIC adapters implement. The wire
+// format itself lives in package wire.
 //
 // The name follows grpc-gateway's runtime package; programs that also need
 // the standard library's runtime import this one under another name.
-//
-// # Packets
-//
-// Every message is a [Packet]: a 16-byte fixed header (version, compression,
-// packet type, biz_type, message id, lengths, flags), an ext header and a
-// payload. [AppendPacket] encodes without allocating; [ParsePacket] and the
-// streaming [Decoder] decode, checking every declared length against
-// [Limits] before allocating anything of that size.
 //
 // # Serving
 //
@@ -21,16 +14,17 @@
 // handlers for all of them:
 //
 //	srv, err := runtime.NewServer(runtime.WithTLS(tlsConfig))
-//	srv.Handle(1, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *runtime.Packet) (*runtime.Packet, error) {
+//	srv.Handle(1, runtime.HandlerFunc(func(ctx context.Context, s *runtime.Session, p *wire.Packet) (*wire.Packet, error) {
 //		return p.Reply(p.Payload), nil
 //	}))
 //	err = srv.Serve(ctx, "tcp://0.0.0.0:7001", "ws://0.0.0.0:7002/ws", "quic://0.0.0.0:7003")
 //
 // Each connection is a [Session]. Sends never block: packets are queued and
 // one writer per session flushes each drained batch with as few system
-// calls as the transport allows. [Server.Broadcast] and [Server.SendGroup]
-// encode a packet once and queue the same bytes to every recipient. A
-// session whose queue exceeds its byte bound is closed as a slow consumer.
+// calls as the transport allows. [Server.Push] sends to a [Target] (a
+// session by id, a group, a group but one session, everyone), encoding the
+// packet once and queueing the same bytes to every recipient. A session
+// whose queue exceeds its byte bound is closed as a slow consumer.
 //
 // # Dialing
 //
@@ -38,8 +32,17 @@
 // exponential backoff and jitter when the connection drops:
 //
 //	c, err := runtime.Dial(ctx, "quic://127.0.0.1:7003", runtime.WithTLS(clientTLS))
-//	resp, err := c.Request(ctx, runtime.NewRequest(1, []byte("ping")))
+//	resp, err := c.Request(ctx, wire.NewRequest(1, []byte("ping")))
 //
 // Transports register themselves when their package is imported; import
 // github.com/msgtrans/msgtrans-go/transports/all to have every one.
+//
+// # Files
+//
+// A packet's way in runs one way through the files: reader.go (the read
+// loop), dispatch.go (rate limit, authentication, decompression and the
+// handler, with auth.go, ratelimit.go and control.go deciding and
+// dispatch.go acting), then the handler, and pending.go for responses. Its
+// way out: writer.go (queue and writer) for one session, fanout.go for
+// pushes. docs/architecture.md has the map.
 package runtime
