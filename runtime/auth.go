@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -61,11 +60,6 @@ func (c *config) preAuthLimits() wire.Limits {
 	return l
 }
 
-// ErrNotAuthenticated is the close reason of a connection that sent
-// something other than its hello before authenticating, or nothing within
-// the handshake timeout.
-var ErrNotAuthenticated = errors.New("msgtrans: not authenticated")
-
 // Identity returns the identity the server's authenticator bound to the
 // session, "" without one.
 func (s *Session) Identity() string {
@@ -107,10 +101,6 @@ func (s *Session) becomeReady(identity string) {
 	s.ready.Store(true)
 	s.policy.ready(s)
 }
-
-// errRefused ends the read loop of a session that was refused; its close
-// reason is already set.
-var errRefused = errors.New("msgtrans: connection refused")
 
 // authTimer holds the session to the pre-authentication limits and closes
 // it if it has not authenticated within the handshake timeout.

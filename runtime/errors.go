@@ -123,3 +123,28 @@ var ErrPeerClosed = errors.New("msgtrans: closed by peer")
 // ErrGoAway is the close reason of a client connection whose server said it
 // is shutting down.
 var ErrGoAway = errors.New("msgtrans: server is going away")
+
+// ErrServerShutdown is the close reason of sessions closed by
+// [Server.Shutdown] or [Server.Close].
+var ErrServerShutdown = errors.New("msgtrans: server shut down")
+
+// ErrHeartbeatTimeout is the close reason of a connection whose peer sent
+// nothing, not even a heartbeat, for the heartbeat timeout.
+var ErrHeartbeatTimeout = errors.New("msgtrans: heartbeat timeout: the peer went silent")
+
+// ErrPingFlood is the close reason of a session that sent pings far faster
+// than any heartbeat needs.
+var ErrPingFlood = errors.New("msgtrans: ping flood")
+
+// ErrRateLimited is the close reason of a session that kept sending over
+// its rate limit, or inflating more than its decompression budget.
+var ErrRateLimited = errors.New("msgtrans: rate limit exceeded repeatedly")
+
+// ErrNotAuthenticated is the close reason of a connection that sent
+// something other than its hello before authenticating, or nothing within
+// the handshake timeout.
+var ErrNotAuthenticated = errors.New("msgtrans: not authenticated")
+
+// errRefused ends the read loop of a session that was refused; its close
+// reason is already set.
+var errRefused = errors.New("msgtrans: connection refused")

@@ -7,79 +7,79 @@ import (
 )
 
 // Push sends p as a OneWay packet to the target: one session, a group's
-// members (all, or all but one) or every session. The packet is encoded
-// once (and compressed once, for the peers that accept it), and every
-// recipient's queue takes the same bytes; Push never waits for a
-// recipient. It returns how many sessions it was queued to. A session
-// target that is not there fails with CodeNotFound; a group with no
-// members reaches nobody and is not an error. Sessions not yet
-// authenticated receive nothing.
+// members (all, or all but one), a user's sessions, or every session. The
+// packet is encoded once (and compressed once, for the peers that accept
+// it), and every recipient's queue takes the same bytes; Push never waits
+// for a recipient. Sessions not yet authenticated receive nothing.
+//
+// It returns how many local sessions it was queued to. In a cluster
+// ([WithCluster]) the recipients on other nodes get one copy per node,
+// at most once, and are not counted, except that a push to one session of
+// another node counts 1 once handed to that node.
+//
+// A session target that is not there fails with CodeNotFound; a group with
+// no members reaches nobody and is not an error. When the cluster cannot
+// take the remote part, the local part is delivered and the error returned.
 func (s *Server) Push(ctx context.Context, to Target, p *wire.Packet) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, contextError(err)
 	}
-	if to.kind == toSession {
-		sess, err := s.session(to.id)
-		if err != nil {
-			return 0, err
-		}
-		f, err := s.newFanout(p)
-		if err != nil {
-			return 0, err
-		}
-		if err := f.send(sess); err != nil {
-			return 0, err
-		}
-		return 1, nil
-	}
-	var members []*Session
 	switch to.kind {
-	case toGroup, toGroupExcept:
-		if members = s.Members(to.name); len(members) == 0 {
-			return 0, nil
-		}
-	case toAll:
-	default:
+	case toNobody:
 		return 0, Errorf(CodeInvalidArgument, "push to %s", to)
+	case toSession:
+		if !s.local(to.id) {
+			break
+		}
+		if _, err := s.session(to.id); err != nil {
+			return 0, err
+		}
 	}
 	f, err := s.newFanout(p)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	if to.kind == toAll {
-		s.sessions.ForEach(func(_ uint64, sess *Session) bool {
-			if sess.ready.Load() && f.send(sess) == nil {
-				n++
-			}
-			return true
-		})
-		return n, nil
+	n := s.deliver(to, f)
+	if err := s.publish(to, f); err != nil {
+		return n, err
 	}
-	for _, m := range members {
-		if (to.kind != toGroupExcept || m.id != to.id) && f.send(m) == nil {
-			n++
-		}
+	if to.kind == toSession && !s.local(to.id) {
+		n = 1
 	}
 	return n, nil
 }
 
-// Broadcast sends p as a OneWay packet to every open session. The packet is
-// encoded once and every session queues the same bytes. It returns the
-// number of sessions it was queued to.
-func (s *Server) Broadcast(p *wire.Packet) (int, error) {
-	f, err := s.newFanout(p)
-	if err != nil {
-		return 0, err
-	}
+// deliver queues f to the local recipients of to and returns how many it
+// was queued to.
+func (s *Server) deliver(to Target, f *fanout) int {
 	n := 0
-	s.sessions.ForEach(func(_ uint64, sess *Session) bool {
+	send := func(sess *Session) {
 		if sess.ready.Load() && f.send(sess) == nil {
 			n++
 		}
-		return true
-	})
-	return n, nil
+	}
+	switch to.kind {
+	case toSession:
+		if sess, ok := s.sessions.Get(to.id); ok {
+			send(sess)
+		}
+	case toGroup, toGroupExcept:
+		for _, m := range s.Members(to.name) {
+			if to.kind != toGroupExcept || m.id != to.id {
+				send(m)
+			}
+		}
+	case toUser:
+		for _, sess := range s.users.sessions(to.name) {
+			send(sess)
+		}
+	case toAll:
+		s.sessions.ForEach(func(_ uint64, sess *Session) bool {
+			send(sess)
+			return true
+		})
+	}
+	return n
 }
 
 // fanout is one packet encoded once for many sessions: plain, and

@@ -10,6 +10,9 @@ import (
 type groups struct {
 	mu sync.RWMutex
 	m  map[string]*group
+	// changed is told, under mu, when a group gains its first member or
+	// loses its last (the cluster subscribes to the group then).
+	changed func(name string, has bool)
 }
 
 type group struct {
@@ -92,6 +95,9 @@ func (gs *groups) join(name string, sess *Session) error {
 	if g == nil {
 		g = &group{members: make(map[uint64]*Session)}
 		gs.m[name] = g
+		if gs.changed != nil {
+			gs.changed(name, true)
+		}
 	}
 	g.mu.Lock()
 	g.members[sess.id] = sess
@@ -113,6 +119,9 @@ func (gs *groups) remove(name string, sess *Session) {
 	g.mu.Unlock()
 	if empty {
 		delete(gs.m, name)
+		if gs.changed != nil {
+			gs.changed(name, false)
+		}
 	}
 }
 

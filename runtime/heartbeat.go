@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"sync/atomic"
 	"time"
 
@@ -19,14 +18,6 @@ const (
 // server's heartbeat ticks (a quarter of the timeout apart) before it is
 // closed for flooding. A well-behaved client sends at most one or two.
 const pingFloodLimit = 16
-
-// ErrHeartbeatTimeout is the close reason of a connection whose peer sent
-// nothing, not even a heartbeat, for the heartbeat timeout.
-var ErrHeartbeatTimeout = errors.New("msgtrans: heartbeat timeout: the peer went silent")
-
-// ErrPingFlood is the close reason of a session that sent pings far faster
-// than any heartbeat needs.
-var ErrPingFlood = errors.New("msgtrans: ping flood")
 
 // WithHeartbeat sets the heartbeat. Heartbeats are in-band control pings
 // (see docs/wire.md), so they work on every transport, WebSocket in

@@ -80,6 +80,7 @@ type config struct {
 	rateLimit         float64
 	interceptors      []Interceptor
 	callInterceptors  []CallInterceptor
+	cluster           Cluster
 	allowedOrigins    []string
 	lameDuck          time.Duration
 	rateBurst         int

@@ -27,10 +27,6 @@ const DefaultDecompressionRate = wire.DefaultMaxDecompressed
 // session refused more than a burst's worth within one is closed.
 const rateWindow = time.Second
 
-// ErrRateLimited is the close reason of a session that kept sending over
-// its rate limit, or inflating more than its decompression budget.
-var ErrRateLimited = errors.New("msgtrans: rate limit exceeded repeatedly")
-
 // WithRateLimit limits the packets each session may send to the server: a
 // token bucket refilled at perSecond with room for burst. Every packet
 // counts (requests, responses, one-way and control packets, and WebSocket

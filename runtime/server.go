@@ -27,8 +27,11 @@ type Server struct {
 	sessions *haxmap.Map[uint64, *Session]
 	count    atomic.Int64
 	groups   groups
+	users    users
 	ids      atomic.Uint32 // message ids of everything the server sends
 	nextSess atomic.Uint64
+	node     atomic.Uint32 // the node id in the cluster; 0 outside one
+	joinMu   sync.Mutex    // serialises joining the cluster
 	clock    *clock
 
 	mu        sync.Mutex
@@ -51,9 +54,13 @@ type boundListener struct {
 	addr   string
 }
 
-// Session ids are unsigned 64-bit numbers; the high 16 bits are reserved for
-// a node tag in clusters and are 0 for now.
+// Session ids are unsigned 64-bit numbers: the high 16 bits name the node in
+// a cluster (0 outside one), the low 48 count the node's sessions.
 const sessionIDBits = 48
+
+// drainTimeout bounds the graceful shutdown that Serve and a lost cluster
+// start.
+const drainTimeout = 5 * time.Second
 
 // NewServer returns a server configured by opts, which are checked here:
 // any invalid or client-only option makes it fail.
@@ -68,7 +75,12 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		stopped:  make(chan struct{}),
 		clock:    newClock(),
 	}
-	s.policy = serverPolicy(cfg, func(sess *Session) { s.emit(Event{Kind: ConnectionEstablished, Session: sess}) })
+	s.policy = serverPolicy(cfg, func(sess *Session) {
+		s.users.add(sess)
+		s.emit(Event{Kind: ConnectionEstablished, Session: sess})
+	})
+	s.groups.changed = func(name string, has bool) { s.interest(name, false, has) }
+	s.users.changed = func(identity string, has bool) { s.interest(identity, true, has) }
 	return s, nil
 }
 
@@ -89,6 +101,9 @@ func (s *Server) HandleMethod(m *Method, h Handler) { s.mux.handleMethod(m, s.cf
 func (s *Server) Listen(ctx context.Context, addrs ...string) error {
 	if len(addrs) == 0 {
 		return errors.New("msgtrans: no listen address given")
+	}
+	if err := s.startCluster(ctx); err != nil {
+		return err
 	}
 	var bound []boundListener
 	fail := func(err error) error {
@@ -225,7 +240,7 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 	}
 
 	sess := newSession(c, scheme, s.cfg, s.policy, &s.mux, &s.ids, s.clock)
-	sess.id = s.nextSess.Add(1) & (1<<sessionIDBits - 1)
+	sess.id = uint64(s.Node())<<sessionIDBits | s.nextSess.Add(1)&(1<<sessionIDBits-1)
 	s.sessions.Set(sess.id, sess)
 	s.count.Add(1)
 	go func() {
@@ -237,6 +252,7 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 		}
 		reason := sess.run()
 		s.groups.leaveAll(sess)
+		s.users.remove(sess)
 		s.sessions.Del(sess.id)
 		s.count.Add(-1)
 		release()
@@ -305,6 +321,14 @@ func (s *Server) Send(id uint64, p *wire.Packet) error {
 // response, as [Session.Request] does; a session that is not there fails
 // with CodeNotFound.
 func (s *Server) Request(ctx context.Context, id uint64, p *wire.Packet) (*wire.Packet, error) {
+	if !s.local(id) {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, s.cfg.requestTimeout)
+			defer cancel()
+		}
+		return s.callRemote(ctx, id, p)
+	}
 	sess, err := s.session(id)
 	if err != nil {
 		return nil, err
@@ -372,6 +396,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.sessWG.Wait()
+	s.stopCluster(ctx)
 	return ctx.Err()
 }
 
@@ -383,12 +408,11 @@ func (s *Server) Close() error {
 		sess.closeWith(ErrServerShutdown)
 	}
 	s.sessWG.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s.stopCluster(ctx)
 	return nil
 }
-
-// ErrServerShutdown is the close reason of sessions closed by
-// [Server.Shutdown] or [Server.Close].
-var ErrServerShutdown = errors.New("msgtrans: server shut down")
 
 // stop closes the listeners and waits for the accept loops; it reports
 // whether this call did it.

@@ -23,6 +23,7 @@ const (
 	toGroup
 	toGroupExcept
 	toAll
+	toUser
 )
 
 // ToSession is the session with the id.
@@ -37,8 +38,44 @@ func ToGroupExcept(name string, except uint64) Target {
 	return Target{kind: toGroupExcept, id: except, name: name}
 }
 
-// ToAll is every session of the server.
+// ToAll is every session of the server (of every node, in a cluster).
 func ToAll() Target { return Target{kind: toAll} }
+
+// ToUser is every session of the user identity an authenticator bound (see
+// [Session.Identity]), on every node.
+func ToUser(identity string) Target { return Target{kind: toUser, name: identity} }
+
+// Kind names the kind of target: "session", "group", "group_except",
+// "all", "user", or "" for the zero Target. With [Target.Session] and
+// [Target.Name] it lets a cluster adapter route a target.
+func (t Target) Kind() string {
+	return [...]string{"", "session", "group", "group_except", "all", "user"}[t.kind]
+}
+
+// Session returns the session a session target names, or the one a
+// group_except target leaves out.
+func (t Target) Session() uint64 { return t.id }
+
+// Name returns the group of a group target, or the identity of a user one.
+func (t Target) Name() string { return t.name }
+
+// TargetOf rebuilds a target from its parts (see [Target.Kind]); a cluster
+// adapter uses it for targets that crossed the bus.
+func TargetOf(kind string, session uint64, name string) (Target, bool) {
+	switch kind {
+	case "session":
+		return ToSession(session), true
+	case "group":
+		return ToGroup(name), true
+	case "group_except":
+		return ToGroupExcept(name, session), true
+	case "all":
+		return ToAll(), true
+	case "user":
+		return ToUser(name), true
+	}
+	return Target{}, false
+}
 
 // Target returns the target naming s alone: ToSession(s.ID()).
 func (s *Session) Target() Target { return ToSession(s.id) }
@@ -54,6 +91,8 @@ func (t Target) String() string {
 		return fmt.Sprintf("group %q except session %d", t.name, t.id)
 	case toAll:
 		return "every session"
+	case toUser:
+		return fmt.Sprintf("user %q", t.name)
 	}
 	return "nobody"
 }

@@ -75,19 +75,43 @@ func SendOneWay(ctx context.Context, c Caller, m *Method, msg proto.Message) err
 // CallSession calls the unary method m on the session with the id, as
 // [CallUnary] does. Generated pushers call it; a session that is not
 // there fails with CodeNotFound.
+//
+// In a cluster the session may be on another node: the call then goes there
+// through the cluster, and a node that is gone fails at once with
+// CodeUnavailable.
 func CallSession[Resp any, PResp message[Resp]](ctx context.Context, srv *Server, id uint64, m *Method, req proto.Message) (PResp, error) {
-	sess, err := srv.session(id)
+	if srv.local(id) {
+		sess, err := srv.session(id)
+		if err != nil {
+			return nil, err
+		}
+		return CallUnary[Resp, PResp](ctx, sess, m, req)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, srv.cfg.requestTimeout)
+		defer cancel()
+	}
+	p, err := typedPacket(ctx, m.route, req)
 	if err != nil {
 		return nil, err
 	}
-	return CallUnary[Resp, PResp](ctx, sess, m, req)
+	rp, err := srv.callRemote(ctx, id, p)
+	if err != nil {
+		return nil, err
+	}
+	resp := PResp(new(Resp))
+	if err := proto.Unmarshal(rp.Payload, resp); err != nil {
+		return nil, Errorf(CodeInternal, "response is not a valid %s: %v", resp.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return resp, nil
 }
 
 // Push sends msg as the one-way method m to the target, encoded once for
 // every recipient, and returns how many it was queued to. Generated pushers
 // call it. See [Server.Push].
 func Push(ctx context.Context, srv *Server, to Target, m *Method, msg proto.Message) (int, error) {
-	if to.kind == toSession {
+	if to.kind == toSession && srv.local(to.id) {
 		// One recipient: encoded straight into its packet, for its peer.
 		if err := ctx.Err(); err != nil {
 			return 0, contextError(err)
