@@ -20,12 +20,11 @@ import (
 type Client struct {
 	cfg   *config
 	mux   mux
-	t     Transport
-	u     *url.URL
-	addr  string
+	dials []dialTarget // the server's addresses: the first, then WithAddrs's
 	clock *clock
 
 	mu      sync.Mutex
+	next    int      // the index in dials of the address to dial next
 	sess    *Session // nil while disconnected
 	closed  bool
 	started bool  // Connect was called
@@ -60,11 +59,30 @@ func NewClient(addr string, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, u, err := lookupTransport(addr)
-	if err != nil {
-		return nil, err
+	c := &Client{cfg: cfg, done: make(chan struct{}), clock: newClock()}
+	for _, a := range append([]string{addr}, cfg.addrs...) {
+		t, u, err := lookupTransport(a)
+		if err != nil {
+			return nil, err
+		}
+		c.dials = append(c.dials, dialTarget{t, u, a})
 	}
-	return &Client{cfg: cfg, t: t, u: u, addr: addr, done: make(chan struct{}), clock: newClock()}, nil
+	return c, nil
+}
+
+// dialTarget is one address of the server, its transport found.
+type dialTarget struct {
+	t    Transport
+	u    *url.URL
+	addr string
+}
+
+// WithAddrs gives the client more addresses of the same logical server
+// (other nodes of a cluster, say), beside the one it was created with.
+// Connect tries them in turn until one answers; after a drop, each
+// reconnection attempt dials the next, round the list.
+func WithAddrs(addrs ...string) ClientOption {
+	return clientOption{"WithAddrs", func(c *config) { c.addrs = append(c.addrs, addrs...) }}
 }
 
 // Connect makes the client's first connection, within ctx and the connect
@@ -82,12 +100,18 @@ func (c *Client) Connect(ctx context.Context) error {
 	}
 	c.started = true
 	c.mu.Unlock()
-	sess, err := c.connect(ctx)
-	if err != nil {
-		return err
+	var err error
+	for range c.dials {
+		var sess *Session
+		if sess, err = c.connect(ctx); err == nil {
+			c.start(sess)
+			return nil
+		}
+		if terminal(err) || ctx.Err() != nil {
+			break
+		}
 	}
-	c.start(sess)
-	return nil
+	return err
 }
 
 // Handle registers h for raw packets of the given biz_type pushed or
@@ -98,8 +122,16 @@ func (c *Client) Handle(bizType uint8, h Handler) { c.mux.handleBiz(bizType, c.c
 // handler; a nil h removes it. Generated register functions call it.
 func (c *Client) HandleMethod(m *Method, h Handler) { c.mux.handleMethod(m, c.cfg.wrap(h)) }
 
-// Addr returns the address the client dials.
-func (c *Client) Addr() string { return c.addr }
+// Addr returns the address of the server the client is connected to, or
+// will dial next.
+func (c *Client) Addr() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil {
+		return c.sess.addr
+	}
+	return c.dials[c.next].addr
+}
 
 // start makes sess the current session and runs it in the background.
 func (c *Client) start(sess *Session) {

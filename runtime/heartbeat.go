@@ -94,7 +94,7 @@ func (c *Client) heartbeat(sess *Session) {
 		}
 		now := c.clock.tick()
 		if sess.silentFor(now) > c.cfg.heartbeatTimeout {
-			c.cfg.logger.Info("msgtrans: server went silent; reconnecting", "addr", c.addr)
+			c.cfg.logger.Info("msgtrans: server went silent; reconnecting", "addr", c.Addr())
 			sess.closeWith(ErrHeartbeatTimeout)
 			return
 		}

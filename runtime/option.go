@@ -81,6 +81,7 @@ type config struct {
 	interceptors      []Interceptor
 	callInterceptors  []CallInterceptor
 	cluster           Cluster
+	addrs             []string // client: more addresses of the server
 	allowedOrigins    []string
 	lameDuck          time.Duration
 	rateBurst         int

@@ -122,9 +122,9 @@ func (c *Client) reconnect(r *retries, cause error) (*Session, error) {
 			r.step = protocolStep
 		}
 		lastErr = err
-		c.cfg.logger.Debug("msgtrans: reconnect failed", "addr", c.addr, "attempt", r.count, "err", err)
+		c.cfg.logger.Debug("msgtrans: reconnect failed", "addr", c.Addr(), "attempt", r.count, "err", err)
 	}
-	return nil, fmt.Errorf("msgtrans: gave up reconnecting to %s after %d attempts: %w", c.addr, b.MaxAttempts, lastErr)
+	return nil, fmt.Errorf("msgtrans: gave up reconnecting to %s after %d attempts: %w", c.Addr(), b.MaxAttempts, lastErr)
 }
 
 // retryDelay is the wait before an attempt at the given backoff step after

@@ -335,3 +335,52 @@ func TestReconnectBackoffResets(t *testing.T) {
 		t.Errorf("after a connection that stayed up, the attempt is numbered %d, want 1", got)
 	}
 }
+
+// TestClientAddrs: a client given several addresses of one logical server
+// connects to the first that answers, and after a drop reconnects to the
+// next one.
+func TestClientAddrs(t *testing.T) {
+	start := func() *runtime.Server {
+		srv, err := runtime.NewServer(runtime.WithLogger(slog.New(slog.DiscardHandler)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Handle(bizEcho, echo)
+		if err := srv.Listen(context.Background(), "tcp://127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = srv.Close() })
+		return srv
+	}
+	a, b := start(), start()
+	down := "tcp://" + freeHostPort(t)
+	backoff := runtime.WithReconnect(runtime.Backoff{Base: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond})
+	c, err := runtime.Dial(context.Background(), down, runtime.WithAddrs(a.Addrs()[0], b.Addrs()[0]), backoff,
+		runtime.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatalf("Dial with the first address down: %v", err)
+	}
+	defer c.Close()
+	if got := c.Addr(); got != a.Addrs()[0] {
+		t.Errorf("connected to %s, want the first that answers, %s", got, a.Addrs()[0])
+	}
+	_ = a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, err := c.Request(ctx, wire.NewRequest(bizEcho, nil))
+		if err == nil && c.Addr() == b.Addrs()[0] {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("not served by the other server: %v (at %s)", err, c.Addr())
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the reconnection
+	}
+}
+
+// freeHostPort returns a loopback host:port nothing listens on.
+func freeHostPort(t *testing.T) string {
+	t.Helper()
+	return "127.0.0.1:" + freePort(t, "tcp")
+}

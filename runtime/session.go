@@ -28,6 +28,7 @@ type Session struct {
 	mux    *mux
 	ids    *atomic.Uint32 // message-id counter of the sending side
 	policy *policy        // what this side does; see policy
+	addr   string         // client side: the address dialled
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the writer and request handlers
