@@ -20,7 +20,9 @@ import (
 // Config configures [Run].
 type Config struct {
 	// Server is the server's address: tcp://host:port, ws://host:port/path,
-	// quic://host:port, tls://…, wss://…. Required.
+	// quic://host:port, tls://…, wss://…. Several, separated by commas, name
+	// the nodes of a clustered chat: the client connects to the first that
+	// answers and, after a drop, moves on to the next. Required.
 	Server string
 	// Nick is the nick to join with. Required.
 	Nick string
@@ -84,7 +86,14 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) err
 	if cfg.ConnectTimeout > 0 {
 		opts = append(opts, runtime.WithConnectTimeout(cfg.ConnectTimeout))
 	}
-	rc, err := runtime.NewClient(cfg.Server, opts...)
+	addrs := strings.Split(cfg.Server, ",")
+	for i := range addrs {
+		addrs[i] = strings.TrimSpace(addrs[i])
+	}
+	if len(addrs) > 1 {
+		opts = append(opts, runtime.WithAddrs(addrs[1:]...))
+	}
+	rc, err := runtime.NewClient(addrs[0], opts...)
 	if err != nil {
 		return fmt.Errorf("chatclient: %w", err)
 	}
@@ -380,7 +389,7 @@ func (c *chat) onEvent(e runtime.Event) {
 			c.out.notice("connection lost (%s); reconnecting", reasonText(e.Err))
 		}
 	case runtime.Reconnected:
-		c.out.notice("reconnected to %s", c.cfg.Server)
+		c.out.notice("reconnected to %s", c.rc.Addr())
 		select {
 		case c.reconnected <- struct{}{}:
 		default: // a signal is pending already

@@ -2,6 +2,7 @@ package chatserver
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -15,8 +16,18 @@ import (
 // goroutine of its own) and Say on the session's read goroutine, in order.
 
 // Join enters a room under a nick, leaving the session's current room
-// first. See [chatv1.ChatServiceHandler].
-func (s *Server) Join(_ context.Context, sess *runtime.Session, req *chatv1.JoinRequest) (*chatv1.JoinResponse, error) {
+// first. See [chatv1.ChatServiceHandler]. In a cluster the answer also
+// lists the room's members and messages on the other nodes.
+func (s *Server) Join(ctx context.Context, sess *runtime.Session, req *chatv1.JoinRequest) (*chatv1.JoinResponse, error) {
+	resp, err := s.join(sess, req)
+	if err == nil && s.peers != nil {
+		s.peers.withRemote(ctx, resp)
+	}
+	return resp, err
+}
+
+// join is Join on this node.
+func (s *Server) join(sess *runtime.Session, req *chatv1.JoinRequest) (*chatv1.JoinResponse, error) {
 	if err := checkName("room", req.Room); err != nil {
 		return nil, err
 	}
@@ -120,14 +131,19 @@ func (s *Server) Say(_ context.Context, sess *runtime.Session, req *chatv1.SayRe
 
 // Who lists the members of the current room. See
 // [chatv1.ChatServiceHandler].
-func (s *Server) Who(_ context.Context, sess *runtime.Session, _ *chatv1.WhoRequest) (*chatv1.WhoResponse, error) {
+func (s *Server) Who(ctx context.Context, sess *runtime.Session, _ *chatv1.WhoRequest) (*chatv1.WhoResponse, error) {
 	r := roomOf(sess)
 	if r == nil {
 		return nil, runtime.NewError(runtime.CodeFailedPrecondition, "not in a room")
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return &chatv1.WhoResponse{Room: r.name, Members: s.nicksLocked(r)}, nil
+	resp := &chatv1.WhoResponse{Room: r.name, Members: s.nicksLocked(r)}
+	r.mu.Unlock()
+	if s.peers != nil {
+		resp.Members = append(resp.Members, s.peers.remoteNicks(ctx, r.name)...)
+		slices.Sort(resp.Members)
+	}
+	return resp, nil
 }
 
 // Nick changes the session's nick. See [chatv1.ChatServiceHandler].

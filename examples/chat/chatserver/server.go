@@ -74,6 +74,12 @@ type Config struct {
 	PingInterval time.Duration
 	// PingTimeout bounds each ping. Default [DefaultPingTimeout].
 	PingTimeout time.Duration
+	// Cluster, when set, makes the server one node of a chat spread over
+	// several processes on one NATS system (see [ClusterConfig]).
+	Cluster *ClusterConfig
+	// Options are more options for the runtime server: caps, rate limits,
+	// heartbeats (see package runtime).
+	Options []runtime.ServerOption
 }
 
 // Server is a chat server. Create one with [New], then [Server.Serve] (or
@@ -86,6 +92,7 @@ type Server struct {
 	log    *slog.Logger
 	rt     *runtime.Server
 	events *chatv1.ChatEventsServicePusher
+	peers  *peers // the other nodes of a clustered chat; nil for a single server
 
 	// mu serialises membership changes (join, leave, nick, disconnect) and
 	// guards rooms. Lock order: mu, then a room's mu.
@@ -162,15 +169,29 @@ func New(cfg Config) (*Server, error) {
 		stopped: make(chan struct{}),
 	}
 	s.historyBudget.max = cfg.MaxHistoryBytes
-	opts := []runtime.ServerOption{runtime.WithLogger(cfg.Logger), runtime.WithEventHandler(s.onEvent)}
+	opts := append([]runtime.ServerOption{runtime.WithLogger(cfg.Logger), runtime.WithEventHandler(s.onEvent)}, cfg.Options...)
 	if cfg.TLS != nil {
 		opts = append(opts, runtime.WithTLS(cfg.TLS))
+	}
+	if cfg.Cluster != nil {
+		if cfg.Cluster.NATS == nil {
+			return nil, errors.New("chatserver: a cluster needs a NATS connection")
+		}
+		opt, p, err := clusterOptions(cfg.Cluster, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, opt)
+		s.peers = p
 	}
 	rt, err := runtime.NewServer(opts...)
 	if err != nil {
 		return nil, err
 	}
 	s.rt = rt
+	if s.peers != nil {
+		s.peers.rt = rt
+	}
 	s.events = chatv1.NewChatEventsServicePusher(rt)
 	chatv1.RegisterChatServiceHandler(rt, s)
 	return s, nil
@@ -212,6 +233,11 @@ func (s *Server) start(ctx context.Context, again bool) error {
 	if err := s.rt.Listen(ctx, s.cfg.Listen...); err != nil {
 		return err
 	}
+	if s.peers != nil {
+		if err := s.peers.serve(s); err != nil {
+			return err
+		}
+	}
 	s.started = true
 	if s.cfg.PingInterval > 0 {
 		pctx, cancel := context.WithCancel(context.Background())
@@ -219,7 +245,7 @@ func (s *Server) start(ctx context.Context, again bool) error {
 		s.pingWG.Add(1)
 		go s.pingLoop(pctx)
 	}
-	s.log.Info("chat server ready", "addrs", s.rt.Addrs(), "history", s.cfg.HistorySize, "history_bytes", s.cfg.MaxHistoryBytes, "ping_interval", s.cfg.PingInterval)
+	s.log.Info("chat server ready", "addrs", s.rt.Addrs(), "history", s.cfg.HistorySize, "history_bytes", s.cfg.MaxHistoryBytes, "ping_interval", s.cfg.PingInterval, "node", s.rt.Node())
 	return nil
 }
 
@@ -282,6 +308,9 @@ func (s *Server) beginStop() {
 		stop()
 	}
 	s.pingWG.Wait()
+	if s.peers != nil {
+		s.peers.stop()
+	}
 }
 
 // Disconnect closes the session with the id, as a moderator's kick would;

@@ -33,7 +33,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(fs.Output(), "usage: client [flags]\n\nChats on a msgtrans-go chat server: lines of standard input are messages\nor commands (/join ROOM, /leave, /nick NAME, /who, /quit, /help).\n\n")
 		fs.PrintDefaults()
 	}
-	server := fs.String("server", "tcp://127.0.0.1:7001", "server `URL`: tcp://, tls://, ws://host:port/ws, wss://, quic://")
+	server := fs.String("server", "tcp://127.0.0.1:7001", "server `URL`: tcp://, tls://, ws://host:port/ws, wss://, quic://; several, comma-separated, for the nodes of a clustered chat")
 	nick := fs.String("nick", defaultNick(), "your `nick`")
 	room := fs.String("room", "lobby", "the `room` to join at start (empty: none)")
 	insecure := fs.Bool("insecure", false, "do not verify the server's certificate (for the server's development certificate)")

@@ -15,7 +15,9 @@ import (
 	"syscall"
 
 	"github.com/msgtrans/msgtrans-go/examples/chat/chatserver"
+	"github.com/msgtrans/msgtrans-go/runtime"
 	_ "github.com/msgtrans/msgtrans-go/transports/all" // tcp, tls, ws, wss, quic
+	"github.com/nats-io/nats.go"
 )
 
 func main() {
@@ -40,6 +42,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	historyBytes := fs.Int64("history-bytes", chatserver.DefaultMaxHistoryBytes, "`bytes` the histories of all rooms keep together; beyond it a room forgets its oldest messages")
 	pingInterval := fs.Duration("ping-interval", chatserver.DefaultPingInterval, "how often to ping every client (0 for the default, negative for never)")
 	pingTimeout := fs.Duration("ping-timeout", chatserver.DefaultPingTimeout, "how long a client has to answer a ping before it is disconnected")
+	natsURL := fs.String("nats", "", "NATS `URL` (nats://host:4222): join the chat of every server on that NATS system, as one node")
+	nodeID := fs.Uint("node-id", 0, "this server's node `id` in the cluster, 1 to 65535 (0: pick a free one)")
+	natsPrefix := fs.String("nats-prefix", "chat", "NATS subject `prefix` of this chat's cluster")
+	maxConns := fs.Int("max-conns", runtime.DefaultMaxConns, "connections the server holds at most")
+	maxConnsPerIP := fs.Int("max-conns-per-ip", runtime.DefaultMaxConnsPerIP, "connections from one host (IPv6: one /64) at most")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	if err := fs.Parse(args); err != nil {
@@ -68,8 +75,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if (*certFile == "") != (*keyFile == "") {
 		return usageError("-tls-cert and -tls-key go together")
 	}
-	if *history < 0 || *historyBytes < 0 || *pingTimeout < 0 {
-		return usageError("-history, -history-bytes and -ping-timeout must not be negative")
+	if *history < 0 || *historyBytes < 0 || *pingTimeout < 0 || *maxConns < 0 || *maxConnsPerIP < 0 {
+		return usageError("-history, -history-bytes, -ping-timeout, -max-conns and -max-conns-per-ip must not be negative")
+	}
+	if *nodeID > 65535 || (*nodeID != 0 && *natsURL == "") {
+		return usageError("-node-id is a number from 1 to 65535, for a server with -nats")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -90,6 +100,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		PingInterval:    *pingInterval,
 		PingTimeout:     *pingTimeout,
 		DevCertDir:      *devDir,
+		Options:         []runtime.ServerOption{runtime.WithMaxConnections(*maxConns), runtime.WithMaxConnectionsPerIP(*maxConnsPerIP)},
+	}
+	if *natsURL != "" {
+		nc, err := nats.Connect(*natsURL, nats.Name("msgtrans chat server"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
+		if err != nil {
+			logger.Error("connecting to NATS", "url", *natsURL, "err", err)
+			return 1
+		}
+		// Closed after the server, which leaves the cluster as it stops.
+		defer nc.Close()
+		cfg.Cluster = &chatserver.ClusterConfig{NATS: nc, NodeID: uint16(*nodeID), Prefix: *natsPrefix}
 	}
 	if *certFile != "" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
