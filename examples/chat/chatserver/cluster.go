@@ -136,9 +136,15 @@ func (p *peers) remoteNicks(ctx context.Context, room string) []string {
 }
 
 // withRemote adds the other nodes' members and messages of the room to a
-// join's answer: nicks sorted, history merged by time.
+// join's answer: nicks sorted, history merged by time. The two surveys run
+// at once.
 func (p *peers) withRemote(ctx context.Context, resp *chatv1.JoinResponse) {
-	resp.Members = append(resp.Members, p.remoteNicks(ctx, resp.Room)...)
+	var nicks []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nicks = p.remoteNicks(ctx, resp.Room)
+	}()
 	var hist chatv1.JoinResponse
 	seen := map[msgKey]bool{}
 	for _, m := range resp.History {
@@ -152,6 +158,8 @@ func (p *peers) withRemote(ctx context.Context, resp *chatv1.JoinResponse) {
 			}
 		}
 	})
+	<-done
+	resp.Members = append(resp.Members, nicks...)
 	slices.Sort(resp.Members)
 	slices.SortStableFunc(resp.History, func(a, b *chatv1.ChatMessage) int {
 		return cmp.Or(a.Time.AsTime().Compare(b.Time.AsTime()), cmp.Compare(a.Seq, b.Seq))
