@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"sync"
 
@@ -75,6 +76,12 @@ type dialTarget struct {
 	t    Transport
 	u    *url.URL
 	addr string
+}
+
+// WithLocalIP makes the client connect from the given local address (on a
+// host with several), on every transport.
+func WithLocalIP(ip net.IP) ClientOption {
+	return clientOption{"WithLocalIP", func(c *config) { c.localIP = ip }}
 }
 
 // WithAddrs gives the client more addresses of the same logical server

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/wire"
@@ -82,6 +83,7 @@ type config struct {
 	callInterceptors  []CallInterceptor
 	cluster           Cluster
 	addrs             []string // client: more addresses of the server
+	localIP           net.IP   // client: the address to connect from
 	allowedOrigins    []string
 	lameDuck          time.Duration
 	rateBurst         int
@@ -225,7 +227,7 @@ func (c *config) validate() error {
 
 func (c *config) transportConfig() *TransportConfig {
 	return &TransportConfig{TLS: c.tls, Limits: c.limits, HandshakeTimeout: c.handshakeTimeout, Logger: c.logger,
-		AllowedOrigins: c.allowedOrigins, MaxHandshakes: c.maxHandshakes}
+		AllowedOrigins: c.allowedOrigins, MaxHandshakes: c.maxHandshakes, LocalIP: c.localIP}
 }
 
 // WithLogger sets the logger for connection-level events such as protocol

@@ -384,3 +384,21 @@ func freeHostPort(t *testing.T) string {
 	t.Helper()
 	return "127.0.0.1:" + freePort(t, "tcp")
 }
+
+// TestWithLocalIP: a client connects from the local address it is given, on
+// every network transport.
+func TestWithLocalIP(t *testing.T) {
+	for _, tc := range transportCases() {
+		if tc.name == "mem" {
+			continue
+		}
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc)
+			f.dial(runtime.WithLocalIP(net.ParseIP("127.0.0.2")))
+			sess := f.waitSessions(1)[0]
+			if host := strings.Split(sess.RemoteAddr().String(), ":")[0]; host != "127.0.0.2" {
+				t.Errorf("the server sees the client at %s, want 127.0.0.2", sess.RemoteAddr())
+			}
+		})
+	}
+}

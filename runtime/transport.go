@@ -150,6 +150,9 @@ type TransportConfig struct {
 	// handshake (TLS, WebSocket upgrade, QUIC stream) is in progress:
 	// beyond it new connections are closed at once. Default 1,024.
 	MaxHandshakes int
+	// LocalIP, on a dialer, is the local address to connect from (nil:
+	// the system's choice), for hosts with several addresses.
+	LocalIP net.IP
 	// AllowedOrigins lists the web origins ("https://app.example.com")
 	// whose pages may open connections, for transports with an HTTP
 	// handshake (WebSocket); requests without an Origin header (clients

@@ -122,7 +122,11 @@ func (Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportCon
 	if raddr.IP.To4() == nil {
 		network = "udp6"
 	}
-	udp, err := net.ListenUDP(network, nil)
+	var laddr *net.UDPAddr
+	if cfg.LocalIP != nil {
+		laddr = &net.UDPAddr{IP: cfg.LocalIP}
+	}
+	udp, err := net.ListenUDP(network, laddr)
 	if err != nil {
 		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
 	}

@@ -81,7 +81,10 @@ func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.Transpor
 // against cfg.TLS (nil: the system roots), with the server name taken from
 // u when cfg.TLS leaves it empty. No proxy is used.
 func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Conn, error) {
-	var d net.Dialer
+	d := net.Dialer{}
+	if cfg != nil && cfg.LocalIP != nil {
+		d.LocalAddr = &net.TCPAddr{IP: cfg.LocalIP}
+	}
 	return t.dial(ctx, u, cfg, d.DialContext)
 }
 
