@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -50,6 +51,7 @@ const (
 // clientConn is one connection of the clients process.
 type clientConn interface {
 	beat(seq uint64) error
+	alive() bool
 }
 
 func clientsMain(args []string) int {
@@ -61,6 +63,7 @@ func clientsMain(args []string) int {
 	conc := fs.Int("conc", 32, "concurrent dials")
 	beat := fs.Duration("beat", 0, "send each connection's heartbeat this often (0: never)")
 	stopOnError := fs.Bool("stop-on-error", false, "stop dialing at the first failure")
+	local := fs.String("local", "", "local `address` to connect from (msgtrans clients)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -99,7 +102,7 @@ func clientsMain(args []string) int {
 				if i >= *n {
 					return
 				}
-				c, err := dialClient(*impl, *transport, *addr, tlsConf, log, func(p *benchv1.Payload) { rec.deliver(i, p) })
+				c, err := dialClient(*impl, *transport, *addr, tlsConf, log, net.ParseIP(*local), func(p *benchv1.Payload) { rec.deliver(i, p) })
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, &err)
@@ -137,6 +140,14 @@ func clientsMain(args []string) int {
 				d, last, p50, p99 := rec.wait(5 * time.Second)
 				out.printf("DONE %d %d %d %d", d, last, p50, p99)
 			}()
+		case "ALIVE":
+			alive := 0
+			for _, c := range conns {
+				if c != nil && c.alive() {
+					alive++
+				}
+			}
+			out.printf("ALIVE %d", alive)
 		case "QUIT":
 			return 0
 		}
@@ -165,17 +176,20 @@ func heartbeats(conns []clientConn, every time.Duration) {
 
 // dialClient connects one client of impl; deliver is called for each
 // broadcast it receives.
-func dialClient(impl, transport, addr string, tlsConf *tls.Config, log *slog.Logger, deliver func(*benchv1.Payload)) (clientConn, error) {
+func dialClient(impl, transport, addr string, tlsConf *tls.Config, log *slog.Logger, local net.IP, deliver func(*benchv1.Payload)) (clientConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	switch impl {
 	case implMsgtrans:
-		c, err := runtime.Dial(ctx, addr, runtime.WithTLS(tlsConf), runtime.WithLogger(log), runtime.WithoutReconnect())
+		c, err := runtime.NewClient(addr, runtime.WithTLS(tlsConf), runtime.WithLogger(log), runtime.WithoutReconnect(), runtime.WithLocalIP(local))
 		if err != nil {
 			return nil, err
 		}
 		benchv1.RegisterBenchEventsServiceHandler(c, &eventsHandler{fanout: deliver})
-		return &mtClientConn{c: benchv1.NewBenchServiceClient(c)}, nil
+		if err := c.Connect(ctx); err != nil {
+			return nil, err
+		}
+		return &mtClientConn{rc: c, c: benchv1.NewBenchServiceClient(c)}, nil
 	case "raw":
 		c, err := dialRaw(ctx, transport, addr, tlsConf)
 		if err != nil {
@@ -211,11 +225,16 @@ func dialClient(impl, transport, addr string, tlsConf *tls.Config, log *slog.Log
 	return nil, fmt.Errorf("no client implementation %q", impl)
 }
 
-type mtClientConn struct{ c *benchv1.BenchServiceClient }
+type mtClientConn struct {
+	rc *runtime.Client
+	c  *benchv1.BenchServiceClient
+}
 
 func (m *mtClientConn) beat(seq uint64) error {
 	return m.c.Beat(context.Background(), &benchv1.BeatRequest{Seq: seq})
 }
+
+func (m *mtClientConn) alive() bool { return m.rc.Session() != nil }
 
 type rawClientConn struct{ c *rawConn }
 
@@ -223,11 +242,15 @@ func (r rawClientConn) beat(seq uint64) error {
 	return r.c.send(marshal(&benchv1.BeatRequest{Seq: seq}))
 }
 
+func (r rawClientConn) alive() bool { return true } // not tracked
+
 type gorillaClientConn struct{ ws *websocket.Conn }
 
 func (g gorillaClientConn) beat(seq uint64) error {
 	return g.ws.WriteMessage(websocket.BinaryMessage, marshal(&benchv1.BeatRequest{Seq: seq}))
 }
+
+func (g gorillaClientConn) alive() bool { return true } // not tracked
 
 // recorder counts broadcast deliveries and their latencies, per connection
 // so that connections never contend.

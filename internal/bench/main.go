@@ -47,6 +47,7 @@ var scenarios = []scenario{
 	{"broadcast", "one server broadcast to 1,000 and 10,000 sessions in another process", allTransports, runBroadcast},
 	{"slowconsumer", "broadcast to 1,000 sessions, alone and beside one that never reads", []string{"tcp", "ws"}, runSlowConsumer},
 	{"idle", "server memory per idle connection (-max: the most held with heartbeats)", allTransports, runIdle},
+	{"cluster", "group broadcast over 3 nodes vs 1, remote push vs local (-max: 100,000 idle conns on 6 chat nodes)", []string{"tcp"}, runCluster},
 	{"connect", "connections established per second (dial + first round trip)", allTransports, runConnect},
 }
 

@@ -32,6 +32,8 @@ func TestScenarios(t *testing.T) {
 			[]string{"transport=tcp vs=no-slow", "transport=ws vs=no-slow"}},
 		{[]string{"idle", "-quick", "-transport", "tcp,ws", "-conns", "20"},
 			[]string{"transport=tcp vs=raw", "transport=ws vs=gorilla"}},
+		{[]string{"cluster", "-quick", "-conns", "30"},
+			[]string{"transport=tcp vs=1node", "transport=tcp vs=local"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {
