@@ -129,7 +129,7 @@ func Push(ctx context.Context, srv *Server, to Target, m *Method, msg proto.Mess
 		}
 		return 1, nil
 	}
-	p, err := typedPacket(nil, m.route, msg)
+	p, err := typedPacket(context.Background(), m.route, msg)
 	if err != nil {
 		return 0, err
 	}
@@ -171,7 +171,7 @@ func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg pro
 	if t == wire.Request {
 		p, err = typedPacket(ctx, m.route, msg)
 	} else {
-		p, err = typedPacket(nil, m.route, msg)
+		p, err = typedPacket(context.Background(), m.route, msg)
 	}
 	if err != nil {
 		return nil, err

@@ -305,17 +305,6 @@ func (remaining) Wait(ctx context.Context, _ *runtime.Session, _ *gentestv1.Wait
 	return &gentestv1.WaitResponse{RemainingMs: time.Until(dl).Milliseconds()}, nil
 }
 
-// clientSession returns the client's own session, to call the server with
-// a route it does not serve.
-func clientSession(t *testing.T, c *runtime.Client) *runtime.Session {
-	t.Helper()
-	s := c.Session()
-	if s == nil {
-		t.Fatal("client not connected")
-	}
-	return s
-}
-
 // typedPacket builds a typed request by hand, with an arbitrary payload.
 func typedPacket(route uint32, payload []byte) *wire.Packet {
 	return &wire.Packet{
