@@ -18,12 +18,24 @@ import (
 	"os"
 
 	"google.golang.org/protobuf/compiler/protogen"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
 )
 
 // version is the plugin's version, printed by --version and written into
 // the header of generated files.
 const version = "v0.1.0"
+
+// What the plugin supports, declared to protoc and buf the way
+// protoc-gen-go declares it: proto3 optional fields, and editions from
+// proto2 to 2024 (files of any edition generate like proto3 files; the
+// generator reads only names, comments and options).
+const (
+	supportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL |
+		pluginpb.CodeGeneratorResponse_FEATURE_SUPPORTS_EDITIONS)
+	minimumEdition = descriptorpb.Edition_EDITION_PROTO2
+	maximumEdition = descriptorpb.Edition_EDITION_2024
+)
 
 func main() {
 	if len(os.Args) == 2 && (os.Args[1] == "--version" || os.Args[1] == "-version") {
@@ -35,7 +47,14 @@ func main() {
 		os.Exit(2)
 	}
 	protogen.Options{}.Run(func(gen *protogen.Plugin) error {
-		gen.SupportedFeatures = uint64(pluginpb.CodeGeneratorResponse_FEATURE_PROTO3_OPTIONAL)
+		declareSupport(gen)
 		return generate(gen)
 	})
+}
+
+// declareSupport tells protoc or buf what the plugin supports.
+func declareSupport(gen *protogen.Plugin) {
+	gen.SupportedFeatures = supportedFeatures
+	gen.SupportedEditionsMinimum = minimumEdition
+	gen.SupportedEditionsMaximum = maximumEdition
 }

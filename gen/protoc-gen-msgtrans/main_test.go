@@ -32,6 +32,7 @@ func run(t *testing.T, req *pluginpb.CodeGeneratorRequest) *pluginpb.CodeGenerat
 	if err != nil {
 		t.Fatalf("protogen: %v", err)
 	}
+	declareSupport(gen)
 	if err := generate(gen); err != nil {
 		gen.Error(err)
 	}
@@ -53,10 +54,10 @@ func imageRequest(t *testing.T, image string, files ...string) *pluginpb.CodeGen
 	return &pluginpb.CodeGeneratorRequest{FileToGenerate: files, Parameter: proto.String(moduleParam), ProtoFile: set.File}
 }
 
-// TestGolden compares the generator's output with the generated files
+// TestGentestGolden compares the generator's output with the generated files
 // committed in the repository, which are the golden files: -update rewrites
 // them.
-func TestGolden(t *testing.T) {
+func TestGentestGolden(t *testing.T) {
 	tests := []struct {
 		image string
 		file  string // the .proto to generate
@@ -140,17 +141,34 @@ func TestPluginErrors(t *testing.T) {
 		{
 			"client streaming",
 			handmade(nil, method("Up", nil, func(m *descriptorpb.MethodDescriptorProto) { m.ClientStreaming = proto.Bool(true) })),
-			"bad/v1/bad.proto: service S, method Up: streaming rpcs are not supported yet",
+			"bad/v1/bad.proto: service S, method Up: client-streaming rpcs are not supported yet",
 		},
 		{
 			"server streaming",
 			handmade(nil, method("Down", nil, func(m *descriptorpb.MethodDescriptorProto) { m.ServerStreaming = proto.Bool(true) })),
-			"bad/v1/bad.proto: service S, method Down: streaming rpcs are not supported yet",
+			"bad/v1/bad.proto: service S, method Down: server-streaming rpcs are not supported yet",
+		},
+		{
+			"bidirectional streaming",
+			handmade(nil, method("Both", nil, func(m *descriptorpb.MethodDescriptorProto) {
+				m.ClientStreaming, m.ServerStreaming = proto.Bool(true), proto.Bool(true)
+			})),
+			"bad/v1/bad.proto: service S, method Both: bidirectional-streaming rpcs are not supported yet",
+		},
+		{
+			"one-way stream",
+			handmade(nil, method("Up", &msgtransv1.MethodOptions{OneWay: true}, func(m *descriptorpb.MethodDescriptorProto) { m.ClientStreaming = proto.Bool(true) })),
+			"bad/v1/bad.proto: service S, method Up: a client-streaming rpc cannot be one-way",
+		},
+		{
+			"two methods, one Go name",
+			handmade(nil, method("get_it", nil), method("GetIt", nil)),
+			"bad/v1/bad.proto: service S, method GetIt: its Go name GetIt is also the Go name of method get_it",
 		},
 		{
 			"route collision",
 			handmade(nil, method("A", &msgtransv1.MethodOptions{RouteId: 7}), method("B", &msgtransv1.MethodOptions{RouteId: 7})),
-			"route id 0x00000007 of bad.v1.S.B collides with bad.v1.S.A",
+			"bad/v1/bad.proto: service S, method B: route id 0x00000007 of bad.v1.S.B collides with bad.v1.S.A",
 		},
 		{
 			"override colliding with a derived id",
@@ -168,6 +186,9 @@ func TestPluginErrors(t *testing.T) {
 			resp := run(t, tt.req)
 			if !strings.Contains(resp.GetError(), tt.want) {
 				t.Errorf("error = %q, want it to contain %q", resp.GetError(), tt.want)
+			}
+			if strings.Contains(resp.GetError(), "\n") {
+				t.Errorf("error = %q, want one line", resp.GetError())
 			}
 			if len(resp.File) != 0 {
 				t.Errorf("%d files generated despite the error", len(resp.File))

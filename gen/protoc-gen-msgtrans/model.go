@@ -13,96 +13,141 @@ import (
 
 // The model: everything the generator decides, parsed from the descriptors
 // before anything is rendered, so that every mistake in a .proto file is
-// reported as an error rather than half-written output.
+// reported as an error rather than half-written output. Parsing never
+// panics: whatever protogen accepted, parseFile either models or refuses
+// with one line naming the file, service and method.
 
 type fileModel struct {
 	file     *protogen.File
 	services []*serviceModel
+	// imports are the other Go packages the generated file refers to, with
+	// the name each is imported as (see assignImports in names.go).
+	imports []goImport
 }
 
 type serviceModel struct {
-	svc      *protogen.Service
-	toClient bool // DIRECTION_SERVER_TO_CLIENT
-	names    names
-	methods  []*methodModel
+	svc        *protogen.Service
+	toClient   bool // DIRECTION_SERVER_TO_CLIENT
+	deprecated bool
+	names      names
+	methods    []*methodModel
 }
 
 type methodModel struct {
 	m          *protogen.Method
-	fullName   string // chat.v1.Chat.Join
+	fullName   string // chat.v1.ChatService.Join
 	route      uint32
-	oneWay     bool
+	kind       methodKind
 	deprecated bool
 	// Identifiers of the method's constants and its runtime.Method.
 	fullNameConst, routeConst, methodVar string
 }
 
-// names computes every identifier generated for one service, once.
-type names struct {
-	Base         string // Chat
-	Client       string // ChatClient
-	NewClient    string // NewChatClient
-	Handler      string // ChatHandler
-	Unimpl       string // UnimplementedChatHandler
-	Register     string // RegisterChatHandler
-	Pusher       string // ChatPusher (server-to-client services)
-	NewPusher    string // NewChatPusher
-	ServiceConst string // ChatName
+// methodKind says how a method is called. It mirrors runtime.MethodKind,
+// which the generator may not import (it links wire, never the runtime).
+type methodKind uint8
+
+const (
+	kindUnary        methodKind = iota + 1 // one request, one response
+	kindOneWay                             // (msgtrans.v1.method).one_way: one message, no response
+	kindClientStream                       // rpc M(stream Req) returns (Resp)
+	kindServerStream                       // rpc M(Req) returns (stream Resp)
+	kindBidiStream                         // rpc M(stream Req) returns (stream Resp)
+)
+
+func (k methodKind) String() string {
+	switch k {
+	case kindUnary:
+		return "unary"
+	case kindOneWay:
+		return "one-way"
+	case kindClientStream:
+		return "client-streaming"
+	case kindServerStream:
+		return "server-streaming"
+	case kindBidiStream:
+		return "bidirectional-streaming"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-func newNames(svc *protogen.Service) names {
-	b := svc.GoName
-	return names{
-		Base:         b,
-		Client:       b + "Client",
-		NewClient:    "New" + b + "Client",
-		Handler:      b + "Handler",
-		Unimpl:       "Unimplemented" + b + "Handler",
-		Register:     "Register" + b + "Handler",
-		Pusher:       b + "Pusher",
-		NewPusher:    "New" + b + "Pusher",
-		ServiceConst: b + "Name",
+// runtimeKind is the name of the runtime.MethodKind constant of k, or ""
+// for the kinds the runtime does not have yet.
+func (k methodKind) runtimeKind() string {
+	switch k {
+	case kindUnary:
+		return "MethodUnary"
+	case kindOneWay:
+		return "MethodOneWay"
 	}
+	return ""
 }
+
+// hasResponse reports whether calls of the kind get a response message.
+func (k methodKind) hasResponse() bool { return k != kindOneWay }
+
+// streamingSupported says whether the runtime has streams. Until it does,
+// streaming rpcs are refused (and the real-world sweep expects them to be).
+const streamingSupported = false
 
 func parseFile(f *protogen.File) (*fileModel, error) {
 	fm := &fileModel{file: f}
 	for _, svc := range f.Services {
-		sm := &serviceModel{svc: svc, names: newNames(svc)}
-		if so, ok := proto.GetExtension(svc.Desc.Options(), msgtransv1.E_Service).(*msgtransv1.ServiceOptions); ok && so != nil {
-			switch so.GetDirection() {
-			case msgtransv1.Direction_DIRECTION_UNSPECIFIED, msgtransv1.Direction_DIRECTION_CLIENT_TO_SERVER:
-			case msgtransv1.Direction_DIRECTION_SERVER_TO_CLIENT:
-				sm.toClient = true
-			default:
-				return nil, fmt.Errorf("%s: service %s: unknown direction %d", f.Desc.Path(), svc.Desc.Name(), so.GetDirection())
-			}
-		}
-		for _, m := range svc.Methods {
-			mm, err := parseMethod(f, svc, m)
-			if err != nil {
-				return nil, err
-			}
-			sm.methods = append(sm.methods, mm)
+		sm, err := parseService(f, svc)
+		if err != nil {
+			return nil, err
 		}
 		fm.services = append(fm.services, sm)
 	}
 	return fm, nil
 }
 
+func parseService(f *protogen.File, svc *protogen.Service) (*serviceModel, error) {
+	sm := &serviceModel{svc: svc}
+	if so, ok := svc.Desc.Options().(*descriptorpb.ServiceOptions); ok {
+		sm.deprecated = so.GetDeprecated()
+	}
+	if so, ok := proto.GetExtension(svc.Desc.Options(), msgtransv1.E_Service).(*msgtransv1.ServiceOptions); ok && so != nil {
+		switch so.GetDirection() {
+		case msgtransv1.Direction_DIRECTION_UNSPECIFIED, msgtransv1.Direction_DIRECTION_CLIENT_TO_SERVER:
+		case msgtransv1.Direction_DIRECTION_SERVER_TO_CLIENT:
+			sm.toClient = true
+		default:
+			return nil, fmt.Errorf("%s: service %s: unknown direction %d", f.Desc.Path(), svc.Desc.Name(), so.GetDirection())
+		}
+	}
+	goNames := map[string]string{} // Go method name -> proto method name
+	for _, m := range svc.Methods {
+		mm, err := parseMethod(f, svc, m)
+		if err != nil {
+			return nil, err
+		}
+		if other, dup := goNames[m.GoName]; dup {
+			return nil, fmt.Errorf("%s: service %s, method %s: its Go name %s is also the Go name of method %s; rename one of them",
+				f.Desc.Path(), svc.Desc.Name(), m.Desc.Name(), m.GoName, other)
+		}
+		goNames[m.GoName] = string(m.Desc.Name())
+		sm.methods = append(sm.methods, mm)
+	}
+	return sm, nil
+}
+
 func parseMethod(f *protogen.File, svc *protogen.Service, m *protogen.Method) (*methodModel, error) {
 	where := fmt.Sprintf("%s: service %s, method %s", f.Desc.Path(), svc.Desc.Name(), m.Desc.Name())
-	if m.Desc.IsStreamingClient() || m.Desc.IsStreamingServer() {
-		return nil, fmt.Errorf("%s: streaming rpcs are not supported yet; use request/response or one-way methods", where)
-	}
 	mm := &methodModel{
-		m:             m,
-		fullName:      string(m.Desc.FullName()),
-		fullNameConst: svc.GoName + m.GoName + "FullMethod",
-		routeConst:    svc.GoName + m.GoName + "Route",
-		methodVar:     lowerFirst(svc.GoName) + m.GoName + "Method",
+		m:        m,
+		fullName: string(m.Desc.FullName()),
+		route:    wire.RouteID(string(m.Desc.FullName())),
+		kind:     kindUnary,
 	}
-	mm.route = wire.RouteID(mm.fullName)
+	switch {
+	case m.Desc.IsStreamingClient() && m.Desc.IsStreamingServer():
+		mm.kind = kindBidiStream
+	case m.Desc.IsStreamingClient():
+		mm.kind = kindClientStream
+	case m.Desc.IsStreamingServer():
+		mm.kind = kindServerStream
+	}
 	if mo, ok := m.Desc.Options().(*descriptorpb.MethodOptions); ok {
 		mm.deprecated = mo.GetDeprecated()
 	}
@@ -110,7 +155,15 @@ func parseMethod(f *protogen.File, svc *protogen.Service, m *protogen.Method) (*
 		if mo.GetRouteId() != 0 {
 			mm.route = mo.GetRouteId()
 		}
-		mm.oneWay = mo.GetOneWay()
+		if mo.GetOneWay() {
+			if mm.kind != kindUnary {
+				return nil, fmt.Errorf("%s: a %s rpc cannot be one-way; drop (msgtrans.v1.method).one_way or the stream keyword", where, mm.kind)
+			}
+			mm.kind = kindOneWay
+		}
+	}
+	if mm.kind.runtimeKind() == "" && !streamingSupported {
+		return nil, fmt.Errorf("%s: %s rpcs are not supported yet (msgtrans has no streams); use request/response or one-way methods", where, mm.kind)
 	}
 	if mm.route == wire.ControlRoute {
 		return nil, fmt.Errorf("%s: route id 0 is reserved for control packets; set (msgtrans.v1.method).route_id", where)
@@ -126,8 +179,8 @@ func checkRoutes(models []*fileModel) error {
 		for _, sm := range fm.services {
 			for _, mm := range sm.methods {
 				if other, dup := seen[mm.route]; dup {
-					return fmt.Errorf("%s: route id %#08x of %s collides with %s; give one of them another (msgtrans.v1.method).route_id",
-						fm.file.Desc.Path(), mm.route, mm.fullName, other)
+					return fmt.Errorf("%s: service %s, method %s: route id %#08x of %s collides with %s; give one of them another (msgtrans.v1.method).route_id",
+						fm.file.Desc.Path(), sm.svc.Desc.Name(), mm.m.Desc.Name(), mm.route, mm.fullName, other)
 				}
 				seen[mm.route] = mm.fullName
 			}
@@ -136,4 +189,11 @@ func checkRoutes(models []*fileModel) error {
 	return nil
 }
 
-// Rendering.
+// messages returns the message types m's generated code refers to: the
+// request, and the response of kinds that have one.
+func (mm *methodModel) messages() []*protogen.Message {
+	if mm.kind.hasResponse() {
+		return []*protogen.Message{mm.m.Input, mm.m.Output}
+	}
+	return []*protogen.Message{mm.m.Input}
+}
