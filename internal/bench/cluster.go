@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -94,11 +95,11 @@ func startClusterNode(e *env, url string) (*clusterNode, error) {
 		}
 		extra = append(extra, runtime.WithCluster(cl))
 	}
-	n := &clusterNode{nc: nc}
 	// Every session joins the group as it arrives.
+	var rt atomic.Pointer[runtime.Server]
 	extra = append(extra, runtime.WithEventHandler(func(ev runtime.Event) {
-		if ev.Kind == runtime.ConnectionEstablished {
-			_ = n.srv.Join(clusterGroup, ev.Session)
+		if srv := rt.Load(); srv != nil && ev.Kind == runtime.ConnectionEstablished {
+			_ = srv.Join(clusterGroup, ev.Session)
 		}
 	}))
 	srv, err := e.startMsgtrans("tcp", extra...)
@@ -108,8 +109,8 @@ func startClusterNode(e *env, url string) (*clusterNode, error) {
 		}
 		return nil, err
 	}
-	n.mtServer = srv
-	return n, nil
+	rt.Store(srv.srv)
+	return &clusterNode{mtServer: srv, nc: nc}, nil
 }
 
 func (n *clusterNode) close() {
