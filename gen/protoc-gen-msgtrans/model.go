@@ -50,8 +50,8 @@ type methodKind uint8
 const (
 	kindUnary        methodKind = iota + 1 // one request, one response
 	kindOneWay                             // (msgtrans.v1.method).one_way: one message, no response
-	kindClientStream                       // rpc M(stream Req) returns (Resp)
 	kindServerStream                       // rpc M(Req) returns (stream Resp)
+	kindClientStream                       // rpc M(stream Req) returns (Resp)
 	kindBidiStream                         // rpc M(stream Req) returns (stream Resp)
 )
 
@@ -61,10 +61,10 @@ func (k methodKind) String() string {
 		return "unary"
 	case kindOneWay:
 		return "one-way"
-	case kindClientStream:
-		return "client-streaming"
 	case kindServerStream:
 		return "server-streaming"
+	case kindClientStream:
+		return "client-streaming"
 	case kindBidiStream:
 		return "bidirectional-streaming"
 	}
@@ -113,7 +113,7 @@ func parseService(f *protogen.File, svc *protogen.Service) (*serviceModel, error
 		case msgtransv1.Direction_DIRECTION_SERVER_TO_CLIENT:
 			sm.toClient = true
 		default:
-			return nil, fmt.Errorf("%s: service %s: unknown direction %d", f.Desc.Path(), svc.Desc.Name(), so.GetDirection())
+			return nil, fmt.Errorf("%s: service %s: unknown direction %d", filePath(f), svc.Desc.Name(), so.GetDirection())
 		}
 	}
 	goNames := map[string]string{} // Go method name -> proto method name
@@ -124,7 +124,7 @@ func parseService(f *protogen.File, svc *protogen.Service) (*serviceModel, error
 		}
 		if other, dup := goNames[m.GoName]; dup {
 			return nil, fmt.Errorf("%s: service %s, method %s: its Go name %s is also the Go name of method %s; rename one of them",
-				f.Desc.Path(), svc.Desc.Name(), m.Desc.Name(), m.GoName, other)
+				filePath(f), svc.Desc.Name(), m.Desc.Name(), m.GoName, other)
 		}
 		goNames[m.GoName] = string(m.Desc.Name())
 		sm.methods = append(sm.methods, mm)
@@ -133,7 +133,7 @@ func parseService(f *protogen.File, svc *protogen.Service) (*serviceModel, error
 }
 
 func parseMethod(f *protogen.File, svc *protogen.Service, m *protogen.Method) (*methodModel, error) {
-	where := fmt.Sprintf("%s: service %s, method %s", f.Desc.Path(), svc.Desc.Name(), m.Desc.Name())
+	where := fmt.Sprintf("%s: service %s, method %s", filePath(f), svc.Desc.Name(), m.Desc.Name())
 	mm := &methodModel{
 		m:        m,
 		fullName: string(m.Desc.FullName()),
@@ -180,7 +180,7 @@ func checkRoutes(models []*fileModel) error {
 			for _, mm := range sm.methods {
 				if other, dup := seen[mm.route]; dup {
 					return fmt.Errorf("%s: service %s, method %s: route id %#08x of %s collides with %s; give one of them another (msgtrans.v1.method).route_id",
-						fm.file.Desc.Path(), sm.svc.Desc.Name(), mm.m.Desc.Name(), mm.route, mm.fullName, other)
+						filePath(fm.file), sm.svc.Desc.Name(), mm.m.Desc.Name(), mm.route, mm.fullName, other)
 				}
 				seen[mm.route] = mm.fullName
 			}
@@ -197,3 +197,7 @@ func (mm *methodModel) messages() []*protogen.Message {
 	}
 	return []*protogen.Message{mm.m.Input}
 }
+
+// filePath is the file's path as errors name it: on one line, whatever
+// the descriptor holds.
+func filePath(f *protogen.File) string { return cleanLine(f.Desc.Path()) }
