@@ -5,7 +5,9 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -137,4 +139,22 @@ func tempModule(t *testing.T, dir, path string, replace map[string]string) {
 	}
 	writeFile(t, filepath.Join(dir, "go.mod"), b.String())
 	copyFile(t, filepath.Join(repoRoot(t), "go.sum"), filepath.Join(dir, "go.sum"))
+}
+
+// goPackages returns the directories under dir holding .go files, as
+// ./relative paths: the go command's ./... skips directories named
+// testdata, which real-world protos use.
+func goPackages(t *testing.T, dir string) []string {
+	t.Helper()
+	var pkgs []string
+	for name := range readTree(t, dir) {
+		if pkg := "./" + path.Dir(name); strings.HasSuffix(name, ".go") && !slices.Contains(pkgs, pkg) {
+			pkgs = append(pkgs, pkg)
+		}
+	}
+	slices.Sort(pkgs)
+	if len(pkgs) == 0 {
+		t.Fatalf("no Go files under %s", dir)
+	}
+	return pkgs
 }
