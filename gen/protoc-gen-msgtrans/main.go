@@ -11,6 +11,12 @@
 //
 //	protoc --go_out=. --go_opt=paths=source_relative \
 //	       --msgtrans_out=. --msgtrans_opt=paths=source_relative chat.proto
+//
+// docs/codegen.md lists what each proto construct generates, how names and
+// imports are chosen, how to import msgtrans/v1/options.proto without
+// copying it, and what the plugin refuses. The plugin parses the
+// descriptors into a model (model.go, names.go) and renders it with
+// jennifer (generator.go, comments.go).
 package main
 
 import (

@@ -172,7 +172,10 @@ func assignImports(gen *protogen.Plugin, fm *fileModel, s scope) {
 				if _, seen := pkgNames[p]; seen {
 					continue
 				}
-				name := protogen.GoPackageName(path.Base(string(p))) // unreachable: every file is in the request
+				// Every file a message comes from is in the request, so
+				// protogen knows its package name; the path's last
+				// element only stands in should it not.
+				name := protogen.GoPackageName(path.Base(string(p)))
 				if file, ok := gen.FilesByPath[msg.Desc.ParentFile().Path()]; ok {
 					name = file.GoPackageName
 				}
