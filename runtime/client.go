@@ -127,7 +127,13 @@ func (c *Client) Handle(bizType uint8, h Handler) { c.mux.handleBiz(bizType, c.c
 
 // HandleMethod registers h for the typed method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
-func (c *Client) HandleMethod(m *Method, h Handler) { c.mux.handleMethod(m, c.cfg.wrap(h)) }
+func (c *Client) HandleMethod(m *Method, h Handler) { c.mux.handleMethod(m, c.cfg.wrap(h), nil) }
+
+// HandleStream registers h for the streaming method, replacing any earlier
+// handler; a nil h removes it. Generated register functions call it.
+func (c *Client) HandleStream(m *Method, h StreamHandler) {
+	c.mux.handleMethod(m, nil, c.cfg.wrapStream(h))
+}
 
 // Addr returns the address of the server the client is connected to, or
 // will dial next.

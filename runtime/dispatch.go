@@ -64,10 +64,33 @@ func (s *Session) receive(in *inbound) error {
 		}
 		return s.control(p, ext.Control)
 	}
+	if ext.HasStream {
+		if p.Type != wire.OneWay {
+			return fmt.Errorf("%w: a stream frame in a %s packet", wire.ErrProtocol, p.Type)
+		}
+		if p.Compression != wire.CompressionNone {
+			if err := s.inflate(p); err != nil {
+				return err
+			}
+		}
+		s.streamFrame(p, ext)
+		return nil
+	}
 	var h Handler
 	var m *Method
 	if p.Type != wire.Response {
 		h, m = s.handlerFor(p, ext)
+	}
+	if h == nil && ext.HasRoute && p.Type == wire.Request {
+		if sh := s.mux.streamHandler(ext.Route); sh != nil {
+			if p.Compression != wire.CompressionNone {
+				if err := s.inflate(p); err != nil {
+					return err
+				}
+			}
+			s.acceptStream(in, ext, sh, m)
+			return nil
+		}
 	}
 	if p.Compression != wire.CompressionNone && s.reads(p, h) {
 		if err := s.inflate(p); err != nil {
@@ -76,7 +99,9 @@ func (s *Session) receive(in *inbound) error {
 	}
 	switch p.Type {
 	case wire.Response:
-		s.complete(p, ext)
+		if !s.endOpened(p, ext) {
+			s.complete(p, ext)
+		}
 		return nil
 	case wire.Request:
 		if !s.takeSlot() {
@@ -128,6 +153,11 @@ func (s *Session) reads(p *wire.Packet, h Handler) bool {
 		s.pmu.Lock()
 		_, ok := s.pending[p.MessageID]
 		s.pmu.Unlock()
+		if !ok {
+			s.streams.mu.Lock()
+			_, ok = s.streams.opened[p.MessageID]
+			s.streams.mu.Unlock()
+		}
 		return ok
 	case h != nil:
 		return true

@@ -45,10 +45,12 @@ type mux struct {
 	routes atomic.Pointer[map[uint32]route]
 }
 
-// route is a typed method's handler.
+// route is a typed method's handler: h for unary and one-way methods, sh
+// for streams.
 type route struct {
-	h Handler
-	m *Method
+	h  Handler
+	sh StreamHandler
+	m  *Method
 }
 
 func (m *mux) handleBiz(bizType uint8, h Handler) {
@@ -66,8 +68,9 @@ func (m *mux) bizHandler(bizType uint8) Handler {
 	return nil
 }
 
-// handleMethod registers h for the method's route; a nil h removes it.
-func (m *mux) handleMethod(method *Method, h Handler) {
+// handleMethod registers h (or sh, for a stream) for the method's route;
+// both nil removes it.
+func (m *mux) handleMethod(method *Method, h Handler, sh StreamHandler) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.routes.Load()
@@ -77,10 +80,10 @@ func (m *mux) handleMethod(method *Method, h Handler) {
 			next[k] = v
 		}
 	}
-	if h == nil {
+	if h == nil && sh == nil {
 		delete(next, method.route)
 	} else {
-		next[method.route] = route{h, method}
+		next[method.route] = route{h, sh, method}
 	}
 	m.routes.Store(&next)
 }
@@ -91,4 +94,11 @@ func (m *mux) routeHandler(id uint32) (Handler, *Method) {
 		return rt.h, rt.m
 	}
 	return nil, nil
+}
+
+func (m *mux) streamHandler(id uint32) StreamHandler {
+	if r := m.routes.Load(); r != nil {
+		return (*r)[id].sh
+	}
+	return nil
 }

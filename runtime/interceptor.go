@@ -47,6 +47,17 @@ func WithCallInterceptors(interceptors ...CallInterceptor) Option {
 	}}
 }
 
+// wrapStream applies the configured stream interceptors to h.
+func (c *config) wrapStream(h StreamHandler) StreamHandler {
+	if h == nil {
+		return nil
+	}
+	for i := len(c.streamInterceptors) - 1; i >= 0; i-- {
+		h = c.streamInterceptors[i](h)
+	}
+	return h
+}
+
 // wrap applies the configured interceptors to h.
 func (c *config) wrap(h Handler) Handler {
 	if h == nil {

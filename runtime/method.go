@@ -24,7 +24,16 @@ const (
 	MethodUnary MethodKind = iota + 1
 	// MethodOneWay: one message, no response.
 	MethodOneWay
+	// MethodServerStream: one request, a stream of responses.
+	MethodServerStream
+	// MethodClientStream: a stream of requests, one response.
+	MethodClientStream
+	// MethodBidiStream: a stream each way.
+	MethodBidiStream
 )
+
+// IsStream reports whether the kind is one of the streams.
+func (k MethodKind) IsStream() bool { return k >= MethodServerStream && k <= MethodBidiStream }
 
 // String returns the kind's name.
 func (k MethodKind) String() string {
@@ -33,6 +42,12 @@ func (k MethodKind) String() string {
 		return "unary"
 	case MethodOneWay:
 		return "one_way"
+	case MethodServerStream:
+		return "server_stream"
+	case MethodClientStream:
+		return "client_stream"
+	case MethodBidiStream:
+		return "bidi_stream"
 	}
 	return fmt.Sprintf("method_kind(%d)", uint8(k))
 }

@@ -72,26 +72,29 @@ type config struct {
 	maxInFlight      int
 	onEvent          func(Event)
 
-	heartbeatInterval time.Duration
-	heartbeatTimeout  time.Duration
-	maxGroups         int
-	maxConns          int
-	maxConnsPerIP     int
-	authenticator     Authenticator
-	rateLimit         float64
-	interceptors      []Interceptor
-	callInterceptors  []CallInterceptor
-	cluster           Cluster
-	addrs             []string // client: more addresses of the server
-	localIP           net.IP   // client: the address to connect from
-	allowedOrigins    []string
-	lameDuck          time.Duration
-	rateBurst         int
-	credentials       []byte // client: sent in the hello
-	ipv6Prefix        int
-	inflateRate       int
-	maxHandlerTimeout time.Duration
-	maxHandshakes     int
+	heartbeatInterval  time.Duration
+	heartbeatTimeout   time.Duration
+	maxGroups          int
+	maxConns           int
+	maxConnsPerIP      int
+	authenticator      Authenticator
+	rateLimit          float64
+	interceptors       []Interceptor
+	callInterceptors   []CallInterceptor
+	cluster            Cluster
+	addrs              []string // client: more addresses of the server
+	localIP            net.IP   // client: the address to connect from
+	streamInterceptors []StreamInterceptor
+	maxStreams         int
+	streamWindow       int
+	allowedOrigins     []string
+	lameDuck           time.Duration
+	rateBurst          int
+	credentials        []byte // client: sent in the hello
+	ipv6Prefix         int
+	inflateRate        int
+	maxHandlerTimeout  time.Duration
+	maxHandshakes      int
 
 	// client only
 	connectTimeout time.Duration
@@ -146,6 +149,8 @@ func (c *config) validate() error {
 	neg("decompression rate", int64(c.inflateRate))
 	neg("max handler timeout", int64(c.maxHandlerTimeout))
 	neg("max handshakes", int64(c.maxHandshakes))
+	neg("max streams", int64(c.maxStreams))
+	neg("stream window", int64(c.streamWindow))
 	if c.rateLimit < 0 {
 		errs = append(errs, fmt.Errorf("msgtrans: rate limit must not be negative"))
 	}
@@ -211,6 +216,12 @@ func (c *config) validate() error {
 	}
 	if c.maxHandlerTimeout == 0 {
 		c.maxHandlerTimeout = c.requestTimeout
+	}
+	if c.maxStreams == 0 {
+		c.maxStreams = DefaultMaxStreams
+	}
+	if c.streamWindow == 0 {
+		c.streamWindow = DefaultStreamWindow
 	}
 	if c.heartbeatInterval == 0 {
 		c.heartbeatInterval = DefaultHeartbeatInterval

@@ -91,7 +91,13 @@ func (s *Server) Handle(bizType uint8, h Handler) { s.mux.handleBiz(bizType, s.c
 
 // HandleMethod registers h for the typed method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
-func (s *Server) HandleMethod(m *Method, h Handler) { s.mux.handleMethod(m, s.cfg.wrap(h)) }
+func (s *Server) HandleMethod(m *Method, h Handler) { s.mux.handleMethod(m, s.cfg.wrap(h), nil) }
+
+// HandleStream registers h for the streaming method, replacing any earlier
+// handler; a nil h removes it. Generated register functions call it.
+func (s *Server) HandleStream(m *Method, h StreamHandler) {
+	s.mux.handleMethod(m, nil, s.cfg.wrapStream(h))
+}
 
 // Listen starts listening on each address ("tcp://0.0.0.0:7001",
 // "ws://0.0.0.0:7002/ws", "quic://0.0.0.0:7003", …) and accepting

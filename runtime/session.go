@@ -93,6 +93,9 @@ type Session struct {
 	// first is the server's answer to a client's hello, read while
 	// connecting and handled by run before anything else (client side).
 	first *wire.Packet
+
+	// streams are the session's open streams.
+	streams streams
 }
 
 func newSession(conn Conn, scheme string, cfg *config, pol *policy, m *mux, ids *atomic.Uint32, clk *clock) *Session {
@@ -191,6 +194,7 @@ func (s *Session) closeWith(reason error) {
 	s.cancel()
 	_ = s.conn.Close()
 	s.failPending(reason)
+	s.streams.failAll(reason)
 }
 
 func addrString(a net.Addr) string {

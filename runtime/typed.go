@@ -26,6 +26,7 @@ type Caller interface {
 // or a [*Client].
 type Registrar interface {
 	HandleMethod(m *Method, h Handler)
+	HandleStream(m *Method, h StreamHandler)
 }
 
 // message is the constraint of generated message types: a pointer to a

@@ -56,7 +56,7 @@ func TestTypedReceiveAllocations(t *testing.T) {
 	s.mux.handleMethod(NewMethod("test.v1.T.M", 7, MethodOneWay), NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error {
 		got.Add(int64(len(m.Value)))
 		return nil
-	}))
+	}), nil)
 	b, err := s.encodeTyped(wire.OneWay, 1, 7, 0, wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks...."))
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func BenchmarkTypedSend(b *testing.B) {
 
 func BenchmarkTypedReceive(b *testing.B) {
 	s := testSession(b)
-	s.mux.handleMethod(NewMethod("test.v1.T.M", 7, MethodOneWay), NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error { return nil }))
+	s.mux.handleMethod(NewMethod("test.v1.T.M", 7, MethodOneWay), NewOneWayHandler(func(_ context.Context, _ *Session, m *wrapperspb.StringValue) error { return nil }), nil)
 	enc, _ := s.encodeTyped(wire.OneWay, 1, 7, 0, wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks...."))
 	p, _, _ := wire.ParsePacket(enc, wire.Limits{})
 	b.ReportAllocs()

@@ -21,7 +21,35 @@ const (
 	tagTimeoutMS = 0x05               // uvarint: the caller's remaining time, in milliseconds
 	tagAuth      = 0x06               // bytes: credentials, in a hello
 	tagRetryMS   = 0x07               // uvarint: how long a refused client should wait before retrying, in milliseconds
+	tagStream    = 0x08 | extCritical // 6 bytes: stream op, flags (bit 0: from the acceptor), stream id (u32)
+	tagCredit    = 0x09               // uvarint: messages the sender may be sent more (a window, or a grant)
 )
+
+// StreamOp says what a stream frame does. Stream frames are OneWay packets
+// with a stream field (see docs/wire.md, "Streams"); a stream is opened by
+// a Request and ended by its Response.
+type StreamOp uint8
+
+// The stream ops.
+const (
+	// StreamMessage carries one message of the stream as its payload.
+	StreamMessage StreamOp = 1
+	// StreamHalfClose says the sender will send no more messages.
+	StreamHalfClose StreamOp = 2
+	// StreamCredit grants the receiver Ext.Credit more messages.
+	StreamCredit StreamOp = 3
+	// StreamCancel abandons the stream, with a status (code and message).
+	StreamCancel StreamOp = 4
+)
+
+// StreamFrame is the stream field of a stream frame: which stream (the
+// message id of the Request that opened it, numbered by its opener), and
+// whether the frame comes from the side that accepted it.
+type StreamFrame struct {
+	Op           StreamOp
+	FromAcceptor bool
+	ID           uint32
+}
 
 // ControlRoute is the route id of the runtime's own control packets.
 const ControlRoute = 0
@@ -62,6 +90,14 @@ type Ext struct {
 	// connection (a go-away with a status) asks the client to wait at
 	// least before it tries again; 0 when absent.
 	RetryAfterMS uint64
+	// HasStream reports whether Stream is set: the packet is a stream
+	// frame.
+	HasStream bool
+	Stream    StreamFrame
+	// Credit is the messages a stream's receiver lets its sender send: in
+	// an opening Request the opener's window, in a credit frame a grant.
+	// 0 when absent.
+	Credit uint32
 }
 
 // IsTypedExt reports whether p carries an ext header in this package's
@@ -101,6 +137,18 @@ func AppendExt(dst []byte, e *Ext) []byte {
 	if e.RetryAfterMS != 0 {
 		dst = append(dst, tagRetryMS, byte(uvarintLen(e.RetryAfterMS)))
 		dst = binary.AppendUvarint(dst, e.RetryAfterMS)
+	}
+	if e.HasStream {
+		flags := byte(0)
+		if e.Stream.FromAcceptor {
+			flags = 1
+		}
+		dst = append(dst, tagStream, 6, byte(e.Stream.Op), flags)
+		dst = binary.BigEndian.AppendUint32(dst, e.Stream.ID)
+	}
+	if e.Credit != 0 {
+		dst = append(dst, tagCredit, byte(uvarintLen(uint64(e.Credit))))
+		dst = binary.AppendUvarint(dst, uint64(e.Credit))
 	}
 	return dst
 }
@@ -146,6 +194,19 @@ func ParseExt(b []byte) (Ext, error) {
 			e.Auth = v
 		case tagRetryMS:
 			e.RetryAfterMS, err = fieldUvarint(v)
+		case tagStream:
+			if len(v) != 6 {
+				return e, fmt.Errorf("%w: ext stream field of %d bytes", ErrProtocol, len(v))
+			}
+			if v[0] < byte(StreamMessage) || v[0] > byte(StreamCancel) {
+				return e, fmt.Errorf("%w: unknown stream op %d", ErrProtocol, v[0])
+			}
+			e.HasStream = true
+			e.Stream = StreamFrame{Op: StreamOp(v[0]), FromAcceptor: v[1]&1 != 0, ID: binary.BigEndian.Uint32(v[2:])}
+		case tagCredit:
+			var c uint64
+			c, err = fieldUvarint(v)
+			e.Credit = uint32(c)
 		default:
 			if tag&extCritical != 0 {
 				return e, fmt.Errorf("%w: unknown critical ext field %#x", ErrProtocol, tag)

@@ -43,6 +43,8 @@ type routeTable map[uint32]runtime.Handler
 
 func (r routeTable) HandleMethod(m *runtime.Method, h runtime.Handler) { r[m.Route()] = h }
 
+func (r routeTable) HandleStream(*runtime.Method, runtime.StreamHandler) {}
+
 // nopHandler implements the BenchService without pushing anything.
 type nopHandler struct {
 	benchv1.UnimplementedBenchServiceHandler

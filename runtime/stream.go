@@ -1,0 +1,271 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/msgtrans/msgtrans-go/wire"
+)
+
+// Stream is one end of a stream of messages on a session: what the typed
+// stream types wrap ([ServerStream], [ClientStreamClient], …), and what
+// stream interceptors see and may wrap. A stream is opened by a Request and
+// ended by its Response; its messages travel as stream frames between them
+// (see docs/wire.md, "Streams").
+//
+// SendMsg and RecvMsg may be called from different goroutines, but each from
+// one at a time.
+type Stream interface {
+	// Context returns a context that ends when the stream does; a handler's
+	// carries the call's [CallInfo].
+	Context() context.Context
+	// SendMsg sends one message, waiting while the peer has granted no
+	// room for it. It fails once the stream has ended.
+	SendMsg(m proto.Message) error
+	// RecvMsg receives the next message into m. It returns io.EOF when the
+	// peer has finished sending (or the stream ended cleanly), and the
+	// stream's error when it ended otherwise.
+	RecvMsg(m proto.Message) error
+}
+
+// Stream defaults.
+const (
+	// DefaultMaxStreams caps the streams a peer may have open on one
+	// session at once.
+	DefaultMaxStreams = 32
+	// DefaultStreamWindow is how many messages an opener lets the acceptor
+	// send ahead of its reading (it travels in the opening request).
+	DefaultStreamWindow = 32
+	// acceptorWindow is how many messages an acceptor lets the opener send
+	// ahead: a protocol constant, so the opener knows it without asking.
+	acceptorWindow = 16
+)
+
+// errStreamEnded is the error of sending on a stream that ended cleanly.
+var errStreamEnded = NewError(CodeFailedPrecondition, "the stream has ended")
+
+// stream is a [Stream]: the state of one stream on one side.
+type stream struct {
+	s        *Session
+	id       uint32 // the opening request's message id, in the opener's numbering
+	acceptor bool   // this side accepted the stream (the peer opened it)
+	method   *Method
+	ctx      context.Context
+	cancel   context.CancelFunc
+
+	mu        sync.Mutex
+	in        [][]byte // messages received and not yet read
+	head      int      // in[head:] are unread
+	window    int      // the messages the peer may send ahead of our reading
+	consumed  int      // read since the last grant
+	peerDone  bool     // the peer half-closed
+	credit    int      // messages we may still send
+	sentClose bool     // we half-closed
+	ended     bool
+	err       error        // why it ended (nil: cleanly)
+	final     *wire.Packet // the opener's: the Response that ended it
+	recvWake  chan struct{}
+	sendWake  chan struct{}
+	done      chan struct{} // closed when the stream ends
+}
+
+func newStream(s *Session, id uint32, acceptor bool, m *Method, window, credit int) *stream {
+	return &stream{
+		s: s, id: id, acceptor: acceptor, method: m, window: window, credit: credit,
+		recvWake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+}
+
+func (st *stream) Context() context.Context { return st.ctx }
+
+func wake(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// SendMsg implements [Stream].
+func (st *stream) SendMsg(m proto.Message) error {
+	payload, err := proto.Marshal(m)
+	if err != nil {
+		return marshalError(m, err)
+	}
+	if err := checkSend(st.s.cfg.limits, 0, len(payload)); err != nil {
+		return err
+	}
+	for {
+		st.mu.Lock()
+		switch {
+		case st.ended:
+			err := st.err
+			st.mu.Unlock()
+			if err == nil {
+				err = errStreamEnded
+			}
+			return err
+		case st.sentClose:
+			st.mu.Unlock()
+			return NewError(CodeFailedPrecondition, "send after CloseSend")
+		case st.credit > 0:
+			st.credit--
+			st.mu.Unlock()
+			return st.frame(wire.StreamMessage, 0, payload)
+		}
+		st.mu.Unlock()
+		select {
+		case <-st.sendWake:
+		case <-st.done:
+		case <-st.ctx.Done():
+			return contextError(st.ctx.Err())
+		}
+	}
+}
+
+// RecvMsg implements [Stream].
+func (st *stream) RecvMsg(m proto.Message) error {
+	for {
+		st.mu.Lock()
+		if st.head < len(st.in) {
+			b := st.in[st.head]
+			st.in[st.head] = nil
+			st.head++
+			if st.head == len(st.in) {
+				st.in, st.head = st.in[:0], 0
+			}
+			grant := 0
+			if st.consumed++; st.consumed >= max(st.window/2, 1) {
+				grant, st.consumed = st.consumed, 0
+			}
+			ended := st.ended
+			st.mu.Unlock()
+			if grant > 0 && !ended {
+				_ = st.frame(wire.StreamCredit, uint32(grant), nil)
+			}
+			if err := proto.Unmarshal(b, m); err != nil {
+				return Errorf(CodeInvalidArgument, "stream message is not a valid %s: %v", m.ProtoReflect().Descriptor().FullName(), err)
+			}
+			return nil
+		}
+		switch {
+		case st.ended && st.err != nil:
+			err := st.err
+			st.mu.Unlock()
+			return err
+		case st.ended, st.peerDone:
+			st.mu.Unlock()
+			return io.EOF
+		}
+		st.mu.Unlock()
+		select {
+		case <-st.recvWake:
+		case <-st.done:
+		case <-st.ctx.Done():
+			return contextError(st.ctx.Err())
+		}
+	}
+}
+
+// closeSend half-closes the stream: the peer's RecvMsg returns io.EOF once
+// it has read what was sent.
+func (st *stream) closeSend() error {
+	st.mu.Lock()
+	if st.sentClose || st.ended {
+		st.mu.Unlock()
+		return nil
+	}
+	st.sentClose = true
+	st.mu.Unlock()
+	return st.frame(wire.StreamHalfClose, 0, nil)
+}
+
+// frame sends a stream frame of this stream.
+func (st *stream) frame(op wire.StreamOp, credit uint32, payload []byte) error {
+	e := wire.Ext{HasStream: true, Stream: wire.StreamFrame{Op: op, FromAcceptor: st.acceptor, ID: st.id}, Credit: credit}
+	return st.s.sendAs(&wire.Packet{Flags: wire.FlagHasRouteTag, Ext: wire.AppendExt(make([]byte, 0, 16), &e), Payload: payload}, wire.OneWay, st.s.nextID())
+}
+
+// cancelFrame tells the peer this side abandons the stream, with why.
+func (st *stream) cancelFrame(why error) {
+	e := wire.Ext{HasStream: true, Stream: wire.StreamFrame{Op: wire.StreamCancel, FromAcceptor: st.acceptor, ID: st.id},
+		Code: CodeOf(why), Message: messageOf(why)}
+	_ = st.s.sendAs(&wire.Packet{Flags: wire.FlagHasRouteTag, Ext: wire.AppendExt(nil, &e)}, wire.OneWay, st.s.nextID())
+}
+
+// end ends the stream with err (nil: cleanly), once; it reports whether
+// this call ended it.
+func (st *stream) end(err error, final *wire.Packet) bool {
+	st.mu.Lock()
+	if st.ended {
+		st.mu.Unlock()
+		return false
+	}
+	st.ended, st.err, st.final = true, err, final
+	st.mu.Unlock()
+	close(st.done)
+	if st.cancel != nil {
+		st.cancel()
+	}
+	return true
+}
+
+// deliver takes a frame from the peer. It runs on the session's read
+// goroutine and never blocks: a peer that sends more than it was granted
+// has the stream reset.
+func (st *stream) deliver(op wire.StreamOp, ext wire.Ext, payload []byte) {
+	st.mu.Lock()
+	if st.ended {
+		st.mu.Unlock()
+		return
+	}
+	switch op {
+	case wire.StreamMessage:
+		if st.peerDone || len(st.in)-st.head >= st.window {
+			st.mu.Unlock()
+			st.reset(Errorf(CodeResourceExhausted, "the peer sent past its flow-control window of %d messages", st.window))
+			return
+		}
+		st.in = append(st.in, payload)
+		st.mu.Unlock()
+		wake(st.recvWake)
+	case wire.StreamHalfClose:
+		st.peerDone = true
+		st.mu.Unlock()
+		wake(st.recvWake)
+	case wire.StreamCredit:
+		st.credit += int(ext.Credit)
+		st.mu.Unlock()
+		wake(st.sendWake)
+	case wire.StreamCancel:
+		st.mu.Unlock()
+		why := error(&Error{Code: ext.Code, Message: ext.Message})
+		if ext.Code == CodeOK {
+			why = NewError(CodeCanceled, "the peer canceled the stream")
+		}
+		st.s.streams.forget(st)
+		st.end(why, nil)
+	default:
+		st.mu.Unlock()
+	}
+}
+
+// reset ends the stream for a fault of the peer's and tells it so: an
+// acceptor ends it with its Response, an opener with a cancel frame.
+func (st *stream) reset(why error) {
+	if !st.end(why, nil) {
+		return
+	}
+	st.s.streams.forget(st)
+	if st.acceptor {
+		st.s.answer(&wire.Packet{Type: wire.Request, MessageID: st.id}, nil, why)
+	} else {
+		st.cancelFrame(why)
+	}
+}
+
+// isEOF reports whether err is a clean end of receiving.
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -1,0 +1,238 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/msgtrans/msgtrans-go/wire"
+)
+
+// StreamHandler serves a stream the peer opened: open is the opening
+// request (its payload is a server-streaming method's request message), st
+// the stream. The returned packet's payload, if any, goes in the Response
+// that ends the stream (a client-streaming method's response message); an
+// error ends it with the error's status. Generated code adapts typed
+// handlers to it (NewServerStreamHandler and its kin).
+type StreamHandler func(ctx context.Context, s *Session, open *wire.Packet, st Stream) (*wire.Packet, error)
+
+// StreamInterceptor wraps a [StreamHandler], as [Interceptor] wraps a
+// Handler: it may read the call from [CallInfoFromContext] (its method's
+// kind says which stream), and wrap st to see every message.
+type StreamInterceptor func(next StreamHandler) StreamHandler
+
+// WithStreamInterceptors adds interceptors around every stream handler
+// registered on the server or client; the first given is the outermost.
+func WithStreamInterceptors(interceptors ...StreamInterceptor) Option {
+	return option{"WithStreamInterceptors", func(c *config) {
+		c.streamInterceptors = append(c.streamInterceptors, interceptors...)
+	}}
+}
+
+// WithMaxStreams caps the streams a peer may have open on one session at
+// once; one more is refused with CodeResourceExhausted. Default 32.
+func WithMaxStreams(n int) Option {
+	return option{"WithMaxStreams", func(c *config) { c.maxStreams = n }}
+}
+
+// WithStreamWindow sets how many messages this side, opening a stream, lets
+// the other side send ahead of its reading (more are granted as it reads).
+// Default 32.
+func WithStreamWindow(n int) Option {
+	return option{"WithStreamWindow", func(c *config) { c.streamWindow = n }}
+}
+
+// streams is a session's table of open streams. Its maps are made when the
+// session first has a stream.
+type streams struct {
+	mu       sync.Mutex
+	opened   map[uint32]*stream // by this side, by opening request id
+	accepted map[uint32]*stream // by the peer
+	closed   error              // the session closed: no new streams
+	unknown  atomic.Int64       // frames for no open stream, dropped
+}
+
+// UnknownStreamFrames returns how many stream frames arrived for no open
+// stream (one just ended, typically) and were dropped.
+func (s *Session) UnknownStreamFrames() int64 { return s.streams.unknown.Load() }
+
+func (t *streams) forget(st *stream) {
+	t.mu.Lock()
+	if st.acceptor {
+		if t.accepted[st.id] == st {
+			delete(t.accepted, st.id)
+		}
+	} else if t.opened[st.id] == st {
+		delete(t.opened, st.id)
+	}
+	t.mu.Unlock()
+}
+
+// failAll ends every stream of a closing session.
+func (t *streams) failAll(reason error) {
+	t.mu.Lock()
+	t.closed = reason
+	var all []*stream
+	for _, st := range t.opened {
+		all = append(all, st)
+	}
+	for _, st := range t.accepted {
+		all = append(all, st)
+	}
+	t.opened, t.accepted = nil, nil
+	t.mu.Unlock()
+	why := &Error{Code: CodeUnavailable, Message: "connection closed: " + reasonText(reason), cause: reason}
+	for _, st := range all {
+		st.end(why, nil)
+	}
+}
+
+// streamFrame hands a stream frame to its stream; a frame for no open
+// stream is dropped and counted.
+func (s *Session) streamFrame(p *wire.Packet, ext wire.Ext) {
+	f := ext.Stream
+	s.streams.mu.Lock()
+	var st *stream
+	if f.FromAcceptor {
+		st = s.streams.opened[f.ID]
+	} else {
+		st = s.streams.accepted[f.ID]
+	}
+	s.streams.mu.Unlock()
+	if st == nil {
+		s.streams.unknown.Add(1)
+		return
+	}
+	st.deliver(f.Op, ext, p.Payload)
+}
+
+// endOpened ends the stream this side opened that a Response answers; it
+// reports whether there was one.
+func (s *Session) endOpened(p *wire.Packet, ext wire.Ext) bool {
+	s.streams.mu.Lock()
+	st := s.streams.opened[p.MessageID]
+	delete(s.streams.opened, p.MessageID)
+	s.streams.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	var err error
+	if ext.Code != CodeOK {
+		err = &Error{Code: ext.Code, Message: ext.Message}
+	} else if len(p.Payload) > 0 {
+		// A client-streaming method's response: the stream's last message.
+		st.mu.Lock()
+		st.in = append(st.in, p.Payload)
+		st.mu.Unlock()
+	}
+	st.end(err, p)
+	wake(st.recvWake)
+	return true
+}
+
+// acceptStream serves a stream the peer opens with p. It holds no request
+// slot: streams are capped on their own.
+func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Method) {
+	p := &in.p
+	credit := int(ext.Credit)
+	if credit <= 0 {
+		credit = acceptorWindow
+	}
+	st := newStream(s, p.MessageID, true, m, acceptorWindow, credit)
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	s.streams.mu.Lock()
+	switch {
+	case draining || s.streams.closed != nil:
+		s.streams.mu.Unlock()
+		s.answer(p, nil, Errorf(CodeUnavailable, "server is shutting down"))
+		return
+	case len(s.streams.accepted) >= s.cfg.maxStreams:
+		s.streams.mu.Unlock()
+		s.answer(p, nil, Errorf(CodeResourceExhausted, "at most %d streams at once", s.cfg.maxStreams))
+		return
+	}
+	if s.streams.accepted == nil {
+		s.streams.accepted = make(map[uint32]*stream)
+	}
+	s.streams.accepted[st.id] = st
+	s.streams.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(s.ctx)
+	if ext.TimeoutMS > 0 {
+		ctx, cancel = context.WithTimeout(s.ctx, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
+	}
+	in.ctx = callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
+	st.ctx, st.cancel = &in.ctx, cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		resp, err := s.callStream(h, st, p)
+		if !st.end(err, nil) {
+			return // the peer canceled it, or the session closed
+		}
+		s.streams.forget(st)
+		s.answer(p, resp, err)
+	}()
+}
+
+// callStream runs a stream handler, turning a panic into CodeInternal.
+func (s *Session) callStream(h StreamHandler, st *stream, p *wire.Packet) (resp *wire.Packet, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.logger.Error("msgtrans: stream handler panic", "session", s.id, "method", st.method.FullName(), "panic", r)
+			resp, err = nil, Errorf(CodeInternal, "handler panic")
+		}
+	}()
+	return h(st.ctx, s, p, st)
+}
+
+// openStream opens a stream of the method on s, sending req (nil for none)
+// in the opening request.
+func (s *Session) openStream(ctx context.Context, m *Method, req proto.Message) (*stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(err)
+	}
+	var payload []byte
+	if req != nil {
+		var err error
+		if payload, err = proto.Marshal(req); err != nil {
+			return nil, marshalError(req, err)
+		}
+	}
+	id := s.nextID()
+	st := newStream(s, id, false, m, s.cfg.streamWindow, acceptorWindow)
+	st.ctx, st.cancel = context.WithCancel(ctx)
+	s.streams.mu.Lock()
+	if s.streams.closed != nil || s.isClosed() {
+		s.streams.mu.Unlock()
+		st.cancel()
+		return nil, NewError(CodeUnavailable, "connection closed")
+	}
+	if s.streams.opened == nil {
+		s.streams.opened = make(map[uint32]*stream)
+	}
+	s.streams.opened[id] = st
+	s.streams.mu.Unlock()
+	e := wire.Ext{HasRoute: true, Route: m.route, Credit: uint32(s.cfg.streamWindow)}
+	if dl, ok := ctx.Deadline(); ok {
+		e.TimeoutMS = timeoutMS(time.Until(dl))
+	}
+	if err := s.sendAs(&wire.Packet{Flags: wire.FlagHasRouteTag, Ext: wire.AppendExt(nil, &e), Payload: payload}, wire.Request, id); err != nil {
+		s.streams.forget(st)
+		st.end(wrapError(CodeUnavailable, err), nil)
+		return nil, st.err
+	}
+	// The caller's context ending (or Close) abandons the stream.
+	context.AfterFunc(st.ctx, func() {
+		if st.end(contextError(st.ctx.Err()), nil) {
+			s.streams.forget(st)
+			st.cancelFrame(st.err)
+		}
+	})
+	return st, nil
+}
