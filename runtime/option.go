@@ -72,29 +72,30 @@ type config struct {
 	maxInFlight      int
 	onEvent          func(Event)
 
-	heartbeatInterval  time.Duration
-	heartbeatTimeout   time.Duration
-	maxGroups          int
-	maxConns           int
-	maxConnsPerIP      int
-	authenticator      Authenticator
-	rateLimit          float64
-	interceptors       []Interceptor
-	callInterceptors   []CallInterceptor
-	cluster            Cluster
-	addrs              []string // client: more addresses of the server
-	localIP            net.IP   // client: the address to connect from
-	streamInterceptors []StreamInterceptor
-	maxStreams         int
-	streamWindow       int
-	allowedOrigins     []string
-	lameDuck           time.Duration
-	rateBurst          int
-	credentials        []byte // client: sent in the hello
-	ipv6Prefix         int
-	inflateRate        int
-	maxHandlerTimeout  time.Duration
-	maxHandshakes      int
+	heartbeatInterval      time.Duration
+	heartbeatTimeout       time.Duration
+	maxGroups              int
+	maxConns               int
+	maxConnsPerIP          int
+	authenticator          Authenticator
+	rateLimit              float64
+	interceptors           []Interceptor
+	callInterceptors       []CallInterceptor
+	cluster                Cluster
+	addrs                  []string // client: more addresses of the server
+	localIP                net.IP   // client: the address to connect from
+	streamInterceptors     []StreamInterceptor
+	streamOpenInterceptors []StreamOpenInterceptor
+	maxStreams             int
+	streamWindow           int
+	allowedOrigins         []string
+	lameDuck               time.Duration
+	rateBurst              int
+	credentials            []byte // client: sent in the hello
+	ipv6Prefix             int
+	inflateRate            int
+	maxHandlerTimeout      time.Duration
+	maxHandshakes          int
 
 	// client only
 	connectTimeout time.Duration

@@ -32,6 +32,19 @@ type Stream interface {
 	RecvMsg(m proto.Message) error
 }
 
+// OpenedStream is the opener's end of a stream: a [Stream] it can also
+// half-close and abandon. The typed client streams ([ServerStreamClient],
+// …) wrap one, and stream open interceptors see and may wrap it.
+type OpenedStream interface {
+	Stream
+	// CloseSend says this side has sent all its messages: the peer's
+	// RecvMsg returns io.EOF once it has read them.
+	CloseSend() error
+	// Close abandons the stream: the peer's handler sees its context
+	// cancelled. It is harmless after the stream's end.
+	Close() error
+}
+
 // Stream defaults.
 const (
 	// DefaultMaxStreams caps the streams a peer may have open on one
@@ -170,9 +183,9 @@ func (st *stream) RecvMsg(m proto.Message) error {
 	}
 }
 
-// closeSend half-closes the stream: the peer's RecvMsg returns io.EOF once
-// it has read what was sent.
-func (st *stream) closeSend() error {
+// CloseSend implements [OpenedStream]; for an acceptor it half-closes too,
+// though returning from the handler ends the stream anyway.
+func (st *stream) CloseSend() error {
 	st.mu.Lock()
 	if st.sentClose || st.ended {
 		st.mu.Unlock()
@@ -181,6 +194,12 @@ func (st *stream) closeSend() error {
 	st.sentClose = true
 	st.mu.Unlock()
 	return st.frame(wire.StreamHalfClose, 0, nil)
+}
+
+// Close implements [OpenedStream].
+func (st *stream) Close() error {
+	st.cancel()
+	return nil
 }
 
 // frame sends a stream frame of this stream.

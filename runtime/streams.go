@@ -32,6 +32,57 @@ func WithStreamInterceptors(interceptors ...StreamInterceptor) Option {
 	}}
 }
 
+// StreamOpener opens a stream of m: req is a server-streaming method's
+// request, nil for the other kinds. [CallInfoFromContext] describes the
+// call (Outbound set).
+type StreamOpener func(ctx context.Context, m *Method, req proto.Message) (OpenedStream, error)
+
+// StreamOpenInterceptor wraps the opening of the streams this side opens,
+// as [CallInterceptor] wraps its calls: it may refuse, change the request,
+// and wrap the opened stream to see every message both ways.
+type StreamOpenInterceptor func(next StreamOpener) StreamOpener
+
+// WithStreamOpenInterceptors adds interceptors around every stream opened
+// through a client, or by a server to its sessions' clients; the first
+// given is the outermost.
+func WithStreamOpenInterceptors(interceptors ...StreamOpenInterceptor) Option {
+	return option{"WithStreamOpenInterceptors", func(c *config) {
+		c.streamOpenInterceptors = append(c.streamOpenInterceptors, interceptors...)
+	}}
+}
+
+// open opens a stream of m on the session c stands for, through the
+// configured stream open interceptors.
+func open(ctx context.Context, c Caller, m *Method, req proto.Message) (OpenedStream, error) {
+	s, err := streamSession(c)
+	if err != nil {
+		return nil, err
+	}
+	var next StreamOpener = func(ctx context.Context, m *Method, req proto.Message) (OpenedStream, error) {
+		return s.openStream(ctx, m, req)
+	}
+	its := s.cfg.streamOpenInterceptors
+	if len(its) == 0 {
+		return next(ctx, m, req)
+	}
+	for i := len(its) - 1; i >= 0; i-- {
+		next = its[i](next)
+	}
+	return next(withCallInfo(ctx, CallInfo{Method: m, Type: wire.Request, Session: s, Outbound: true}), m, req)
+}
+
+// streamSession returns the session a stream is opened on.
+func streamSession(c Caller) (*Session, error) {
+	if p, ok := c.(peer); ok && !p.srv.local(p.id) {
+		return nil, Errorf(CodeUnimplemented, "streams to a session of another node (session %d) are not supported", p.id)
+	}
+	s, _, err := sessionOf(c)
+	if err == nil && s == nil {
+		err = NewError(CodeUnimplemented, "streams need a *runtime.Client, a *runtime.Session or a Server.Peer")
+	}
+	return s, err
+}
+
 // WithMaxStreams caps the streams a peer may have open on one session at
 // once; one more is refused with CodeResourceExhausted. Default 32.
 func WithMaxStreams(n int) Option {

@@ -118,7 +118,7 @@ func NewBidiStreamHandler[Req, Res any](fn func(context.Context, *Session, *Bidi
 }
 
 // ServerStreamClient is the caller's side of a server-streaming method.
-type ServerStreamClient[Res any] struct{ st *stream }
+type ServerStreamClient[Res any] struct{ st OpenedStream }
 
 // Recv returns the next response; io.EOF at the stream's clean end.
 func (c *ServerStreamClient[Res]) Recv() (*Res, error) { return recv[Res](c.st) }
@@ -128,10 +128,10 @@ func (c *ServerStreamClient[Res]) All() iter.Seq2[*Res, error] { return all[Res]
 
 // Close abandons the stream (the handler's context is cancelled); it is
 // harmless after the end.
-func (c *ServerStreamClient[Res]) Close() error { c.st.cancel(); return nil }
+func (c *ServerStreamClient[Res]) Close() error { return c.st.Close() }
 
 // ClientStreamClient is the caller's side of a client-streaming method.
-type ClientStreamClient[Req, Res any] struct{ st *stream }
+type ClientStreamClient[Req, Res any] struct{ st OpenedStream }
 
 // Send sends one request, waiting while the handler has granted no room.
 func (c *ClientStreamClient[Req, Res]) Send(m *Req) error {
@@ -140,23 +140,23 @@ func (c *ClientStreamClient[Req, Res]) Send(m *Req) error {
 
 // CloseAndRecv says the requests are all sent and waits for the response.
 func (c *ClientStreamClient[Req, Res]) CloseAndRecv() (*Res, error) {
-	if err := c.st.closeSend(); err != nil {
+	if err := c.st.CloseSend(); err != nil {
 		return nil, err
 	}
 	return recv[Res](c.st)
 }
 
 // Close abandons the stream.
-func (c *ClientStreamClient[Req, Res]) Close() error { c.st.cancel(); return nil }
+func (c *ClientStreamClient[Req, Res]) Close() error { return c.st.Close() }
 
 // BidiStreamClient is the caller's side of a bidirectional method.
-type BidiStreamClient[Req, Res any] struct{ st *stream }
+type BidiStreamClient[Req, Res any] struct{ st OpenedStream }
 
 // Send sends one request.
 func (c *BidiStreamClient[Req, Res]) Send(m *Req) error { return c.st.SendMsg(any(m).(proto.Message)) }
 
 // CloseSend says the requests are all sent; responses may go on arriving.
-func (c *BidiStreamClient[Req, Res]) CloseSend() error { return c.st.closeSend() }
+func (c *BidiStreamClient[Req, Res]) CloseSend() error { return c.st.CloseSend() }
 
 // Recv returns the next response; io.EOF at the stream's clean end.
 func (c *BidiStreamClient[Req, Res]) Recv() (*Res, error) { return recv[Res](c.st) }
@@ -165,25 +165,12 @@ func (c *BidiStreamClient[Req, Res]) Recv() (*Res, error) { return recv[Res](c.s
 func (c *BidiStreamClient[Req, Res]) All() iter.Seq2[*Res, error] { return all[Res](c.st) }
 
 // Close abandons the stream.
-func (c *BidiStreamClient[Req, Res]) Close() error { c.st.cancel(); return nil }
-
-// streamSession returns the session a stream is opened on.
-func streamSession(c Caller) (*Session, error) {
-	s, _, err := sessionOf(c)
-	if err == nil && s == nil {
-		err = NewError(CodeUnimplemented, "streams need a *runtime.Client or *runtime.Session")
-	}
-	return s, err
-}
+func (c *BidiStreamClient[Req, Res]) Close() error { return c.st.Close() }
 
 // OpenServerStream opens a server-streaming call of m on c with req.
 // Generated client methods call it. The stream ends with ctx.
 func OpenServerStream[Res any](ctx context.Context, c Caller, m *Method, req proto.Message) (*ServerStreamClient[Res], error) {
-	s, err := streamSession(c)
-	if err != nil {
-		return nil, err
-	}
-	st, err := s.openStream(ctx, m, req)
+	st, err := open(ctx, c, m, req)
 	if err != nil {
 		return nil, err
 	}
@@ -192,11 +179,7 @@ func OpenServerStream[Res any](ctx context.Context, c Caller, m *Method, req pro
 
 // OpenClientStream opens a client-streaming call of m on c.
 func OpenClientStream[Req, Res any](ctx context.Context, c Caller, m *Method) (*ClientStreamClient[Req, Res], error) {
-	s, err := streamSession(c)
-	if err != nil {
-		return nil, err
-	}
-	st, err := s.openStream(ctx, m, nil)
+	st, err := open(ctx, c, m, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -205,11 +188,7 @@ func OpenClientStream[Req, Res any](ctx context.Context, c Caller, m *Method) (*
 
 // OpenBidiStream opens a bidirectional call of m on c.
 func OpenBidiStream[Req, Res any](ctx context.Context, c Caller, m *Method) (*BidiStreamClient[Req, Res], error) {
-	s, err := streamSession(c)
-	if err != nil {
-		return nil, err
-	}
-	st, err := s.openStream(ctx, m, nil)
+	st, err := open(ctx, c, m, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -190,9 +190,9 @@ func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg pro
 	return inv(withCallInfo(ctx, CallInfo{Method: m, Type: t, Session: s, Outbound: true}), p)
 }
 
-// sessionOf returns the session a *Session or *Client caller sends on (nil
-// for other Callers, and with an error for a client not connected), and the
-// caller's call interceptors.
+// sessionOf returns the session a *Session, *Client or local [Server.Peer]
+// caller sends on (nil for other Callers, and with an error for a client not
+// connected or a peer not there), and the caller's call interceptors.
 func sessionOf(c Caller) (*Session, []CallInterceptor, error) {
 	switch c := c.(type) {
 	case *Session:
@@ -200,9 +200,36 @@ func sessionOf(c Caller) (*Session, []CallInterceptor, error) {
 	case *Client:
 		s, err := c.current()
 		return s, c.cfg.callInterceptors, err
+	case peer:
+		if !c.srv.local(c.id) {
+			return nil, c.srv.cfg.callInterceptors, nil // through the cluster
+		}
+		s, err := c.srv.session(c.id)
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.cfg.callInterceptors, nil
 	}
 	return nil, nil, nil
 }
+
+// Peer returns the client of the session with the id as a [Caller]: typed
+// calls through it go to that client wherever in the cluster its session
+// is, and streams to it when its session is on this server. A session that
+// is not there fails each call with CodeNotFound.
+func (s *Server) Peer(sessionID uint64) Caller { return peer{s, sessionID} }
+
+// peer is the Caller of [Server.Peer].
+type peer struct {
+	srv *Server
+	id  uint64
+}
+
+func (p peer) Request(ctx context.Context, pk *wire.Packet) (*wire.Packet, error) {
+	return p.srv.Request(ctx, p.id, pk)
+}
+
+func (p peer) Send(pk *wire.Packet) error { return p.srv.Send(p.id, pk) }
 
 // contextError is the error of a call whose context ended.
 func contextError(err error) error {

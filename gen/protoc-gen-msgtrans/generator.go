@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/dave/jennifer/jen"
 	"google.golang.org/protobuf/compiler/protogen"
@@ -150,13 +151,51 @@ func generateClient(out *jen.File, sm *serviceModel) {
 			out.Func().Add(recv).Id(m.GoName).Add(params).Error().Block(
 				jen.Return(rt("SendOneWay").Call(args...)),
 			)
-		default:
+		case kindUnary:
 			methodDoc(out, mm, fmt.Sprintf("%s calls %s.", m.GoName, mm.fullName))
 			out.Func().Add(recv).Id(m.GoName).Add(params).Params(ptr(m.Output), jen.Error()).Block(
 				jen.Return(rt("CallUnary").Index(ident(m.Output.GoIdent)).Call(args...)),
 			)
+		default:
+			methodDoc(out, mm, fmt.Sprintf("%s opens a stream of %s (%s); it ends with\nctx or Close.", m.GoName, mm.fullName, mm.kind))
+			out.Func().Add(recv).Id(m.GoName).Add(openStream(mm, jen.Id("x").Dot("c"), nil))
 		}
 	}
+}
+
+// streamOf returns the runtime's stream type of mm for the side that
+// opens it (opener) or serves it, with its type arguments.
+func streamOf(mm *methodModel, opener bool) *jen.Statement {
+	in, out := ident(mm.m.Input.GoIdent), ident(mm.m.Output.GoIdent)
+	args := []jen.Code{in, out}
+	switch mm.kind {
+	case kindServerStream:
+		args = []jen.Code{out}
+	case kindClientStream:
+		if !opener {
+			args = []jen.Code{in}
+		}
+	}
+	return rt(mm.kind.streamType(opener)).Types(args...)
+}
+
+// openStream returns the parameters, results and body of a method opening
+// a stream of mm through caller, after the extra parameters given.
+func openStream(mm *methodModel, caller *jen.Statement, extra []jen.Code) *jen.Statement {
+	params := append([]jen.Code{ctxParam()}, extra...)
+	args := []jen.Code{jen.Id("ctx"), caller, jen.Id(mm.methodVar)}
+	open := rt("Open" + mm.kind.streamType(false))
+	switch mm.kind {
+	case kindServerStream:
+		params = append(params, jen.Id("req").Add(ptr(mm.m.Input)))
+		args = append(args, jen.Id("req"))
+		open = open.Index(ident(mm.m.Output.GoIdent))
+	default:
+		open = open.Types(ident(mm.m.Input.GoIdent), ident(mm.m.Output.GoIdent))
+	}
+	return jen.Params(params...).Params(jen.Op("*").Add(streamOf(mm, true)), jen.Error()).Block(
+		jen.Return(open.Call(args...)),
+	)
 }
 
 // handlerSignature returns the parameters and results of the handler
@@ -174,9 +213,14 @@ func handlerSignature(mm *methodModel, serverSide, named bool) (params, results 
 	if serverSide {
 		params = append(params, name("s").Op("*").Add(rt("Session")))
 	}
-	params = append(params, name("req").Add(ptr(mm.m.Input)))
+	if mm.kind.takesRequest() {
+		params = append(params, name("req").Add(ptr(mm.m.Input)))
+	}
+	if mm.kind.isStream() {
+		params = append(params, name("stream").Op("*").Add(streamOf(mm, false)))
+	}
 	results = []jen.Code{jen.Error()}
-	if mm.kind.hasResponse() {
+	if mm.kind.returnsResponse() {
 		results = []jen.Code{ptr(mm.m.Output), jen.Error()}
 	}
 	return params, results
@@ -192,9 +236,12 @@ func generateHandler(out *jen.File, sm *serviceModel) {
 		side = "a client"
 	}
 	out.Line()
-	doc(out, fmt.Sprintf("%s is implemented by %s to serve the %s service. Embed\n[%s] to stay compatible when methods are added.\n\n"+
-		"Concurrency: one-way methods of one connection run one at a time, in order;\nrequest/response methods run concurrently. See [runtime.Handler].",
-		n.Handler, side, name, n.Unimpl), "", sm.deprecated)
+	concurrency := "Concurrency: one-way methods of one connection run one at a time, in order;\nrequest/response methods run concurrently. See [runtime.Handler]."
+	if slices.ContainsFunc(sm.methods, func(mm *methodModel) bool { return mm.kind.isStream() }) {
+		concurrency += "\nEach stream runs in a goroutine of its own for as long as it is open; a\nsession has at most 32 open at once unless [runtime.WithMaxStreams] says\notherwise."
+	}
+	doc(out, fmt.Sprintf("%s is implemented by %s to serve the %s service. Embed\n[%s] to stay compatible when methods are added.\n\n%s",
+		n.Handler, side, name, n.Unimpl, concurrency), "", sm.deprecated)
 	out.Type().Id(n.Handler).InterfaceFunc(func(g *jen.Group) {
 		for _, mm := range sm.methods {
 			methodDoc(g, mm, fmt.Sprintf("%s handles %s.", mm.m.GoName, mm.fullName))
@@ -209,11 +256,11 @@ func generateHandler(out *jen.File, sm *serviceModel) {
 	for _, mm := range sm.methods {
 		out.Line()
 		comment(out, fmt.Sprintf("%s returns a CodeUnimplemented error.", mm.m.GoName))
+		params, results := handlerSignature(mm, serverSide, false)
 		ret := jen.Return(jen.Nil(), rt("Unimplemented").Call(jen.Id(mm.fullNameConst)))
-		if !mm.kind.hasResponse() {
+		if len(results) == 1 {
 			ret = jen.Return(rt("Unimplemented").Call(jen.Id(mm.fullNameConst)))
 		}
-		params, results := handlerSignature(mm, serverSide, false)
 		out.Func().Params(jen.Id(n.Unimpl)).Id(mm.m.GoName).Params(params...).Params(results...).Block(ret)
 	}
 
@@ -221,32 +268,46 @@ func generateHandler(out *jen.File, sm *serviceModel) {
 	doc(out, fmt.Sprintf("%s registers h for every %s method on r (a [runtime.Server] or a\n[runtime.Client]).", n.Register, name), "", sm.deprecated)
 	out.Func().Id(n.Register).Params(jen.Id("r").Add(rt("Registrar")), jen.Id("h").Id(n.Handler)).BlockFunc(func(g *jen.Group) {
 		for _, mm := range sm.methods {
-			g.Id("r").Dot("HandleMethod").Call(jen.Id(mm.methodVar), adapter(mm, serverSide))
+			register := "HandleMethod"
+			if mm.kind.isStream() {
+				register = "HandleStream"
+			}
+			g.Id("r").Dot(register).Call(jen.Id(mm.methodVar), adapter(mm, serverSide))
 		}
 	})
 }
 
 // adapter returns the runtime handler wrapping h's method.
 func adapter(mm *methodModel, serverSide bool) jen.Code {
-	ctor := "NewUnaryHandler"
-	if mm.kind == kindOneWay {
-		ctor = "NewOneWayHandler"
-	}
+	ctor := map[methodKind]string{
+		kindUnary:        "NewUnaryHandler",
+		kindOneWay:       "NewOneWayHandler",
+		kindServerStream: "NewServerStreamHandler",
+		kindClientStream: "NewClientStreamHandler",
+		kindBidiStream:   "NewBidiStreamHandler",
+	}[mm.kind]
 	if serverSide {
 		return rt(ctor).Call(jen.Id("h").Dot(mm.m.GoName))
 	}
 	// Client-side handlers take no session: adapt the signature.
-	_, results := handlerSignature(mm, false, true)
-	return rt(ctor).Call(jen.Func().
-		Params(ctxParam(), jen.Id("_").Op("*").Add(rt("Session")), jen.Id("req").Add(ptr(mm.m.Input))).
-		Params(results...).Block(jen.Return(jen.Id("h").Dot(mm.m.GoName).Call(jen.Id("ctx"), jen.Id("req")))))
+	params, results := handlerSignature(mm, true, true)
+	params[1] = jen.Id("_").Op("*").Add(rt("Session"))
+	args := []jen.Code{jen.Id("ctx")}
+	if mm.kind.takesRequest() {
+		args = append(args, jen.Id("req"))
+	}
+	if mm.kind.isStream() {
+		args = append(args, jen.Id("stream"))
+	}
+	return rt(ctor).Call(jen.Func().Params(params...).Params(results...).
+		Block(jen.Return(jen.Id("h").Dot(mm.m.GoName).Call(args...))))
 }
 
 // generatePusher writes the server-side pusher of a server-to-client service.
 func generatePusher(out *jen.File, sm *serviceModel) {
 	n, name := sm.names, sm.svc.Desc.Name()
 	out.Line()
-	doc(out, fmt.Sprintf("%s sends the %s service's messages from a server to its\nclients: Send methods push to a [runtime.Target] (a session, a group, a\ngroup but one session, or every session), encoding each message once for\nall recipients; Call methods call one session's client and wait for its\nreply.", n.Pusher, name),
+	doc(out, fmt.Sprintf("%s sends the %s service's messages from a server to its\nclients: Send methods push to a [runtime.Target] (a session, a group, a\ngroup but one session, or every session), encoding each message once for\nall recipients; Call methods call one session's client and wait for its\nreply; Open methods open streams to one session's client.", n.Pusher, name),
 		sm.svc.Comments.Leading, sm.deprecated)
 	out.Type().Id(n.Pusher).Struct(jen.Id("srv").Op("*").Add(rt("Server")))
 	out.Line()
@@ -258,6 +319,11 @@ func generatePusher(out *jen.File, sm *serviceModel) {
 	for _, mm := range sm.methods {
 		m := mm.m
 		out.Line()
+		if mm.kind.isStream() {
+			doc(out, fmt.Sprintf("Open%s opens a stream of %s (%s) to the\nclient of the session with the id, a session of this server; it ends with\nctx or Close.", m.GoName, mm.fullName, mm.kind), m.Comments.Leading, mm.deprecated)
+			out.Func().Add(recv()).Id("Open" + m.GoName).Add(openStream(mm, jen.Id("x").Dot("srv").Dot("Peer").Call(jen.Id("sessionID")), []jen.Code{jen.Id("sessionID").Uint64()}))
+			continue
+		}
 		sendNote := ""
 		if mm.kind.hasResponse() {
 			sendNote = "\nThe clients' handlers run, but their replies are not sent: use\nCall" + m.GoName + " to wait for one."

@@ -71,14 +71,19 @@ func (k methodKind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// runtimeKind is the name of the runtime.MethodKind constant of k, or ""
-// for the kinds the runtime does not have yet.
+// runtimeKind is the name of the runtime.MethodKind constant of k.
 func (k methodKind) runtimeKind() string {
 	switch k {
 	case kindUnary:
 		return "MethodUnary"
 	case kindOneWay:
 		return "MethodOneWay"
+	case kindServerStream:
+		return "MethodServerStream"
+	case kindClientStream:
+		return "MethodClientStream"
+	case kindBidiStream:
+		return "MethodBidiStream"
 	}
 	return ""
 }
@@ -86,9 +91,39 @@ func (k methodKind) runtimeKind() string {
 // hasResponse reports whether calls of the kind get a response message.
 func (k methodKind) hasResponse() bool { return k != kindOneWay }
 
-// streamingSupported says whether the runtime has streams. Until it does,
-// streaming rpcs are refused (and the real-world sweep expects them to be).
-const streamingSupported = false
+// takesRequest reports whether a handler of the kind is given one request
+// message (a server stream's is the one it was opened with).
+func (k methodKind) takesRequest() bool {
+	return k == kindUnary || k == kindOneWay || k == kindServerStream
+}
+
+// returnsResponse reports whether a handler of the kind returns one
+// response message (a client stream's ends the stream).
+func (k methodKind) returnsResponse() bool { return k == kindUnary || k == kindClientStream }
+
+// isStream reports whether the kind is one of the streams.
+func (k methodKind) isStream() bool { return k >= kindServerStream && k <= kindBidiStream }
+
+// streamType returns the runtime's generic type a handler (serverSide: the
+// side the stream was opened to) or an opener of a stream of kind k uses,
+// or "" for the kinds that are no streams.
+func (k methodKind) streamType(opener bool) string {
+	switch {
+	case k == kindServerStream && opener:
+		return "ServerStreamClient"
+	case k == kindServerStream:
+		return "ServerStream"
+	case k == kindClientStream && opener:
+		return "ClientStreamClient"
+	case k == kindClientStream:
+		return "ClientStream"
+	case k == kindBidiStream && opener:
+		return "BidiStreamClient"
+	case k == kindBidiStream:
+		return "BidiStream"
+	}
+	return ""
+}
 
 func parseFile(f *protogen.File) (*fileModel, error) {
 	fm := &fileModel{file: f}
@@ -161,9 +196,6 @@ func parseMethod(f *protogen.File, svc *protogen.Service, m *protogen.Method) (*
 			}
 			mm.kind = kindOneWay
 		}
-	}
-	if mm.kind.runtimeKind() == "" && !streamingSupported {
-		return nil, fmt.Errorf("%s: %s rpcs are not supported yet (msgtrans has no streams); use request/response or one-way methods", where, mm.kind)
 	}
 	if mm.route == wire.ControlRoute {
 		return nil, fmt.Errorf("%s: route id 0 is reserved for control packets; set (msgtrans.v1.method).route_id", where)

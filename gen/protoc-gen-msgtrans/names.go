@@ -152,7 +152,7 @@ func (i goImport) alias() bool { return i.name != path.Base(string(i.path)) }
 var reservedImportNames = map[string]bool{
 	"context": true, "runtime": true,
 	"c": true, "ctx": true, "h": true, "msg": true, "r": true, "req": true, "s": true,
-	"sessionID": true, "srv": true, "to": true, "x": true,
+	"sessionID": true, "srv": true, "stream": true, "to": true, "x": true,
 }
 
 // assignImports names the packages of the messages fm's methods use: each

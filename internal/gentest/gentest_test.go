@@ -97,14 +97,17 @@ type fixture struct {
 	joined  chan *runtime.Session
 }
 
-func start(t *testing.T, listen string) *fixture {
+func start(t *testing.T, listen string) *fixture { return startWith(t, listen) }
+
+// startWith starts a server serving EchoService with opts added.
+func startWith(t *testing.T, listen string, opts ...runtime.ServerOption) *fixture {
 	t.Helper()
 	f := &fixture{certs: testcert.New(), joined: make(chan *runtime.Session, 16)}
-	srv, err := runtime.NewServer(runtime.WithTLS(f.certs.Server), runtime.WithEventHandler(func(e runtime.Event) {
+	srv, err := runtime.NewServer(append([]runtime.ServerOption{runtime.WithTLS(f.certs.Server), runtime.WithEventHandler(func(e runtime.Event) {
 		if e.Kind == runtime.ConnectionEstablished {
 			f.joined <- e.Session
 		}
-	}))
+	})}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

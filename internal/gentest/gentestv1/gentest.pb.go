@@ -24,6 +24,374 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CountRequest asks for a count.
+type CountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How far to count.
+	N             int64 `protobuf:"varint,1,opt,name=n,proto3" json:"n,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountRequest) Reset() {
+	*x = CountRequest{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountRequest) ProtoMessage() {}
+
+func (x *CountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountRequest.ProtoReflect.Descriptor instead.
+func (*CountRequest) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CountRequest) GetN() int64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+// CountResponse is one number of a count.
+type CountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number.
+	N             int64 `protobuf:"varint,1,opt,name=n,proto3" json:"n,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountResponse) Reset() {
+	*x = CountResponse{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountResponse) ProtoMessage() {}
+
+func (x *CountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountResponse.ProtoReflect.Descriptor instead.
+func (*CountResponse) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CountResponse) GetN() int64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+// SumRequest is one number to add.
+type SumRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The number.
+	N             int64 `protobuf:"varint,1,opt,name=n,proto3" json:"n,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SumRequest) Reset() {
+	*x = SumRequest{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SumRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SumRequest) ProtoMessage() {}
+
+func (x *SumRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SumRequest.ProtoReflect.Descriptor instead.
+func (*SumRequest) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SumRequest) GetN() int64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+// SumResponse is the sum.
+type SumResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sum.
+	Sum           int64 `protobuf:"varint,1,opt,name=sum,proto3" json:"sum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SumResponse) Reset() {
+	*x = SumResponse{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SumResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SumResponse) ProtoMessage() {}
+
+func (x *SumResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SumResponse.ProtoReflect.Descriptor instead.
+func (*SumResponse) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SumResponse) GetSum() int64 {
+	if x != nil {
+		return x.Sum
+	}
+	return 0
+}
+
+// ShoutRequest is said.
+type ShoutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What is said.
+	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShoutRequest) Reset() {
+	*x = ShoutRequest{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShoutRequest) ProtoMessage() {}
+
+func (x *ShoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShoutRequest.ProtoReflect.Descriptor instead.
+func (*ShoutRequest) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ShoutRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// ShoutResponse is shouted.
+type ShoutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What is shouted.
+	Text          string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShoutResponse) Reset() {
+	*x = ShoutResponse{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShoutResponse) ProtoMessage() {}
+
+func (x *ShoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShoutResponse.ProtoReflect.Descriptor instead.
+func (*ShoutResponse) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ShoutResponse) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// ReplayRequest asks a client for headlines.
+type ReplayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many.
+	N             int64 `protobuf:"varint,1,opt,name=n,proto3" json:"n,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayRequest) Reset() {
+	*x = ReplayRequest{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayRequest) ProtoMessage() {}
+
+func (x *ReplayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayRequest.ProtoReflect.Descriptor instead.
+func (*ReplayRequest) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReplayRequest) GetN() int64 {
+	if x != nil {
+		return x.N
+	}
+	return 0
+}
+
+// ReplayResponse is one headline.
+type ReplayResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The headline.
+	Headline      string `protobuf:"bytes,1,opt,name=headline,proto3" json:"headline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReplayResponse) Reset() {
+	*x = ReplayResponse{}
+	mi := &file_gentest_v1_gentest_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReplayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReplayResponse) ProtoMessage() {}
+
+func (x *ReplayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gentest_v1_gentest_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReplayResponse.ProtoReflect.Descriptor instead.
+func (*ReplayResponse) Descriptor() ([]byte, []int) {
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReplayResponse) GetHeadline() string {
+	if x != nil {
+		return x.Headline
+	}
+	return ""
+}
+
 // EchoRequest carries text.
 type EchoRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -35,7 +403,7 @@ type EchoRequest struct {
 
 func (x *EchoRequest) Reset() {
 	*x = EchoRequest{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[0]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +415,7 @@ func (x *EchoRequest) String() string {
 func (*EchoRequest) ProtoMessage() {}
 
 func (x *EchoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[0]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +428,7 @@ func (x *EchoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EchoRequest.ProtoReflect.Descriptor instead.
 func (*EchoRequest) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{0}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EchoRequest) GetText() string {
@@ -81,7 +449,7 @@ type EchoResponse struct {
 
 func (x *EchoResponse) Reset() {
 	*x = EchoResponse{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[1]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -93,7 +461,7 @@ func (x *EchoResponse) String() string {
 func (*EchoResponse) ProtoMessage() {}
 
 func (x *EchoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[1]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -106,7 +474,7 @@ func (x *EchoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EchoResponse.ProtoReflect.Descriptor instead.
 func (*EchoResponse) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{1}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EchoResponse) GetText() string {
@@ -127,7 +495,7 @@ type NotifyRequest struct {
 
 func (x *NotifyRequest) Reset() {
 	*x = NotifyRequest{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[2]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -139,7 +507,7 @@ func (x *NotifyRequest) String() string {
 func (*NotifyRequest) ProtoMessage() {}
 
 func (x *NotifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[2]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -152,7 +520,7 @@ func (x *NotifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyRequest.ProtoReflect.Descriptor instead.
 func (*NotifyRequest) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{2}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *NotifyRequest) GetNote() string {
@@ -171,7 +539,7 @@ type NotifyResponse struct {
 
 func (x *NotifyResponse) Reset() {
 	*x = NotifyResponse{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[3]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -183,7 +551,7 @@ func (x *NotifyResponse) String() string {
 func (*NotifyResponse) ProtoMessage() {}
 
 func (x *NotifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[3]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -196,7 +564,7 @@ func (x *NotifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyResponse.ProtoReflect.Descriptor instead.
 func (*NotifyResponse) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{3}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{11}
 }
 
 // WaitRequest asks the server to wait.
@@ -208,7 +576,7 @@ type WaitRequest struct {
 
 func (x *WaitRequest) Reset() {
 	*x = WaitRequest{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[4]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +588,7 @@ func (x *WaitRequest) String() string {
 func (*WaitRequest) ProtoMessage() {}
 
 func (x *WaitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[4]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +601,7 @@ func (x *WaitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitRequest.ProtoReflect.Descriptor instead.
 func (*WaitRequest) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{4}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{12}
 }
 
 // WaitResponse says how much time the handler had.
@@ -247,7 +615,7 @@ type WaitResponse struct {
 
 func (x *WaitResponse) Reset() {
 	*x = WaitResponse{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[5]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +627,7 @@ func (x *WaitResponse) String() string {
 func (*WaitResponse) ProtoMessage() {}
 
 func (x *WaitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[5]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +640,7 @@ func (x *WaitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitResponse.ProtoReflect.Descriptor instead.
 func (*WaitResponse) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{5}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WaitResponse) GetRemainingMs() int64 {
@@ -293,7 +661,7 @@ type FixedRequest struct {
 
 func (x *FixedRequest) Reset() {
 	*x = FixedRequest{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[6]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +673,7 @@ func (x *FixedRequest) String() string {
 func (*FixedRequest) ProtoMessage() {}
 
 func (x *FixedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[6]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +686,7 @@ func (x *FixedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FixedRequest.ProtoReflect.Descriptor instead.
 func (*FixedRequest) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{6}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FixedRequest) GetN() int64 {
@@ -339,7 +707,7 @@ type FixedResponse struct {
 
 func (x *FixedResponse) Reset() {
 	*x = FixedResponse{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[7]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +719,7 @@ func (x *FixedResponse) String() string {
 func (*FixedResponse) ProtoMessage() {}
 
 func (x *FixedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[7]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +732,7 @@ func (x *FixedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FixedResponse.ProtoReflect.Descriptor instead.
 func (*FixedResponse) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{7}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FixedResponse) GetN() int64 {
@@ -383,7 +751,7 @@ type OldRequest struct {
 
 func (x *OldRequest) Reset() {
 	*x = OldRequest{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[8]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +763,7 @@ func (x *OldRequest) String() string {
 func (*OldRequest) ProtoMessage() {}
 
 func (x *OldRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[8]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +776,7 @@ func (x *OldRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OldRequest.ProtoReflect.Descriptor instead.
 func (*OldRequest) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{8}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{16}
 }
 
 // OldResponse is the response of a deprecated method.
@@ -420,7 +788,7 @@ type OldResponse struct {
 
 func (x *OldResponse) Reset() {
 	*x = OldResponse{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[9]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -432,7 +800,7 @@ func (x *OldResponse) String() string {
 func (*OldResponse) ProtoMessage() {}
 
 func (x *OldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[9]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -445,7 +813,7 @@ func (x *OldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OldResponse.ProtoReflect.Descriptor instead.
 func (*OldResponse) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{9}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{17}
 }
 
 // NewsRequest is a headline.
@@ -459,7 +827,7 @@ type NewsRequest struct {
 
 func (x *NewsRequest) Reset() {
 	*x = NewsRequest{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[10]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +839,7 @@ func (x *NewsRequest) String() string {
 func (*NewsRequest) ProtoMessage() {}
 
 func (x *NewsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[10]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +852,7 @@ func (x *NewsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewsRequest.ProtoReflect.Descriptor instead.
 func (*NewsRequest) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{10}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *NewsRequest) GetHeadline() string {
@@ -503,7 +871,7 @@ type NewsResponse struct {
 
 func (x *NewsResponse) Reset() {
 	*x = NewsResponse{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[11]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +883,7 @@ func (x *NewsResponse) String() string {
 func (*NewsResponse) ProtoMessage() {}
 
 func (x *NewsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[11]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +896,7 @@ func (x *NewsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NewsResponse.ProtoReflect.Descriptor instead.
 func (*NewsResponse) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{11}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{19}
 }
 
 // PingRequest asks for an answer.
@@ -542,7 +910,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[12]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +922,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[12]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +935,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{12}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PingRequest) GetSeq() int64 {
@@ -588,7 +956,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_gentest_v1_gentest_proto_msgTypes[13]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +968,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gentest_v1_gentest_proto_msgTypes[13]
+	mi := &file_gentest_v1_gentest_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +981,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{13}
+	return file_gentest_v1_gentest_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PingResponse) GetSeq() int64 {
@@ -628,7 +996,24 @@ var File_gentest_v1_gentest_proto protoreflect.FileDescriptor
 const file_gentest_v1_gentest_proto_rawDesc = "" +
 	"\n" +
 	"\x18gentest/v1/gentest.proto\x12\n" +
-	"gentest.v1\x1a\x19msgtrans/v1/options.proto\"!\n" +
+	"gentest.v1\x1a\x19msgtrans/v1/options.proto\"\x1c\n" +
+	"\fCountRequest\x12\f\n" +
+	"\x01n\x18\x01 \x01(\x03R\x01n\"\x1d\n" +
+	"\rCountResponse\x12\f\n" +
+	"\x01n\x18\x01 \x01(\x03R\x01n\"\x1a\n" +
+	"\n" +
+	"SumRequest\x12\f\n" +
+	"\x01n\x18\x01 \x01(\x03R\x01n\"\x1f\n" +
+	"\vSumResponse\x12\x10\n" +
+	"\x03sum\x18\x01 \x01(\x03R\x03sum\"\"\n" +
+	"\fShoutRequest\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"#\n" +
+	"\rShoutResponse\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\"\x1d\n" +
+	"\rReplayRequest\x12\f\n" +
+	"\x01n\x18\x01 \x01(\x03R\x01n\",\n" +
+	"\x0eReplayResponse\x12\x1a\n" +
+	"\bheadline\x18\x01 \x01(\tR\bheadline\"!\n" +
 	"\vEchoRequest\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\"\"\n" +
 	"\fEchoResponse\x12\x12\n" +
@@ -652,16 +1037,20 @@ const file_gentest_v1_gentest_proto_rawDesc = "" +
 	"\vPingRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\" \n" +
 	"\fPingResponse\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x03R\x03seq2\xd0\x02\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq2\x8c\x04\n" +
 	"\vEchoService\x129\n" +
 	"\x04Echo\x12\x17.gentest.v1.EchoRequest\x1a\x18.gentest.v1.EchoResponse\x12G\n" +
 	"\x06Notify\x12\x19.gentest.v1.NotifyRequest\x1a\x1a.gentest.v1.NotifyResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x129\n" +
 	"\x04Wait\x12\x17.gentest.v1.WaitRequest\x1a\x18.gentest.v1.WaitResponse\x12E\n" +
 	"\x05Fixed\x12\x18.gentest.v1.FixedRequest\x1a\x19.gentest.v1.FixedResponse\"\a\xaa\x9f\x19\x03\b\x92!\x12;\n" +
-	"\x03Old\x12\x16.gentest.v1.OldRequest\x1a\x17.gentest.v1.OldResponse\"\x03\x88\x02\x012\x99\x01\n" +
+	"\x03Old\x12\x16.gentest.v1.OldRequest\x1a\x17.gentest.v1.OldResponse\"\x03\x88\x02\x01\x12>\n" +
+	"\x05Count\x12\x18.gentest.v1.CountRequest\x1a\x19.gentest.v1.CountResponse0\x01\x128\n" +
+	"\x03Sum\x12\x16.gentest.v1.SumRequest\x1a\x17.gentest.v1.SumResponse(\x01\x12@\n" +
+	"\x05Shout\x12\x18.gentest.v1.ShoutRequest\x1a\x19.gentest.v1.ShoutResponse(\x010\x012\xdc\x01\n" +
 	"\x11EchoEventsService\x12A\n" +
 	"\x04News\x12\x17.gentest.v1.NewsRequest\x1a\x18.gentest.v1.NewsResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x129\n" +
-	"\x04Ping\x12\x17.gentest.v1.PingRequest\x1a\x18.gentest.v1.PingResponse\x1a\x06\xaa\x9f\x19\x02\b\x02BFZDgithub.com/msgtrans/msgtrans-go/internal/gentest/gentestv1;gentestv1b\x06proto3"
+	"\x04Ping\x12\x17.gentest.v1.PingRequest\x1a\x18.gentest.v1.PingResponse\x12A\n" +
+	"\x06Replay\x12\x19.gentest.v1.ReplayRequest\x1a\x1a.gentest.v1.ReplayResponse0\x01\x1a\x06\xaa\x9f\x19\x02\b\x02BFZDgithub.com/msgtrans/msgtrans-go/internal/gentest/gentestv1;gentestv1b\x06proto3"
 
 var (
 	file_gentest_v1_gentest_proto_rawDescOnce sync.Once
@@ -675,40 +1064,56 @@ func file_gentest_v1_gentest_proto_rawDescGZIP() []byte {
 	return file_gentest_v1_gentest_proto_rawDescData
 }
 
-var file_gentest_v1_gentest_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_gentest_v1_gentest_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_gentest_v1_gentest_proto_goTypes = []any{
-	(*EchoRequest)(nil),    // 0: gentest.v1.EchoRequest
-	(*EchoResponse)(nil),   // 1: gentest.v1.EchoResponse
-	(*NotifyRequest)(nil),  // 2: gentest.v1.NotifyRequest
-	(*NotifyResponse)(nil), // 3: gentest.v1.NotifyResponse
-	(*WaitRequest)(nil),    // 4: gentest.v1.WaitRequest
-	(*WaitResponse)(nil),   // 5: gentest.v1.WaitResponse
-	(*FixedRequest)(nil),   // 6: gentest.v1.FixedRequest
-	(*FixedResponse)(nil),  // 7: gentest.v1.FixedResponse
-	(*OldRequest)(nil),     // 8: gentest.v1.OldRequest
-	(*OldResponse)(nil),    // 9: gentest.v1.OldResponse
-	(*NewsRequest)(nil),    // 10: gentest.v1.NewsRequest
-	(*NewsResponse)(nil),   // 11: gentest.v1.NewsResponse
-	(*PingRequest)(nil),    // 12: gentest.v1.PingRequest
-	(*PingResponse)(nil),   // 13: gentest.v1.PingResponse
+	(*CountRequest)(nil),   // 0: gentest.v1.CountRequest
+	(*CountResponse)(nil),  // 1: gentest.v1.CountResponse
+	(*SumRequest)(nil),     // 2: gentest.v1.SumRequest
+	(*SumResponse)(nil),    // 3: gentest.v1.SumResponse
+	(*ShoutRequest)(nil),   // 4: gentest.v1.ShoutRequest
+	(*ShoutResponse)(nil),  // 5: gentest.v1.ShoutResponse
+	(*ReplayRequest)(nil),  // 6: gentest.v1.ReplayRequest
+	(*ReplayResponse)(nil), // 7: gentest.v1.ReplayResponse
+	(*EchoRequest)(nil),    // 8: gentest.v1.EchoRequest
+	(*EchoResponse)(nil),   // 9: gentest.v1.EchoResponse
+	(*NotifyRequest)(nil),  // 10: gentest.v1.NotifyRequest
+	(*NotifyResponse)(nil), // 11: gentest.v1.NotifyResponse
+	(*WaitRequest)(nil),    // 12: gentest.v1.WaitRequest
+	(*WaitResponse)(nil),   // 13: gentest.v1.WaitResponse
+	(*FixedRequest)(nil),   // 14: gentest.v1.FixedRequest
+	(*FixedResponse)(nil),  // 15: gentest.v1.FixedResponse
+	(*OldRequest)(nil),     // 16: gentest.v1.OldRequest
+	(*OldResponse)(nil),    // 17: gentest.v1.OldResponse
+	(*NewsRequest)(nil),    // 18: gentest.v1.NewsRequest
+	(*NewsResponse)(nil),   // 19: gentest.v1.NewsResponse
+	(*PingRequest)(nil),    // 20: gentest.v1.PingRequest
+	(*PingResponse)(nil),   // 21: gentest.v1.PingResponse
 }
 var file_gentest_v1_gentest_proto_depIdxs = []int32{
-	0,  // 0: gentest.v1.EchoService.Echo:input_type -> gentest.v1.EchoRequest
-	2,  // 1: gentest.v1.EchoService.Notify:input_type -> gentest.v1.NotifyRequest
-	4,  // 2: gentest.v1.EchoService.Wait:input_type -> gentest.v1.WaitRequest
-	6,  // 3: gentest.v1.EchoService.Fixed:input_type -> gentest.v1.FixedRequest
-	8,  // 4: gentest.v1.EchoService.Old:input_type -> gentest.v1.OldRequest
-	10, // 5: gentest.v1.EchoEventsService.News:input_type -> gentest.v1.NewsRequest
-	12, // 6: gentest.v1.EchoEventsService.Ping:input_type -> gentest.v1.PingRequest
-	1,  // 7: gentest.v1.EchoService.Echo:output_type -> gentest.v1.EchoResponse
-	3,  // 8: gentest.v1.EchoService.Notify:output_type -> gentest.v1.NotifyResponse
-	5,  // 9: gentest.v1.EchoService.Wait:output_type -> gentest.v1.WaitResponse
-	7,  // 10: gentest.v1.EchoService.Fixed:output_type -> gentest.v1.FixedResponse
-	9,  // 11: gentest.v1.EchoService.Old:output_type -> gentest.v1.OldResponse
-	11, // 12: gentest.v1.EchoEventsService.News:output_type -> gentest.v1.NewsResponse
-	13, // 13: gentest.v1.EchoEventsService.Ping:output_type -> gentest.v1.PingResponse
-	7,  // [7:14] is the sub-list for method output_type
-	0,  // [0:7] is the sub-list for method input_type
+	8,  // 0: gentest.v1.EchoService.Echo:input_type -> gentest.v1.EchoRequest
+	10, // 1: gentest.v1.EchoService.Notify:input_type -> gentest.v1.NotifyRequest
+	12, // 2: gentest.v1.EchoService.Wait:input_type -> gentest.v1.WaitRequest
+	14, // 3: gentest.v1.EchoService.Fixed:input_type -> gentest.v1.FixedRequest
+	16, // 4: gentest.v1.EchoService.Old:input_type -> gentest.v1.OldRequest
+	0,  // 5: gentest.v1.EchoService.Count:input_type -> gentest.v1.CountRequest
+	2,  // 6: gentest.v1.EchoService.Sum:input_type -> gentest.v1.SumRequest
+	4,  // 7: gentest.v1.EchoService.Shout:input_type -> gentest.v1.ShoutRequest
+	18, // 8: gentest.v1.EchoEventsService.News:input_type -> gentest.v1.NewsRequest
+	20, // 9: gentest.v1.EchoEventsService.Ping:input_type -> gentest.v1.PingRequest
+	6,  // 10: gentest.v1.EchoEventsService.Replay:input_type -> gentest.v1.ReplayRequest
+	9,  // 11: gentest.v1.EchoService.Echo:output_type -> gentest.v1.EchoResponse
+	11, // 12: gentest.v1.EchoService.Notify:output_type -> gentest.v1.NotifyResponse
+	13, // 13: gentest.v1.EchoService.Wait:output_type -> gentest.v1.WaitResponse
+	15, // 14: gentest.v1.EchoService.Fixed:output_type -> gentest.v1.FixedResponse
+	17, // 15: gentest.v1.EchoService.Old:output_type -> gentest.v1.OldResponse
+	1,  // 16: gentest.v1.EchoService.Count:output_type -> gentest.v1.CountResponse
+	3,  // 17: gentest.v1.EchoService.Sum:output_type -> gentest.v1.SumResponse
+	5,  // 18: gentest.v1.EchoService.Shout:output_type -> gentest.v1.ShoutResponse
+	19, // 19: gentest.v1.EchoEventsService.News:output_type -> gentest.v1.NewsResponse
+	21, // 20: gentest.v1.EchoEventsService.Ping:output_type -> gentest.v1.PingResponse
+	7,  // 21: gentest.v1.EchoEventsService.Replay:output_type -> gentest.v1.ReplayResponse
+	11, // [11:22] is the sub-list for method output_type
+	0,  // [0:11] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -725,7 +1130,7 @@ func file_gentest_v1_gentest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gentest_v1_gentest_proto_rawDesc), len(file_gentest_v1_gentest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -30,6 +30,12 @@ const (
 	EchoServiceFixedRoute       uint32 = 0x00001092
 	EchoServiceOldFullMethod           = "gentest.v1.EchoService.Old"
 	EchoServiceOldRoute         uint32 = 0x7c0a6ab1
+	EchoServiceCountFullMethod         = "gentest.v1.EchoService.Count"
+	EchoServiceCountRoute       uint32 = 0xb349d213
+	EchoServiceSumFullMethod           = "gentest.v1.EchoService.Sum"
+	EchoServiceSumRoute         uint32 = 0x57ccff1f
+	EchoServiceShoutFullMethod         = "gentest.v1.EchoService.Shout"
+	EchoServiceShoutRoute       uint32 = 0x4fc4d831
 )
 
 // The EchoService methods as the runtime knows them.
@@ -39,6 +45,9 @@ var (
 	echoServiceWaitMethod   = runtime.NewMethod(EchoServiceWaitFullMethod, EchoServiceWaitRoute, runtime.MethodUnary)
 	echoServiceFixedMethod  = runtime.NewMethod(EchoServiceFixedFullMethod, EchoServiceFixedRoute, runtime.MethodUnary)
 	echoServiceOldMethod    = runtime.NewMethod(EchoServiceOldFullMethod, EchoServiceOldRoute, runtime.MethodUnary)
+	echoServiceCountMethod  = runtime.NewMethod(EchoServiceCountFullMethod, EchoServiceCountRoute, runtime.MethodServerStream)
+	echoServiceSumMethod    = runtime.NewMethod(EchoServiceSumFullMethod, EchoServiceSumRoute, runtime.MethodClientStream)
+	echoServiceShoutMethod  = runtime.NewMethod(EchoServiceShoutFullMethod, EchoServiceShoutRoute, runtime.MethodBidiStream)
 )
 
 // EchoServiceClient calls the EchoService service through a [runtime.Client] (or any
@@ -81,11 +90,29 @@ func (x *EchoServiceClient) Old(ctx context.Context, req *OldRequest) (*OldRespo
 	return runtime.CallUnary[OldResponse](ctx, x.c, echoServiceOldMethod, req)
 }
 
+// Count streams the numbers from 1 to n.
+func (x *EchoServiceClient) Count(ctx context.Context, req *CountRequest) (*runtime.ServerStreamClient[CountResponse], error) {
+	return runtime.OpenServerStream[CountResponse](ctx, x.c, echoServiceCountMethod, req)
+}
+
+// Sum adds the numbers it is sent.
+func (x *EchoServiceClient) Sum(ctx context.Context) (*runtime.ClientStreamClient[SumRequest, SumResponse], error) {
+	return runtime.OpenClientStream[SumRequest, SumResponse](ctx, x.c, echoServiceSumMethod)
+}
+
+// Shout answers each message with it in capitals.
+func (x *EchoServiceClient) Shout(ctx context.Context) (*runtime.BidiStreamClient[ShoutRequest, ShoutResponse], error) {
+	return runtime.OpenBidiStream[ShoutRequest, ShoutResponse](ctx, x.c, echoServiceShoutMethod)
+}
+
 // EchoServiceHandler is implemented by the server to serve the EchoService service. Embed
 // [UnimplementedEchoServiceHandler] to stay compatible when methods are added.
 //
 // Concurrency: one-way methods of one connection run one at a time, in order;
 // request/response methods run concurrently. See [runtime.Handler].
+// Each stream runs in a goroutine of its own for as long as it is open; a
+// session has at most 32 open at once unless [runtime.WithMaxStreams] says
+// otherwise.
 type EchoServiceHandler interface {
 	// Echo returns the text it is given.
 	Echo(ctx context.Context, s *runtime.Session, req *EchoRequest) (*EchoResponse, error)
@@ -99,6 +126,12 @@ type EchoServiceHandler interface {
 	//
 	// Deprecated: do not use.
 	Old(ctx context.Context, s *runtime.Session, req *OldRequest) (*OldResponse, error)
+	// Count streams the numbers from 1 to n.
+	Count(ctx context.Context, s *runtime.Session, req *CountRequest, stream *runtime.ServerStream[CountResponse]) error
+	// Sum adds the numbers it is sent.
+	Sum(ctx context.Context, s *runtime.Session, stream *runtime.ClientStream[SumRequest]) (*SumResponse, error)
+	// Shout answers each message with it in capitals.
+	Shout(ctx context.Context, s *runtime.Session, stream *runtime.BidiStream[ShoutRequest, ShoutResponse]) error
 }
 
 // UnimplementedEchoServiceHandler answers every EchoService method with a CodeUnimplemented error.
@@ -129,6 +162,21 @@ func (UnimplementedEchoServiceHandler) Old(context.Context, *runtime.Session, *O
 	return nil, runtime.Unimplemented(EchoServiceOldFullMethod)
 }
 
+// Count returns a CodeUnimplemented error.
+func (UnimplementedEchoServiceHandler) Count(context.Context, *runtime.Session, *CountRequest, *runtime.ServerStream[CountResponse]) error {
+	return runtime.Unimplemented(EchoServiceCountFullMethod)
+}
+
+// Sum returns a CodeUnimplemented error.
+func (UnimplementedEchoServiceHandler) Sum(context.Context, *runtime.Session, *runtime.ClientStream[SumRequest]) (*SumResponse, error) {
+	return nil, runtime.Unimplemented(EchoServiceSumFullMethod)
+}
+
+// Shout returns a CodeUnimplemented error.
+func (UnimplementedEchoServiceHandler) Shout(context.Context, *runtime.Session, *runtime.BidiStream[ShoutRequest, ShoutResponse]) error {
+	return runtime.Unimplemented(EchoServiceShoutFullMethod)
+}
+
 // RegisterEchoServiceHandler registers h for every EchoService method on r (a [runtime.Server] or a
 // [runtime.Client]).
 func RegisterEchoServiceHandler(r runtime.Registrar, h EchoServiceHandler) {
@@ -137,6 +185,9 @@ func RegisterEchoServiceHandler(r runtime.Registrar, h EchoServiceHandler) {
 	r.HandleMethod(echoServiceWaitMethod, runtime.NewUnaryHandler(h.Wait))
 	r.HandleMethod(echoServiceFixedMethod, runtime.NewUnaryHandler(h.Fixed))
 	r.HandleMethod(echoServiceOldMethod, runtime.NewUnaryHandler(h.Old))
+	r.HandleStream(echoServiceCountMethod, runtime.NewServerStreamHandler(h.Count))
+	r.HandleStream(echoServiceSumMethod, runtime.NewClientStreamHandler(h.Sum))
+	r.HandleStream(echoServiceShoutMethod, runtime.NewBidiStreamHandler(h.Shout))
 }
 
 // EchoEventsServiceName is the fully-qualified name of the EchoEventsService service.
@@ -145,23 +196,26 @@ const EchoEventsServiceName = "gentest.v1.EchoEventsService"
 // Full names and route ids of the EchoEventsService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
 const (
-	EchoEventsServiceNewsFullMethod        = "gentest.v1.EchoEventsService.News"
-	EchoEventsServiceNewsRoute      uint32 = 0x8e2cfb06
-	EchoEventsServicePingFullMethod        = "gentest.v1.EchoEventsService.Ping"
-	EchoEventsServicePingRoute      uint32 = 0x41f0e349
+	EchoEventsServiceNewsFullMethod          = "gentest.v1.EchoEventsService.News"
+	EchoEventsServiceNewsRoute        uint32 = 0x8e2cfb06
+	EchoEventsServicePingFullMethod          = "gentest.v1.EchoEventsService.Ping"
+	EchoEventsServicePingRoute        uint32 = 0x41f0e349
+	EchoEventsServiceReplayFullMethod        = "gentest.v1.EchoEventsService.Replay"
+	EchoEventsServiceReplayRoute      uint32 = 0xdd6ea292
 )
 
 // The EchoEventsService methods as the runtime knows them.
 var (
-	echoEventsServiceNewsMethod = runtime.NewMethod(EchoEventsServiceNewsFullMethod, EchoEventsServiceNewsRoute, runtime.MethodOneWay)
-	echoEventsServicePingMethod = runtime.NewMethod(EchoEventsServicePingFullMethod, EchoEventsServicePingRoute, runtime.MethodUnary)
+	echoEventsServiceNewsMethod   = runtime.NewMethod(EchoEventsServiceNewsFullMethod, EchoEventsServiceNewsRoute, runtime.MethodOneWay)
+	echoEventsServicePingMethod   = runtime.NewMethod(EchoEventsServicePingFullMethod, EchoEventsServicePingRoute, runtime.MethodUnary)
+	echoEventsServiceReplayMethod = runtime.NewMethod(EchoEventsServiceReplayFullMethod, EchoEventsServiceReplayRoute, runtime.MethodServerStream)
 )
 
 // EchoEventsServicePusher sends the EchoEventsService service's messages from a server to its
 // clients: Send methods push to a [runtime.Target] (a session, a group, a
 // group but one session, or every session), encoding each message once for
 // all recipients; Call methods call one session's client and wait for its
-// reply.
+// reply; Open methods open streams to one session's client.
 //
 // EchoEventsService is served by clients: the server pushes and calls.
 type EchoEventsServicePusher struct {
@@ -197,16 +251,30 @@ func (x *EchoEventsServicePusher) CallPing(ctx context.Context, sessionID uint64
 	return runtime.CallSession[PingResponse](ctx, x.srv, sessionID, echoEventsServicePingMethod, req)
 }
 
+// OpenReplay opens a stream of gentest.v1.EchoEventsService.Replay (server-streaming) to the
+// client of the session with the id, a session of this server; it ends with
+// ctx or Close.
+//
+// Replay asks a client for its last n headlines.
+func (x *EchoEventsServicePusher) OpenReplay(ctx context.Context, sessionID uint64, req *ReplayRequest) (*runtime.ServerStreamClient[ReplayResponse], error) {
+	return runtime.OpenServerStream[ReplayResponse](ctx, x.srv.Peer(sessionID), echoEventsServiceReplayMethod, req)
+}
+
 // EchoEventsServiceHandler is implemented by a client to serve the EchoEventsService service. Embed
 // [UnimplementedEchoEventsServiceHandler] to stay compatible when methods are added.
 //
 // Concurrency: one-way methods of one connection run one at a time, in order;
 // request/response methods run concurrently. See [runtime.Handler].
+// Each stream runs in a goroutine of its own for as long as it is open; a
+// session has at most 32 open at once unless [runtime.WithMaxStreams] says
+// otherwise.
 type EchoEventsServiceHandler interface {
 	// News is pushed to clients.
 	News(ctx context.Context, req *NewsRequest) error
 	// Ping asks a client to answer.
 	Ping(ctx context.Context, req *PingRequest) (*PingResponse, error)
+	// Replay asks a client for its last n headlines.
+	Replay(ctx context.Context, req *ReplayRequest, stream *runtime.ServerStream[ReplayResponse]) error
 }
 
 // UnimplementedEchoEventsServiceHandler answers every EchoEventsService method with a CodeUnimplemented error.
@@ -222,6 +290,11 @@ func (UnimplementedEchoEventsServiceHandler) Ping(context.Context, *PingRequest)
 	return nil, runtime.Unimplemented(EchoEventsServicePingFullMethod)
 }
 
+// Replay returns a CodeUnimplemented error.
+func (UnimplementedEchoEventsServiceHandler) Replay(context.Context, *ReplayRequest, *runtime.ServerStream[ReplayResponse]) error {
+	return runtime.Unimplemented(EchoEventsServiceReplayFullMethod)
+}
+
 // RegisterEchoEventsServiceHandler registers h for every EchoEventsService method on r (a [runtime.Server] or a
 // [runtime.Client]).
 func RegisterEchoEventsServiceHandler(r runtime.Registrar, h EchoEventsServiceHandler) {
@@ -230,5 +303,8 @@ func RegisterEchoEventsServiceHandler(r runtime.Registrar, h EchoEventsServiceHa
 	}))
 	r.HandleMethod(echoEventsServicePingMethod, runtime.NewUnaryHandler(func(ctx context.Context, _ *runtime.Session, req *PingRequest) (*PingResponse, error) {
 		return h.Ping(ctx, req)
+	}))
+	r.HandleStream(echoEventsServiceReplayMethod, runtime.NewServerStreamHandler(func(ctx context.Context, _ *runtime.Session, req *ReplayRequest, stream *runtime.ServerStream[ReplayResponse]) error {
+		return h.Replay(ctx, req, stream)
 	}))
 }

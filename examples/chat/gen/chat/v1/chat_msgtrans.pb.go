@@ -185,7 +185,7 @@ var (
 // clients: Send methods push to a [runtime.Target] (a session, a group, a
 // group but one session, or every session), encoding each message once for
 // all recipients; Call methods call one session's client and wait for its
-// reply.
+// reply; Open methods open streams to one session's client.
 //
 // ChatEventsService is served by clients: the server pushes room events to
 // them and calls Ping to check that they are alive.

@@ -109,7 +109,7 @@ var (
 // clients: Send methods push to a [runtime.Target] (a session, a group, a
 // group but one session, or every session), encoding each message once for
 // all recipients; Call methods call one session's client and wait for its
-// reply.
+// reply; Open methods open streams to one session's client.
 //
 // TailService is served by clients: one-way pushes and calls.
 type TailServicePusher struct {
@@ -200,7 +200,7 @@ var (
 // clients: Send methods push to a [runtime.Target] (a session, a group, a
 // group but one session, or every session), encoding each message once for
 // all recipients; Call methods call one session's client and wait for its
-// reply.
+// reply; Open methods open streams to one session's client.
 //
 // AuditService is served by clients and has only calls.
 type AuditServicePusher struct {

@@ -138,7 +138,7 @@ var (
 // clients: Send methods push to a [runtime.Target] (a session, a group, a
 // group but one session, or every session), encoding each message once for
 // all recipients; Call methods call one session's client and wait for its
-// reply.
+// reply; Open methods open streams to one session's client.
 //
 // RouteEventsService is served by clients.
 type RouteEventsServicePusher struct {
