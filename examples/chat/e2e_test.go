@@ -75,19 +75,27 @@ type term struct {
 
 func startClient(t *testing.T, addr, nick, room string, certs testcert.Pair) *term {
 	t.Helper()
+	return startRun(t, nick, certs, chatclient.Config{Server: addr, Nick: nick, Room: room})
+}
+
+// startWatcher runs a client watching the room (-watch), which ends with
+// the test.
+func startWatcher(t *testing.T, addr, room string, certs testcert.Pair) *term {
+	t.Helper()
+	return startRun(t, "watcher on "+addr, certs, chatclient.Config{Server: addr, Watch: room})
+}
+
+func startRun(t *testing.T, name string, certs testcert.Pair, cfg chatclient.Config) *term {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	tm := &term{t: t, nick: nick, in: inW, lines: make(chan string, 4096), done: make(chan error, 1)}
-	cfg := chatclient.Config{
-		Server:    addr,
-		Nick:      nick,
-		Room:      room,
-		TLS:       certs.Client,
-		Logger:    quietLogger(),
-		Reconnect: runtime.Backoff{Base: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond},
-	}
+	tm := &term{t: t, nick: name, in: inW, lines: make(chan string, 4096), done: make(chan error, 1)}
+	cfg.TLS, cfg.Logger = certs.Client, quietLogger()
+	cfg.Reconnect = runtime.Backoff{Base: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}
+	// Ended by its input (a chatting client) or by the test's end (both).
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		err := chatclient.Run(context.Background(), cfg, inR, outW)
+		err := chatclient.Run(ctx, cfg, inR, outW)
 		// Writes to a client that has stopped fail instead of blocking.
 		_ = inR.CloseWithError(io.ErrClosedPipe)
 		_ = outW.Close()
@@ -102,11 +110,15 @@ func startClient(t *testing.T, addr, nick, room string, certs testcert.Pair) *te
 	}()
 	t.Cleanup(func() {
 		_ = inW.Close()
+		if cfg.Watch != "" {
+			cancel()
+		}
 		select {
 		case <-tm.done:
 		case <-time.After(wait):
-			t.Errorf("%s: client did not stop", nick)
+			t.Errorf("%s: client did not stop", name)
 		}
+		cancel()
 		for range tm.lines { // let the reader finish
 		}
 	})
@@ -212,7 +224,16 @@ func TestChat(t *testing.T) {
 	bob.expect("* carol joined lobby")
 	terms := []*term{alice, bob, carol}
 
-	t.Run("every message reaches every member once, in order", func(t *testing.T) {
+	// Watchers, one per transport, see what the members see, as nobody.
+	var watchers []*term
+	for _, addr := range addrs {
+		w := startWatcher(t, addr, "lobby", certs)
+		w.expect("! watching lobby (read-only; Ctrl-C ends)")
+		w.expect("* members of lobby: alice, bob, carol")
+		watchers = append(watchers, w)
+	}
+
+	t.Run("every message reaches every member and watcher once, in order", func(t *testing.T) {
 		const perSender = 20
 		for i := range perSender {
 			for _, tm := range terms {
@@ -220,7 +241,7 @@ func TestChat(t *testing.T) {
 			}
 		}
 		var first []string
-		for _, tm := range terms {
+		for _, tm := range append(slices.Clone(terms), watchers...) {
 			got := make([]string, 0, 3*perSender)
 			next := map[string]int{} // the number of the next message expected from each sender
 			for len(got) < 3*perSender {

@@ -28,6 +28,9 @@ type Config struct {
 	Nick string
 	// Room is the room to join at start; empty joins none (use /join).
 	Room string
+	// Watch, when set, makes the client a read-only observer of the room
+	// with that name instead (see [Run]): Nick, Room and stdin are not used.
+	Watch string
 	// TLS verifies the server on tls://, wss:// and quic://. Nil verifies
 	// against the system roots; see [TLSConfig] for the -ca and -insecure
 	// flags.
@@ -52,6 +55,11 @@ type Config struct {
 // the room again under the same nick; input waits meanwhile, and a command
 // that found the connection down is retried once it is back.
 //
+// With cfg.Watch set, Run watches that room instead, joining nothing: it
+// prints the room's members, its latest messages and then every event of
+// the room, and watches again after a reconnection, printing only what it
+// has not printed yet. It then runs until ctx is cancelled.
+//
 // Run returns nil at the end of stdin or on /quit, after what was sent has
 // been flushed, and when ctx is cancelled. It returns an error when the
 // first connection or the first join fails, when the client gives up
@@ -62,6 +70,8 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) err
 	switch {
 	case cfg.Server == "":
 		return errors.New("chatclient: no server address")
+	case cfg.Watch != "":
+		return watch(ctx, cfg, stdout)
 	case cfg.Nick == "":
 		return errors.New("chatclient: no nick")
 	}
@@ -75,27 +85,9 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) err
 		seen:        make(map[string]msgID),
 		nick:        cfg.Nick,
 	}
-	opts := []runtime.ClientOption{
-		runtime.WithLogger(cfg.Logger),
-		runtime.WithEventHandler(c.onEvent),
-		runtime.WithReconnect(cfg.Reconnect),
-	}
-	if cfg.TLS != nil {
-		opts = append(opts, runtime.WithTLS(cfg.TLS))
-	}
-	if cfg.ConnectTimeout > 0 {
-		opts = append(opts, runtime.WithConnectTimeout(cfg.ConnectTimeout))
-	}
-	addrs := strings.Split(cfg.Server, ",")
-	for i := range addrs {
-		addrs[i] = strings.TrimSpace(addrs[i])
-	}
-	if len(addrs) > 1 {
-		opts = append(opts, runtime.WithAddrs(addrs[1:]...))
-	}
-	rc, err := runtime.NewClient(addrs[0], opts...)
+	rc, err := newClient(cfg, c.onEvent)
 	if err != nil {
-		return fmt.Errorf("chatclient: %w", err)
+		return err
 	}
 	c.rc = rc
 	// The handlers are in place before the connection exists, so nothing

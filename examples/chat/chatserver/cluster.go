@@ -145,25 +145,32 @@ func (p *peers) withRemote(ctx context.Context, resp *chatv1.JoinResponse) {
 		defer close(done)
 		nicks = p.remoteNicks(ctx, resp.Room)
 	}()
-	var hist chatv1.JoinResponse
-	seen := map[msgKey]bool{}
-	for _, m := range resp.History {
-		seen[keyOf(m)] = true
-	}
-	p.survey(ctx, p.historySubject(), resp.Room, &hist, func() {
-		for _, m := range hist.History {
-			if !seen[keyOf(m)] {
-				seen[keyOf(m)] = true
-				resp.History = append(resp.History, m)
-			}
-		}
-	})
+	resp.History = p.withRemoteHistory(ctx, resp.Room, resp.History)
 	<-done
 	resp.Members = append(resp.Members, nicks...)
 	slices.Sort(resp.Members)
-	slices.SortStableFunc(resp.History, func(a, b *chatv1.ChatMessage) int {
+}
+
+// withRemoteHistory adds the other nodes' messages of the room to history,
+// merged by time.
+func (p *peers) withRemoteHistory(ctx context.Context, room string, history []*chatv1.ChatMessage) []*chatv1.ChatMessage {
+	var hist chatv1.JoinResponse
+	seen := map[msgKey]bool{}
+	for _, m := range history {
+		seen[keyOf(m)] = true
+	}
+	p.survey(ctx, p.historySubject(), room, &hist, func() {
+		for _, m := range hist.History {
+			if !seen[keyOf(m)] {
+				seen[keyOf(m)] = true
+				history = append(history, m)
+			}
+		}
+	})
+	slices.SortStableFunc(history, func(a, b *chatv1.ChatMessage) int {
 		return cmp.Or(a.Time.AsTime().Compare(b.Time.AsTime()), cmp.Compare(a.Seq, b.Seq))
 	})
+	return history
 }
 
 // msgKey identifies a message across nodes.

@@ -11,9 +11,10 @@ import (
 	"github.com/msgtrans/msgtrans-go/runtime"
 )
 
-// The methods of this file implement [chatv1.ChatServiceHandler]. The
-// runtime runs Join, Leave, Who and Nick concurrently (each request in a
-// goroutine of its own) and Say on the session's read goroutine, in order.
+// The methods of this file implement [chatv1.ChatServiceHandler] (Watch is
+// in watch.go). The runtime runs Join, Leave, Who and Nick concurrently
+// (each request in a goroutine of its own), Say on the session's read
+// goroutine, in order, and each Watch stream in a goroutine of its own.
 
 // Join enters a room under a nick, leaving the session's current room
 // first. See [chatv1.ChatServiceHandler]. In a cluster the answer also
@@ -64,9 +65,11 @@ func (s *Server) join(sess *runtime.Session, req *chatv1.JoinRequest) (*chatv1.J
 	sess.Set(roomAttr, r)
 	// Announced after joining the group, so the joiner hears it too: the
 	// first event of a room a client receives is its own arrival.
-	if _, err := s.events.SendMemberJoined(context.Background(), runtime.ToGroup(r.name), &chatv1.MemberJoinedRequest{Room: r.name, Nick: nick}); err != nil {
+	joined := &chatv1.MemberJoinedRequest{Room: r.name, Nick: nick}
+	if _, err := s.events.SendMemberJoined(context.Background(), runtime.ToGroup(r.name), joined); err != nil {
 		s.log.Error("announcing an arrival", "room", r.name, "err", err)
 	}
+	s.watchEvent(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Joined{Joined: joined}})
 	s.log.Info("joined room", "session", sess.ID(), "nick", nick, "room", r.name, "transport", sess.Transport())
 	return s.joinResponseLocked(r, nick), nil
 }
@@ -125,6 +128,7 @@ func (s *Server) Say(_ context.Context, sess *runtime.Session, req *chatv1.SayRe
 	if err != nil {
 		return err
 	}
+	s.watchEvent(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Message{Message: m}})
 	s.log.Debug("message", "session", sess.ID(), "nick", m.Nick, "room", r.name, "seq", m.Seq, "kept", kept, "recipients", n)
 	return nil
 }
@@ -173,8 +177,10 @@ func (s *Server) renameLocked(sess *runtime.Session, nick string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	setNick(sess, nick)
-	if _, err := s.events.SendNickChanged(context.Background(), runtime.ToGroup(r.name), &chatv1.NickChangedRequest{Room: r.name, PreviousNick: prev, Nick: nick}); err != nil {
+	changed := &chatv1.NickChangedRequest{Room: r.name, PreviousNick: prev, Nick: nick}
+	if _, err := s.events.SendNickChanged(context.Background(), runtime.ToGroup(r.name), changed); err != nil {
 		s.log.Error("announcing a nick change", "room", r.name, "err", err)
 	}
+	s.watchEvent(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_NickChanged{NickChanged: changed}})
 	s.log.Info("nick changed", "session", sess.ID(), "room", r.name, "previous_nick", prev, "nick", nick)
 }

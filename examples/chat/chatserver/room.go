@@ -93,9 +93,11 @@ func (s *Server) leaveLocked(sess *runtime.Session, r *room, why string, announc
 	r.mu.Lock()
 	nick := nickOf(sess)
 	if announce {
-		if _, err := s.events.SendMemberLeft(context.Background(), runtime.ToGroup(r.name), &chatv1.MemberLeftRequest{Room: r.name, Nick: nick}); err != nil {
+		left := &chatv1.MemberLeftRequest{Room: r.name, Nick: nick}
+		if _, err := s.events.SendMemberLeft(context.Background(), runtime.ToGroup(r.name), left); err != nil {
 			s.log.Error("announcing a departure", "room", r.name, "err", err)
 		}
+		s.watchEvent(r, &chatv1.WatchResponse{Event: &chatv1.WatchResponse_Left{Left: left}})
 	}
 	s.rt.Leave(r.name, sess)
 	sess.Delete(roomAttr)

@@ -101,6 +101,8 @@ type Server struct {
 
 	historyBudget budget // shared by the histories of all rooms
 
+	watch watchers // the Watch streams, by room
+
 	pingSeq  atomic.Uint64
 	stopping atomic.Bool // set when shutdown begins: departures are not announced
 

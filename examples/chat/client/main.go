@@ -30,12 +30,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: client [flags]\n\nChats on a msgtrans-go chat server: lines of standard input are messages\nor commands (/join ROOM, /leave, /nick NAME, /who, /quit, /help).\n\n")
+		fmt.Fprintf(fs.Output(), "usage: client [flags]\n\nChats on a msgtrans-go chat server: lines of standard input are messages\nor commands (/join ROOM, /leave, /nick NAME, /who, /quit, /help).\nWith -watch ROOM it only watches the room, as nobody, until Ctrl-C.\n\n")
 		fs.PrintDefaults()
 	}
 	server := fs.String("server", "tcp://127.0.0.1:7001", "server `URL`: tcp://, tls://, ws://host:port/ws, wss://, quic://; several, comma-separated, for the nodes of a clustered chat")
 	nick := fs.String("nick", defaultNick(), "your `nick`")
 	room := fs.String("room", "lobby", "the `room` to join at start (empty: none)")
+	watch := fs.String("watch", "", "watch this `room` read-only instead of chatting: its members, history and events, as a stream")
 	insecure := fs.Bool("insecure", false, "do not verify the server's certificate (for the server's development certificate)")
 	caFile := fs.String("ca", "", "verify the server's certificate against the CA certificates in this PEM `file` instead of the system's")
 	verbose := fs.Bool("v", false, "log connection details and the runtime's warnings to standard error (without it: errors only)")
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case fs.NArg() > 0:
 		return usageError("unexpected argument %q", fs.Arg(0))
-	case *nick == "":
+	case *nick == "" && *watch == "":
 		return usageError("-nick is empty")
 	case *server == "":
 		return usageError("-server is empty")
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Server: *server,
 		Nick:   *nick,
 		Room:   *room,
+		Watch:  *watch,
 		TLS:    tlsConfig,
 		Logger: newLogger(stderr, *verbose),
 	}

@@ -248,6 +248,257 @@ func (x *JoinResponse) GetHistory() []*ChatMessage {
 	return nil
 }
 
+// WatchRequest names the room to watch.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room: 1 to 32 characters, no spaces or control characters.
+	Room          string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchRequest) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+// WatchResponse is one event of the watched room, in the order its
+// members see them.
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event.
+	//
+	// Types that are valid to be assigned to Event:
+	//
+	//	*WatchResponse_Watching
+	//	*WatchResponse_Message
+	//	*WatchResponse_Joined
+	//	*WatchResponse_Left
+	//	*WatchResponse_NickChanged
+	Event         isWatchResponse_Event `protobuf_oneof:"event"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchResponse) GetEvent() isWatchResponse_Event {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetWatching() *Watching {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_Watching); ok {
+			return x.Watching
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetMessage() *ChatMessage {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_Message); ok {
+			return x.Message
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetJoined() *MemberJoinedRequest {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_Joined); ok {
+			return x.Joined
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetLeft() *MemberLeftRequest {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_Left); ok {
+			return x.Left
+		}
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetNickChanged() *NickChangedRequest {
+	if x != nil {
+		if x, ok := x.Event.(*WatchResponse_NickChanged); ok {
+			return x.NickChanged
+		}
+	}
+	return nil
+}
+
+type isWatchResponse_Event interface {
+	isWatchResponse_Event()
+}
+
+type WatchResponse_Watching struct {
+	// The first event: the watch is in place, and from here on nothing the
+	// room's members see is missed.
+	Watching *Watching `protobuf:"bytes,5,opt,name=watching,proto3,oneof"`
+}
+
+type WatchResponse_Message struct {
+	// A message posted to the room.
+	Message *ChatMessage `protobuf:"bytes,1,opt,name=message,proto3,oneof"`
+}
+
+type WatchResponse_Joined struct {
+	// Someone joined the room.
+	Joined *MemberJoinedRequest `protobuf:"bytes,2,opt,name=joined,proto3,oneof"`
+}
+
+type WatchResponse_Left struct {
+	// Someone left the room.
+	Left *MemberLeftRequest `protobuf:"bytes,3,opt,name=left,proto3,oneof"`
+}
+
+type WatchResponse_NickChanged struct {
+	// A member changed nick.
+	NickChanged *NickChangedRequest `protobuf:"bytes,4,opt,name=nick_changed,json=nickChanged,proto3,oneof"`
+}
+
+func (*WatchResponse_Watching) isWatchResponse_Event() {}
+
+func (*WatchResponse_Message) isWatchResponse_Event() {}
+
+func (*WatchResponse_Joined) isWatchResponse_Event() {}
+
+func (*WatchResponse_Left) isWatchResponse_Event() {}
+
+func (*WatchResponse_NickChanged) isWatchResponse_Event() {}
+
+// Watching starts a watch.
+type Watching struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The room watched.
+	Room string `protobuf:"bytes,1,opt,name=room,proto3" json:"room,omitempty"`
+	// The nicks of its members when the watch began, sorted.
+	Members []string `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// The room's latest messages (at most 50 by default), oldest first: the
+	// events that follow come after them.
+	History       []*ChatMessage `protobuf:"bytes,3,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Watching) Reset() {
+	*x = Watching{}
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Watching) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Watching) ProtoMessage() {}
+
+func (x *Watching) ProtoReflect() protoreflect.Message {
+	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Watching.ProtoReflect.Descriptor instead.
+func (*Watching) Descriptor() ([]byte, []int) {
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Watching) GetRoom() string {
+	if x != nil {
+		return x.Room
+	}
+	return ""
+}
+
+func (x *Watching) GetMembers() []string {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *Watching) GetHistory() []*ChatMessage {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
 // LeaveRequest asks to leave the current room.
 type LeaveRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -257,7 +508,7 @@ type LeaveRequest struct {
 
 func (x *LeaveRequest) Reset() {
 	*x = LeaveRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +520,7 @@ func (x *LeaveRequest) String() string {
 func (*LeaveRequest) ProtoMessage() {}
 
 func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[3]
+	mi := &file_chat_v1_chat_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +533,7 @@ func (x *LeaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveRequest.ProtoReflect.Descriptor instead.
 func (*LeaveRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{3}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
 }
 
 // LeaveResponse says which room was left.
@@ -296,7 +547,7 @@ type LeaveResponse struct {
 
 func (x *LeaveResponse) Reset() {
 	*x = LeaveResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -308,7 +559,7 @@ func (x *LeaveResponse) String() string {
 func (*LeaveResponse) ProtoMessage() {}
 
 func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[4]
+	mi := &file_chat_v1_chat_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -321,7 +572,7 @@ func (x *LeaveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveResponse.ProtoReflect.Descriptor instead.
 func (*LeaveResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{4}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LeaveResponse) GetRoom() string {
@@ -347,7 +598,7 @@ type SayRequest struct {
 
 func (x *SayRequest) Reset() {
 	*x = SayRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -359,7 +610,7 @@ func (x *SayRequest) String() string {
 func (*SayRequest) ProtoMessage() {}
 
 func (x *SayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[5]
+	mi := &file_chat_v1_chat_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -372,7 +623,7 @@ func (x *SayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SayRequest.ProtoReflect.Descriptor instead.
 func (*SayRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{5}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SayRequest) GetRoom() string {
@@ -398,7 +649,7 @@ type SayResponse struct {
 
 func (x *SayResponse) Reset() {
 	*x = SayResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +661,7 @@ func (x *SayResponse) String() string {
 func (*SayResponse) ProtoMessage() {}
 
 func (x *SayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[6]
+	mi := &file_chat_v1_chat_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +674,7 @@ func (x *SayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SayResponse.ProtoReflect.Descriptor instead.
 func (*SayResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{6}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
 }
 
 // WhoRequest asks for the members of the current room.
@@ -435,7 +686,7 @@ type WhoRequest struct {
 
 func (x *WhoRequest) Reset() {
 	*x = WhoRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +698,7 @@ func (x *WhoRequest) String() string {
 func (*WhoRequest) ProtoMessage() {}
 
 func (x *WhoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[7]
+	mi := &file_chat_v1_chat_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +711,7 @@ func (x *WhoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoRequest.ProtoReflect.Descriptor instead.
 func (*WhoRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{7}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
 }
 
 // WhoResponse lists the members of a room.
@@ -477,7 +728,7 @@ type WhoResponse struct {
 
 func (x *WhoResponse) Reset() {
 	*x = WhoResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +740,7 @@ func (x *WhoResponse) String() string {
 func (*WhoResponse) ProtoMessage() {}
 
 func (x *WhoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[8]
+	mi := &file_chat_v1_chat_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +753,7 @@ func (x *WhoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhoResponse.ProtoReflect.Descriptor instead.
 func (*WhoResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{8}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WhoResponse) GetRoom() string {
@@ -530,7 +781,7 @@ type NickRequest struct {
 
 func (x *NickRequest) Reset() {
 	*x = NickRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +793,7 @@ func (x *NickRequest) String() string {
 func (*NickRequest) ProtoMessage() {}
 
 func (x *NickRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[9]
+	mi := &file_chat_v1_chat_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +806,7 @@ func (x *NickRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NickRequest.ProtoReflect.Descriptor instead.
 func (*NickRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{9}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *NickRequest) GetNick() string {
@@ -578,7 +829,7 @@ type NickResponse struct {
 
 func (x *NickResponse) Reset() {
 	*x = NickResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +841,7 @@ func (x *NickResponse) String() string {
 func (*NickResponse) ProtoMessage() {}
 
 func (x *NickResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[10]
+	mi := &file_chat_v1_chat_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +854,7 @@ func (x *NickResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NickResponse.ProtoReflect.Descriptor instead.
 func (*NickResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{10}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NickResponse) GetNick() string {
@@ -631,7 +882,7 @@ type RoomMessageRequest struct {
 
 func (x *RoomMessageRequest) Reset() {
 	*x = RoomMessageRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +894,7 @@ func (x *RoomMessageRequest) String() string {
 func (*RoomMessageRequest) ProtoMessage() {}
 
 func (x *RoomMessageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[11]
+	mi := &file_chat_v1_chat_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +907,7 @@ func (x *RoomMessageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomMessageRequest.ProtoReflect.Descriptor instead.
 func (*RoomMessageRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{11}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RoomMessageRequest) GetMessage() *ChatMessage {
@@ -675,7 +926,7 @@ type RoomMessageResponse struct {
 
 func (x *RoomMessageResponse) Reset() {
 	*x = RoomMessageResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +938,7 @@ func (x *RoomMessageResponse) String() string {
 func (*RoomMessageResponse) ProtoMessage() {}
 
 func (x *RoomMessageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[12]
+	mi := &file_chat_v1_chat_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +951,7 @@ func (x *RoomMessageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoomMessageResponse.ProtoReflect.Descriptor instead.
 func (*RoomMessageResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{12}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
 }
 
 // MemberJoinedRequest announces a member who joined.
@@ -716,7 +967,7 @@ type MemberJoinedRequest struct {
 
 func (x *MemberJoinedRequest) Reset() {
 	*x = MemberJoinedRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +979,7 @@ func (x *MemberJoinedRequest) String() string {
 func (*MemberJoinedRequest) ProtoMessage() {}
 
 func (x *MemberJoinedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[13]
+	mi := &file_chat_v1_chat_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +992,7 @@ func (x *MemberJoinedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberJoinedRequest.ProtoReflect.Descriptor instead.
 func (*MemberJoinedRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{13}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MemberJoinedRequest) GetRoom() string {
@@ -767,7 +1018,7 @@ type MemberJoinedResponse struct {
 
 func (x *MemberJoinedResponse) Reset() {
 	*x = MemberJoinedResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1030,7 @@ func (x *MemberJoinedResponse) String() string {
 func (*MemberJoinedResponse) ProtoMessage() {}
 
 func (x *MemberJoinedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[14]
+	mi := &file_chat_v1_chat_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1043,7 @@ func (x *MemberJoinedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberJoinedResponse.ProtoReflect.Descriptor instead.
 func (*MemberJoinedResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{14}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
 }
 
 // MemberLeftRequest announces a member who left.
@@ -808,7 +1059,7 @@ type MemberLeftRequest struct {
 
 func (x *MemberLeftRequest) Reset() {
 	*x = MemberLeftRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -820,7 +1071,7 @@ func (x *MemberLeftRequest) String() string {
 func (*MemberLeftRequest) ProtoMessage() {}
 
 func (x *MemberLeftRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[15]
+	mi := &file_chat_v1_chat_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -833,7 +1084,7 @@ func (x *MemberLeftRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberLeftRequest.ProtoReflect.Descriptor instead.
 func (*MemberLeftRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{15}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MemberLeftRequest) GetRoom() string {
@@ -859,7 +1110,7 @@ type MemberLeftResponse struct {
 
 func (x *MemberLeftResponse) Reset() {
 	*x = MemberLeftResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -871,7 +1122,7 @@ func (x *MemberLeftResponse) String() string {
 func (*MemberLeftResponse) ProtoMessage() {}
 
 func (x *MemberLeftResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[16]
+	mi := &file_chat_v1_chat_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -884,7 +1135,7 @@ func (x *MemberLeftResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberLeftResponse.ProtoReflect.Descriptor instead.
 func (*MemberLeftResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{16}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
 }
 
 // NickChangedRequest announces a nick change.
@@ -902,7 +1153,7 @@ type NickChangedRequest struct {
 
 func (x *NickChangedRequest) Reset() {
 	*x = NickChangedRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1165,7 @@ func (x *NickChangedRequest) String() string {
 func (*NickChangedRequest) ProtoMessage() {}
 
 func (x *NickChangedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[17]
+	mi := &file_chat_v1_chat_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1178,7 @@ func (x *NickChangedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NickChangedRequest.ProtoReflect.Descriptor instead.
 func (*NickChangedRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{17}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *NickChangedRequest) GetRoom() string {
@@ -960,7 +1211,7 @@ type NickChangedResponse struct {
 
 func (x *NickChangedResponse) Reset() {
 	*x = NickChangedResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1223,7 @@ func (x *NickChangedResponse) String() string {
 func (*NickChangedResponse) ProtoMessage() {}
 
 func (x *NickChangedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[18]
+	mi := &file_chat_v1_chat_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1236,7 @@ func (x *NickChangedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NickChangedResponse.ProtoReflect.Descriptor instead.
 func (*NickChangedResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{18}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{21}
 }
 
 // PingRequest asks the client to answer.
@@ -999,7 +1250,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1262,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[19]
+	mi := &file_chat_v1_chat_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1275,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{19}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PingRequest) GetSeq() uint64 {
@@ -1045,7 +1296,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1308,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chat_v1_chat_proto_msgTypes[20]
+	mi := &file_chat_v1_chat_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1321,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_chat_v1_chat_proto_rawDescGZIP(), []int{20}
+	return file_chat_v1_chat_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PingResponse) GetSeq() uint64 {
@@ -1098,7 +1349,20 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\x04room\x18\x01 \x01(\tR\x04room\x12\x12\n" +
 	"\x04nick\x18\x02 \x01(\tR\x04nick\x12\x18\n" +
 	"\amembers\x18\x03 \x03(\tR\amembers\x12.\n" +
-	"\ahistory\x18\x04 \x03(\v2\x14.chat.v1.ChatMessageR\ahistory\"\x0e\n" +
+	"\ahistory\x18\x04 \x03(\v2\x14.chat.v1.ChatMessageR\ahistory\"\"\n" +
+	"\fWatchRequest\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\"\xa7\x02\n" +
+	"\rWatchResponse\x12/\n" +
+	"\bwatching\x18\x05 \x01(\v2\x11.chat.v1.WatchingH\x00R\bwatching\x120\n" +
+	"\amessage\x18\x01 \x01(\v2\x14.chat.v1.ChatMessageH\x00R\amessage\x126\n" +
+	"\x06joined\x18\x02 \x01(\v2\x1c.chat.v1.MemberJoinedRequestH\x00R\x06joined\x120\n" +
+	"\x04left\x18\x03 \x01(\v2\x1a.chat.v1.MemberLeftRequestH\x00R\x04left\x12@\n" +
+	"\fnick_changed\x18\x04 \x01(\v2\x1b.chat.v1.NickChangedRequestH\x00R\vnickChangedB\a\n" +
+	"\x05event\"h\n" +
+	"\bWatching\x12\x12\n" +
+	"\x04room\x18\x01 \x01(\tR\x04room\x12\x18\n" +
+	"\amembers\x18\x02 \x03(\tR\amembers\x12.\n" +
+	"\ahistory\x18\x03 \x03(\v2\x14.chat.v1.ChatMessageR\ahistory\"\x0e\n" +
 	"\fLeaveRequest\"#\n" +
 	"\rLeaveResponse\x12\x12\n" +
 	"\x04room\x18\x01 \x01(\tR\x04room\"4\n" +
@@ -1136,13 +1400,14 @@ const file_chat_v1_chat_proto_rawDesc = "" +
 	"\vPingRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\" \n" +
 	"\fPingResponse\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq2\x9b\x02\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq2\xd5\x02\n" +
 	"\vChatService\x123\n" +
 	"\x04Join\x12\x14.chat.v1.JoinRequest\x1a\x15.chat.v1.JoinResponse\x126\n" +
 	"\x05Leave\x12\x15.chat.v1.LeaveRequest\x1a\x16.chat.v1.LeaveResponse\x128\n" +
 	"\x03Say\x12\x13.chat.v1.SayRequest\x1a\x14.chat.v1.SayResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x120\n" +
 	"\x03Who\x12\x13.chat.v1.WhoRequest\x1a\x14.chat.v1.WhoResponse\x123\n" +
-	"\x04Nick\x12\x14.chat.v1.NickRequest\x1a\x15.chat.v1.NickResponse2\x98\x03\n" +
+	"\x04Nick\x12\x14.chat.v1.NickRequest\x1a\x15.chat.v1.NickResponse\x128\n" +
+	"\x05Watch\x12\x15.chat.v1.WatchRequest\x1a\x16.chat.v1.WatchResponse0\x012\x98\x03\n" +
 	"\x11ChatEventsService\x12P\n" +
 	"\vRoomMessage\x12\x1b.chat.v1.RoomMessageRequest\x1a\x1c.chat.v1.RoomMessageResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x12S\n" +
 	"\fMemberJoined\x12\x1c.chat.v1.MemberJoinedRequest\x1a\x1d.chat.v1.MemberJoinedResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x12M\n" +
@@ -1163,60 +1428,71 @@ func file_chat_v1_chat_proto_rawDescGZIP() []byte {
 	return file_chat_v1_chat_proto_rawDescData
 }
 
-var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_chat_v1_chat_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_chat_v1_chat_proto_goTypes = []any{
 	(*ChatMessage)(nil),           // 0: chat.v1.ChatMessage
 	(*JoinRequest)(nil),           // 1: chat.v1.JoinRequest
 	(*JoinResponse)(nil),          // 2: chat.v1.JoinResponse
-	(*LeaveRequest)(nil),          // 3: chat.v1.LeaveRequest
-	(*LeaveResponse)(nil),         // 4: chat.v1.LeaveResponse
-	(*SayRequest)(nil),            // 5: chat.v1.SayRequest
-	(*SayResponse)(nil),           // 6: chat.v1.SayResponse
-	(*WhoRequest)(nil),            // 7: chat.v1.WhoRequest
-	(*WhoResponse)(nil),           // 8: chat.v1.WhoResponse
-	(*NickRequest)(nil),           // 9: chat.v1.NickRequest
-	(*NickResponse)(nil),          // 10: chat.v1.NickResponse
-	(*RoomMessageRequest)(nil),    // 11: chat.v1.RoomMessageRequest
-	(*RoomMessageResponse)(nil),   // 12: chat.v1.RoomMessageResponse
-	(*MemberJoinedRequest)(nil),   // 13: chat.v1.MemberJoinedRequest
-	(*MemberJoinedResponse)(nil),  // 14: chat.v1.MemberJoinedResponse
-	(*MemberLeftRequest)(nil),     // 15: chat.v1.MemberLeftRequest
-	(*MemberLeftResponse)(nil),    // 16: chat.v1.MemberLeftResponse
-	(*NickChangedRequest)(nil),    // 17: chat.v1.NickChangedRequest
-	(*NickChangedResponse)(nil),   // 18: chat.v1.NickChangedResponse
-	(*PingRequest)(nil),           // 19: chat.v1.PingRequest
-	(*PingResponse)(nil),          // 20: chat.v1.PingResponse
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*WatchRequest)(nil),          // 3: chat.v1.WatchRequest
+	(*WatchResponse)(nil),         // 4: chat.v1.WatchResponse
+	(*Watching)(nil),              // 5: chat.v1.Watching
+	(*LeaveRequest)(nil),          // 6: chat.v1.LeaveRequest
+	(*LeaveResponse)(nil),         // 7: chat.v1.LeaveResponse
+	(*SayRequest)(nil),            // 8: chat.v1.SayRequest
+	(*SayResponse)(nil),           // 9: chat.v1.SayResponse
+	(*WhoRequest)(nil),            // 10: chat.v1.WhoRequest
+	(*WhoResponse)(nil),           // 11: chat.v1.WhoResponse
+	(*NickRequest)(nil),           // 12: chat.v1.NickRequest
+	(*NickResponse)(nil),          // 13: chat.v1.NickResponse
+	(*RoomMessageRequest)(nil),    // 14: chat.v1.RoomMessageRequest
+	(*RoomMessageResponse)(nil),   // 15: chat.v1.RoomMessageResponse
+	(*MemberJoinedRequest)(nil),   // 16: chat.v1.MemberJoinedRequest
+	(*MemberJoinedResponse)(nil),  // 17: chat.v1.MemberJoinedResponse
+	(*MemberLeftRequest)(nil),     // 18: chat.v1.MemberLeftRequest
+	(*MemberLeftResponse)(nil),    // 19: chat.v1.MemberLeftResponse
+	(*NickChangedRequest)(nil),    // 20: chat.v1.NickChangedRequest
+	(*NickChangedResponse)(nil),   // 21: chat.v1.NickChangedResponse
+	(*PingRequest)(nil),           // 22: chat.v1.PingRequest
+	(*PingResponse)(nil),          // 23: chat.v1.PingResponse
+	(*timestamppb.Timestamp)(nil), // 24: google.protobuf.Timestamp
 }
 var file_chat_v1_chat_proto_depIdxs = []int32{
-	21, // 0: chat.v1.ChatMessage.time:type_name -> google.protobuf.Timestamp
+	24, // 0: chat.v1.ChatMessage.time:type_name -> google.protobuf.Timestamp
 	0,  // 1: chat.v1.JoinResponse.history:type_name -> chat.v1.ChatMessage
-	0,  // 2: chat.v1.RoomMessageRequest.message:type_name -> chat.v1.ChatMessage
-	1,  // 3: chat.v1.ChatService.Join:input_type -> chat.v1.JoinRequest
-	3,  // 4: chat.v1.ChatService.Leave:input_type -> chat.v1.LeaveRequest
-	5,  // 5: chat.v1.ChatService.Say:input_type -> chat.v1.SayRequest
-	7,  // 6: chat.v1.ChatService.Who:input_type -> chat.v1.WhoRequest
-	9,  // 7: chat.v1.ChatService.Nick:input_type -> chat.v1.NickRequest
-	11, // 8: chat.v1.ChatEventsService.RoomMessage:input_type -> chat.v1.RoomMessageRequest
-	13, // 9: chat.v1.ChatEventsService.MemberJoined:input_type -> chat.v1.MemberJoinedRequest
-	15, // 10: chat.v1.ChatEventsService.MemberLeft:input_type -> chat.v1.MemberLeftRequest
-	17, // 11: chat.v1.ChatEventsService.NickChanged:input_type -> chat.v1.NickChangedRequest
-	19, // 12: chat.v1.ChatEventsService.Ping:input_type -> chat.v1.PingRequest
-	2,  // 13: chat.v1.ChatService.Join:output_type -> chat.v1.JoinResponse
-	4,  // 14: chat.v1.ChatService.Leave:output_type -> chat.v1.LeaveResponse
-	6,  // 15: chat.v1.ChatService.Say:output_type -> chat.v1.SayResponse
-	8,  // 16: chat.v1.ChatService.Who:output_type -> chat.v1.WhoResponse
-	10, // 17: chat.v1.ChatService.Nick:output_type -> chat.v1.NickResponse
-	12, // 18: chat.v1.ChatEventsService.RoomMessage:output_type -> chat.v1.RoomMessageResponse
-	14, // 19: chat.v1.ChatEventsService.MemberJoined:output_type -> chat.v1.MemberJoinedResponse
-	16, // 20: chat.v1.ChatEventsService.MemberLeft:output_type -> chat.v1.MemberLeftResponse
-	18, // 21: chat.v1.ChatEventsService.NickChanged:output_type -> chat.v1.NickChangedResponse
-	20, // 22: chat.v1.ChatEventsService.Ping:output_type -> chat.v1.PingResponse
-	13, // [13:23] is the sub-list for method output_type
-	3,  // [3:13] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	5,  // 2: chat.v1.WatchResponse.watching:type_name -> chat.v1.Watching
+	0,  // 3: chat.v1.WatchResponse.message:type_name -> chat.v1.ChatMessage
+	16, // 4: chat.v1.WatchResponse.joined:type_name -> chat.v1.MemberJoinedRequest
+	18, // 5: chat.v1.WatchResponse.left:type_name -> chat.v1.MemberLeftRequest
+	20, // 6: chat.v1.WatchResponse.nick_changed:type_name -> chat.v1.NickChangedRequest
+	0,  // 7: chat.v1.Watching.history:type_name -> chat.v1.ChatMessage
+	0,  // 8: chat.v1.RoomMessageRequest.message:type_name -> chat.v1.ChatMessage
+	1,  // 9: chat.v1.ChatService.Join:input_type -> chat.v1.JoinRequest
+	6,  // 10: chat.v1.ChatService.Leave:input_type -> chat.v1.LeaveRequest
+	8,  // 11: chat.v1.ChatService.Say:input_type -> chat.v1.SayRequest
+	10, // 12: chat.v1.ChatService.Who:input_type -> chat.v1.WhoRequest
+	12, // 13: chat.v1.ChatService.Nick:input_type -> chat.v1.NickRequest
+	3,  // 14: chat.v1.ChatService.Watch:input_type -> chat.v1.WatchRequest
+	14, // 15: chat.v1.ChatEventsService.RoomMessage:input_type -> chat.v1.RoomMessageRequest
+	16, // 16: chat.v1.ChatEventsService.MemberJoined:input_type -> chat.v1.MemberJoinedRequest
+	18, // 17: chat.v1.ChatEventsService.MemberLeft:input_type -> chat.v1.MemberLeftRequest
+	20, // 18: chat.v1.ChatEventsService.NickChanged:input_type -> chat.v1.NickChangedRequest
+	22, // 19: chat.v1.ChatEventsService.Ping:input_type -> chat.v1.PingRequest
+	2,  // 20: chat.v1.ChatService.Join:output_type -> chat.v1.JoinResponse
+	7,  // 21: chat.v1.ChatService.Leave:output_type -> chat.v1.LeaveResponse
+	9,  // 22: chat.v1.ChatService.Say:output_type -> chat.v1.SayResponse
+	11, // 23: chat.v1.ChatService.Who:output_type -> chat.v1.WhoResponse
+	13, // 24: chat.v1.ChatService.Nick:output_type -> chat.v1.NickResponse
+	4,  // 25: chat.v1.ChatService.Watch:output_type -> chat.v1.WatchResponse
+	15, // 26: chat.v1.ChatEventsService.RoomMessage:output_type -> chat.v1.RoomMessageResponse
+	17, // 27: chat.v1.ChatEventsService.MemberJoined:output_type -> chat.v1.MemberJoinedResponse
+	19, // 28: chat.v1.ChatEventsService.MemberLeft:output_type -> chat.v1.MemberLeftResponse
+	21, // 29: chat.v1.ChatEventsService.NickChanged:output_type -> chat.v1.NickChangedResponse
+	23, // 30: chat.v1.ChatEventsService.Ping:output_type -> chat.v1.PingResponse
+	20, // [20:31] is the sub-list for method output_type
+	9,  // [9:20] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_chat_v1_chat_proto_init() }
@@ -1224,13 +1500,20 @@ func file_chat_v1_chat_proto_init() {
 	if File_chat_v1_chat_proto != nil {
 		return
 	}
+	file_chat_v1_chat_proto_msgTypes[4].OneofWrappers = []any{
+		(*WatchResponse_Watching)(nil),
+		(*WatchResponse_Message)(nil),
+		(*WatchResponse_Joined)(nil),
+		(*WatchResponse_Left)(nil),
+		(*WatchResponse_NickChanged)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chat_v1_chat_proto_rawDesc), len(file_chat_v1_chat_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

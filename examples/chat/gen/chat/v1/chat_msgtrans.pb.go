@@ -30,6 +30,8 @@ const (
 	ChatServiceWhoRoute        uint32 = 0x085ea1eb
 	ChatServiceNickFullMethod         = "chat.v1.ChatService.Nick"
 	ChatServiceNickRoute       uint32 = 0x6f118d3a
+	ChatServiceWatchFullMethod        = "chat.v1.ChatService.Watch"
+	ChatServiceWatchRoute      uint32 = 0x4c7502f4
 )
 
 // The ChatService methods as the runtime knows them.
@@ -39,6 +41,7 @@ var (
 	chatServiceSayMethod   = runtime.NewMethod(ChatServiceSayFullMethod, ChatServiceSayRoute, runtime.MethodOneWay)
 	chatServiceWhoMethod   = runtime.NewMethod(ChatServiceWhoFullMethod, ChatServiceWhoRoute, runtime.MethodUnary)
 	chatServiceNickMethod  = runtime.NewMethod(ChatServiceNickFullMethod, ChatServiceNickRoute, runtime.MethodUnary)
+	chatServiceWatchMethod = runtime.NewMethod(ChatServiceWatchFullMethod, ChatServiceWatchRoute, runtime.MethodServerStream)
 )
 
 // ChatServiceClient calls the ChatService service through a [runtime.Client] (or any
@@ -89,11 +92,25 @@ func (x *ChatServiceClient) Nick(ctx context.Context, req *NickRequest) (*NickRe
 	return runtime.CallUnary[NickResponse](ctx, x.c, chatServiceNickMethod, req)
 }
 
+// Watch streams a room's events to an observer who is not a member: a
+// Watching event with the room's members and latest messages once the
+// watch is in place, then every message, arrival, departure
+// and nick change as it happens, until the caller ends the stream. A
+// watcher needs no nick, is not listed by Who and is announced to nobody;
+// it may watch a room nobody is in yet. A watcher that reads slower than
+// the room talks is dropped with resource_exhausted rather than held.
+func (x *ChatServiceClient) Watch(ctx context.Context, req *WatchRequest) (*runtime.ServerStreamClient[WatchResponse], error) {
+	return runtime.OpenServerStream[WatchResponse](ctx, x.c, chatServiceWatchMethod, req)
+}
+
 // ChatServiceHandler is implemented by the server to serve the ChatService service. Embed
 // [UnimplementedChatServiceHandler] to stay compatible when methods are added.
 //
 // Concurrency: one-way methods of one connection run one at a time, in order;
 // request/response methods run concurrently. See [runtime.Handler].
+// Each stream runs in a goroutine of its own for as long as it is open; a
+// session has at most 32 open at once unless [runtime.WithMaxStreams] says
+// otherwise.
 type ChatServiceHandler interface {
 	// Join enters a room under a nick, leaving the session's current room
 	// first (announced there as MemberLeft). The room's members, the joiner
@@ -114,6 +131,14 @@ type ChatServiceHandler interface {
 	// Nick changes the session's nick; in a room the change is announced to
 	// every member as NickChanged.
 	Nick(ctx context.Context, s *runtime.Session, req *NickRequest) (*NickResponse, error)
+	// Watch streams a room's events to an observer who is not a member: a
+	// Watching event with the room's members and latest messages once the
+	// watch is in place, then every message, arrival, departure
+	// and nick change as it happens, until the caller ends the stream. A
+	// watcher needs no nick, is not listed by Who and is announced to nobody;
+	// it may watch a room nobody is in yet. A watcher that reads slower than
+	// the room talks is dropped with resource_exhausted rather than held.
+	Watch(ctx context.Context, s *runtime.Session, req *WatchRequest, stream *runtime.ServerStream[WatchResponse]) error
 }
 
 // UnimplementedChatServiceHandler answers every ChatService method with a CodeUnimplemented error.
@@ -144,6 +169,11 @@ func (UnimplementedChatServiceHandler) Nick(context.Context, *runtime.Session, *
 	return nil, runtime.Unimplemented(ChatServiceNickFullMethod)
 }
 
+// Watch returns a CodeUnimplemented error.
+func (UnimplementedChatServiceHandler) Watch(context.Context, *runtime.Session, *WatchRequest, *runtime.ServerStream[WatchResponse]) error {
+	return runtime.Unimplemented(ChatServiceWatchFullMethod)
+}
+
 // RegisterChatServiceHandler registers h for every ChatService method on r (a [runtime.Server] or a
 // [runtime.Client]).
 func RegisterChatServiceHandler(r runtime.Registrar, h ChatServiceHandler) {
@@ -152,6 +182,7 @@ func RegisterChatServiceHandler(r runtime.Registrar, h ChatServiceHandler) {
 	r.HandleMethod(chatServiceSayMethod, runtime.NewOneWayHandler(h.Say))
 	r.HandleMethod(chatServiceWhoMethod, runtime.NewUnaryHandler(h.Who))
 	r.HandleMethod(chatServiceNickMethod, runtime.NewUnaryHandler(h.Nick))
+	r.HandleStream(chatServiceWatchMethod, runtime.NewServerStreamHandler(h.Watch))
 }
 
 // ChatEventsServiceName is the fully-qualified name of the ChatEventsService service.
