@@ -29,12 +29,16 @@ func (s *Session) receive(in *inbound) error {
 	s.lastRecv.Store(s.clock.now.Load())
 	// A raw packet has the zero Ext: no route, status OK.
 	var ext wire.Ext
+	var notUnderstood *wire.CriticalFieldError
 	if wire.IsTypedExt(p) {
-		e, err := wire.ParseExt(p.Ext)
-		if err != nil {
+		// Sound bytes asking for something this side does not do are
+		// refused below, this packet alone, once admitted like any other;
+		// nothing of their ext header is used.
+		if e, err := wire.ParseExt(p.Ext); err == nil {
+			ext = e
+		} else if notUnderstood = criticalField(err); notUnderstood == nil {
 			return err
 		}
-		ext = e
 	}
 	isControl := ext.HasRoute && ext.Route == wire.ControlRoute && p.Type == wire.OneWay
 	if !s.ready.Load() {
@@ -57,6 +61,10 @@ func (s *Session) receive(in *inbound) error {
 			}
 			return err
 		}
+	}
+	if notUnderstood != nil {
+		s.refuseNotUnderstood(p, notUnderstood)
+		return nil
 	}
 	if isControl {
 		if p.Compression != wire.CompressionNone {
@@ -143,6 +151,43 @@ func (s *Session) overLimit(p *wire.Packet) {
 		s.dropped.Add(1)
 	}
 }
+
+// refuseNotUnderstood refuses a packet whose ext header holds a
+// must-understand field (or a stream op) this side does not know, and
+// keeps the connection: a request is answered unimplemented, a response
+// fails the call or stream it answers with that status, a one-way packet
+// (a stream frame, say) is dropped. Its payload is never read.
+func (s *Session) refuseNotUnderstood(p *wire.Packet, why *wire.CriticalFieldError) {
+	s.notUnderstood.Add(1)
+	status := wire.Ext{Code: CodeUnimplemented, Message: "not understood: " + why.Detail()}
+	switch p.Type {
+	case wire.Request:
+		s.answer(p, nil, NewError(status.Code, status.Message))
+	case wire.Response:
+		p.Payload, p.Compression = nil, wire.CompressionNone
+		if !s.endOpened(p, status) {
+			s.complete(p, status)
+		}
+	default:
+		s.cfg.logger.Debug("msgtrans: one-way packet not understood, dropped", "session", s.id, "err", why)
+	}
+}
+
+// criticalField returns the [wire.CriticalFieldError] in err's chain, if
+// any. Apart from receive, so that the hot path allocates nothing for it.
+func criticalField(err error) *wire.CriticalFieldError {
+	var ce *wire.CriticalFieldError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return nil
+}
+
+// NotUnderstood returns how many packets from the peer were refused
+// because their ext header holds a must-understand field, or a stream op,
+// that this side does not know (see docs/wire.md). Such a packet is
+// refused alone; the connection stays.
+func (s *Session) NotUnderstood() int64 { return s.notUnderstood.Load() }
 
 // reads reports whether anything will read the payload of p, whose handler
 // is h: a pending request for a response, a handler, or the event handler

@@ -77,6 +77,9 @@ type Session struct {
 	// only (see admit and inflate).
 	throttle throttle
 	dropped  atomic.Int64
+	// notUnderstood counts the packets refused for a must-understand ext
+	// field this side does not know (see refuseNotUnderstood).
+	notUnderstood atomic.Int64
 
 	// inflight bounds the request handlers running at once; made by the
 	// read goroutine on the first request, and drained by the handlers it

@@ -28,3 +28,31 @@ func (e *VersionError) Error() string {
 
 // Unwrap returns [ErrProtocol].
 func (e *VersionError) Unwrap() error { return ErrProtocol }
+
+// CriticalFieldError reports a typed-layer ext header that is well formed
+// but holds a critical (must-understand) field this package does not know,
+// or a stream field whose op it does not know. It wraps [ErrProtocol]. The
+// bytes are sound, so a receiver refuses this packet alone, not the
+// connection (see docs/wire.md, "Unknown critical fields").
+type CriticalFieldError struct {
+	// Tag is the field's tag: an unknown one, or the stream field's.
+	Tag byte
+	// Op is the stream field's op when Tag is the stream field's.
+	Op StreamOp
+}
+
+func (e *CriticalFieldError) Error() string {
+	return fmt.Sprintf("%v: %s", ErrProtocol, e.Detail())
+}
+
+// Detail says what was not understood, without the "protocol error"
+// prefix: the text a receiver puts in its refusal.
+func (e *CriticalFieldError) Detail() string {
+	if e.Tag == tagStream {
+		return fmt.Sprintf("unknown stream op %d", e.Op)
+	}
+	return fmt.Sprintf("unknown critical ext field %#x", e.Tag)
+}
+
+// Unwrap returns [ErrProtocol].
+func (e *CriticalFieldError) Unwrap() error { return ErrProtocol }

@@ -154,14 +154,21 @@ func AppendExt(dst []byte, e *Ext) []byte {
 }
 
 // ParseExt decodes a typed-layer ext header. Unknown fields are skipped
-// unless critical; a malformed header or an unknown critical field fails
-// with an error wrapping [ErrProtocol].
+// unless critical. A malformed header fails with an error wrapping
+// [ErrProtocol]. A well-formed header holding a critical field this
+// package does not know, or a stream field with an op it does not know,
+// fails with a [*CriticalFieldError] (which wraps ErrProtocol too): the
+// packet is not understood, though the bytes are sound, and a receiver
+// refuses that packet alone.
 func ParseExt(b []byte) (Ext, error) {
 	var e Ext
 	if len(b) == 0 || b[0] != ExtVersion {
 		return e, fmt.Errorf("%w: ext header is not layout version %d", ErrProtocol, ExtVersion)
 	}
 	b = b[1:]
+	// The first field not understood; parsing goes on, so that a header
+	// malformed further on is reported as malformed.
+	var notUnderstood *CriticalFieldError
 	for len(b) > 0 {
 		tag := b[0]
 		n, k := binary.Uvarint(b[1:])
@@ -199,7 +206,10 @@ func ParseExt(b []byte) (Ext, error) {
 				return e, fmt.Errorf("%w: ext stream field of %d bytes", ErrProtocol, len(v))
 			}
 			if v[0] < byte(StreamMessage) || v[0] > byte(StreamCancel) {
-				return e, fmt.Errorf("%w: unknown stream op %d", ErrProtocol, v[0])
+				if notUnderstood == nil {
+					notUnderstood = &CriticalFieldError{Tag: tag, Op: StreamOp(v[0])}
+				}
+				continue
 			}
 			e.HasStream = true
 			e.Stream = StreamFrame{Op: StreamOp(v[0]), FromAcceptor: v[1]&1 != 0, ID: binary.BigEndian.Uint32(v[2:])}
@@ -208,13 +218,16 @@ func ParseExt(b []byte) (Ext, error) {
 			c, err = fieldUvarint(v)
 			e.Credit = uint32(c)
 		default:
-			if tag&extCritical != 0 {
-				return e, fmt.Errorf("%w: unknown critical ext field %#x", ErrProtocol, tag)
+			if tag&extCritical != 0 && notUnderstood == nil {
+				notUnderstood = &CriticalFieldError{Tag: tag}
 			}
 		}
 		if err != nil {
 			return e, fmt.Errorf("%w: ext field %#x: %v", ErrProtocol, tag, err)
 		}
+	}
+	if notUnderstood != nil {
+		return e, notUnderstood
 	}
 	return e, nil
 }

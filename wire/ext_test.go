@@ -72,6 +72,9 @@ func TestParseExtRejects(t *testing.T) {
 		{"short route", []byte{1, 0x81, 2, 0, 0}},
 		{"long control", []byte{1, 0x82, 2, 0, 0}},
 		{"code not a varint", []byte{1, 0x03, 1, 0x80}},
+		{"short stream field", []byte{1, 0x88, 5, 1, 0, 0, 0, 0}},
+		{"long stream field", []byte{1, 0x88, 7, 1, 0, 0, 0, 0, 2, 0}},
+		{"credit over 32 bits", []byte{1, 0x09, 5, 0x80, 0x80, 0x80, 0x80, 0x10}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,8 +90,48 @@ func TestParseExtRejects(t *testing.T) {
 	}
 }
 
+// TestParseExtNotUnderstood: a sound ext header with a critical field
+// this package does not know, or a stream op it does not know, fails with a
+// CriticalFieldError (which is a protocol error too) naming what was not
+// understood; one that is also malformed further on is reported as
+// malformed.
+func TestParseExtNotUnderstood(t *testing.T) {
+	tests := []struct {
+		name   string
+		b      []byte
+		want   wire.CriticalFieldError
+		detail string
+	}{
+		{"unknown critical field", []byte{1, 0x81, 4, 0, 0, 0, 7, 0x8A, 0}, wire.CriticalFieldError{Tag: 0x8A}, "unknown critical ext field 0x8a"},
+		{"unknown critical field first", []byte{1, 0xFF, 2, 9, 9, 0x81, 4, 0, 0, 0, 7}, wire.CriticalFieldError{Tag: 0xFF}, "unknown critical ext field 0xff"},
+		{"stream op 5", []byte{1, 0x88, 6, 5, 0, 0, 0, 0, 2}, wire.CriticalFieldError{Tag: 0x88, Op: 5}, "unknown stream op 5"},
+		{"stream op 0", []byte{1, 0x88, 6, 0, 1, 0, 0, 0, 2}, wire.CriticalFieldError{Tag: 0x88}, "unknown stream op 0"},
+		{"two not understood: the first", []byte{1, 0x8B, 0, 0x88, 6, 9, 0, 0, 0, 0, 2}, wire.CriticalFieldError{Tag: 0x8B}, "unknown critical ext field 0x8b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := wire.ParseExt(tt.b)
+			var ce *wire.CriticalFieldError
+			if !errors.As(err, &ce) || *ce != tt.want || !errors.Is(err, wire.ErrProtocol) {
+				t.Fatalf("ParseExt(% x) = %v, want %+v wrapping ErrProtocol", tt.b, err, tt.want)
+			}
+			if got := ce.Detail(); got != tt.detail {
+				t.Errorf("Detail = %q, want %q", got, tt.detail)
+			}
+		})
+	}
+	// Not understood, then malformed: malformed.
+	_, err := wire.ParseExt([]byte{1, 0x8A, 0, 0x81, 2, 0, 0})
+	var ce *wire.CriticalFieldError
+	if !errors.Is(err, wire.ErrProtocol) || errors.As(err, &ce) {
+		t.Errorf("ParseExt of an unknown field then a short route = %v, want a plain protocol error", err)
+	}
+}
+
 func FuzzParseExt(f *testing.F) {
 	f.Add([]byte{1, 0x81, 4, 0, 0, 0, 7})
+	f.Add(wire.AppendExt(nil, &wire.Ext{HasStream: true, Stream: wire.StreamFrame{Op: wire.StreamCancel, FromAcceptor: true, ID: 9}, Code: 1, Message: "m", Credit: 3}))
+	f.Add([]byte{1, 0x8A, 0, 0x88, 6, 5, 0, 0, 0, 0, 2})
 	f.Add(wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: 9, Code: 5, Message: "m", TimeoutMS: 99, Auth: []byte("t")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := wire.ParseExt(b)
