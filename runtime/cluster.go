@@ -158,19 +158,16 @@ func (s *Server) callRemote(ctx context.Context, id uint64, p *wire.Packet) (*wi
 	if err != nil {
 		return nil, Errorf(CodeInternal, "the response from node %d: %v", NodeOf(id), err)
 	}
-	if ext, ok := typedExt(&resp); ok && ext.Code != CodeOK {
-		return nil, &Error{Code: ext.Code, Message: ext.Message}
+	if wire.IsTypedExt(&resp) {
+		ext, err := wire.ParseExt(resp.Ext)
+		switch {
+		case err != nil:
+			return nil, Errorf(CodeInternal, "the response from node %d has a bad ext header: %v", NodeOf(id), err)
+		case ext.Code != CodeOK:
+			return nil, &Error{Code: ext.Code, Message: ext.Message}
+		}
 	}
 	return &resp, nil
-}
-
-// typedExt parses a typed packet's ext header.
-func typedExt(p *wire.Packet) (wire.Ext, bool) {
-	if !wire.IsTypedExt(p) {
-		return wire.Ext{}, false
-	}
-	e, err := wire.ParseExt(p.Ext)
-	return e, err == nil
 }
 
 // stopCluster leaves the cluster, if the server joined one.
