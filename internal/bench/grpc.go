@@ -17,9 +17,10 @@ import (
 // default proto codec, in plaintext over TCP like msgtrans's tcp://.
 
 const (
-	grpcService    = "bench.v1.GRPCBench"
-	grpcCallMethod = "/" + grpcService + "/Call"
-	grpcEchoMethod = "/" + grpcService + "/Echo"
+	grpcService      = "bench.v1.GRPCBench"
+	grpcCallMethod   = "/" + grpcService + "/Call"
+	grpcEchoMethod   = "/" + grpcService + "/Echo"
+	grpcStreamMethod = "/" + grpcService + "/Stream"
 )
 
 var grpcDesc = grpc.ServiceDesc{
@@ -52,6 +53,19 @@ var grpcDesc = grpc.ServiceDesc{
 					return err
 				}
 			}
+		},
+	}, {
+		// Stream is BenchService.Stream: a server-streaming rpc sending
+		// what the request asks for, built as the msgtrans handler builds it
+		// (benchServer.Stream).
+		StreamName:    "Stream",
+		ServerStreams: true,
+		Handler: func(_ any, stream grpc.ServerStream) error {
+			req := new(benchv1.StreamRequest)
+			if err := stream.RecvMsg(req); err != nil {
+				return err
+			}
+			return streamMessages(req, func(m *benchv1.StreamResponse) error { return stream.SendMsg(m) })
 		},
 	}},
 }
@@ -114,4 +128,20 @@ func grpcCall(ctx context.Context, cc *grpc.ClientConn, req *benchv1.CallRequest
 // grpcEchoStream opens the bidirectional echo stream.
 func grpcEchoStream(ctx context.Context, cc *grpc.ClientConn) (grpc.ClientStream, error) {
 	return cc.NewStream(ctx, &grpcDesc.Streams[0], grpcEchoMethod)
+}
+
+// grpcStream opens the server stream with req: its messages are then read
+// with RecvMsg into *benchv1.StreamResponse.
+func grpcStream(ctx context.Context, cc *grpc.ClientConn, req *benchv1.StreamRequest) (grpc.ClientStream, error) {
+	st, err := cc.NewStream(ctx, &grpcDesc.Streams[1], grpcStreamMethod)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SendMsg(req); err != nil {
+		return nil, err
+	}
+	if err := st.CloseSend(); err != nil {
+		return nil, err
+	}
+	return st, nil
 }

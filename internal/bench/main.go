@@ -4,8 +4,8 @@
 //
 //	go -C internal/bench run . <scenario> [flags]
 //
-// Scenarios: throughput, unary, latency, broadcast, slowconsumer, idle,
-// connect (and all).
+// Scenarios: throughput, stream, unary, latency, broadcast, slowconsumer,
+// idle, cluster, connect (and all).
 // It prints a table (median, min and max over the rounds), then one line per
 // result and one per comparison:
 //
@@ -42,6 +42,7 @@ type scenario struct {
 // scenarios is the registry, in the order "all" runs them.
 var scenarios = []scenario{
 	{"throughput", "typed one-way messages echoed back, 16 connections, windowed", allTransports, runThroughput},
+	{"stream", "server streams on 16 connections (window 32, 256) vs the echo and gRPC", allTransports, runStream},
 	{"unary", "typed request/response with 16 and 256 concurrent callers", allTransports, runUnary},
 	{"latency", "one call in flight: p50/p99/p99.9; then paced at 50% of the maximum", allTransports, runLatency},
 	{"broadcast", "one server broadcast to 1,000 and 10,000 sessions in another process", allTransports, runBroadcast},

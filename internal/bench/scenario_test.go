@@ -20,6 +20,8 @@ func TestScenarios(t *testing.T) {
 	}{
 		{[]string{"throughput", "-quick", "-transport", "tcp,ws", "-duration", "50ms"},
 			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc", "transport=ws vs=raw", "transport=ws vs=gorilla"}},
+		{[]string{"stream", "-quick", "-transport", "tcp,ws", "-duration", "50ms"},
+			[]string{"transport=tcp vs=echo", "transport=tcp vs=grpc", "transport=tcp vs=msgtrans-w256", "transport=ws vs=echo"}},
 		{[]string{"unary", "-quick", "-transport", "tcp", "-duration", "50ms"},
 			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc"}},
 		{[]string{"latency", "-quick", "-transport", "tcp", "-duration", "50ms"},

@@ -346,6 +346,107 @@ func (*BeatResponse) Descriptor() ([]byte, []int) {
 	return file_bench_v1_bench_proto_rawDescGZIP(), []int{6}
 }
 
+// StreamRequest asks for a stream of messages.
+type StreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many messages to send; 0: until the caller closes the stream.
+	Count uint64 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// Bytes of filler in each message's body.
+	BodySize      uint32 `protobuf:"varint,2,opt,name=body_size,json=bodySize,proto3" json:"body_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamRequest) Reset() {
+	*x = StreamRequest{}
+	mi := &file_bench_v1_bench_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamRequest) ProtoMessage() {}
+
+func (x *StreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bench_v1_bench_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamRequest.ProtoReflect.Descriptor instead.
+func (*StreamRequest) Descriptor() ([]byte, []int) {
+	return file_bench_v1_bench_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *StreamRequest) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *StreamRequest) GetBodySize() uint32 {
+	if x != nil {
+		return x.BodySize
+	}
+	return 0
+}
+
+// StreamResponse is one message of a stream.
+type StreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message; its seq counts from 0 in each stream.
+	Payload       *Payload `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamResponse) Reset() {
+	*x = StreamResponse{}
+	mi := &file_bench_v1_bench_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamResponse) ProtoMessage() {}
+
+func (x *StreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bench_v1_bench_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
+func (*StreamResponse) Descriptor() ([]byte, []int) {
+	return file_bench_v1_bench_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StreamResponse) GetPayload() *Payload {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
 // EchoedRequest is an Echo coming back.
 type EchoedRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -357,7 +458,7 @@ type EchoedRequest struct {
 
 func (x *EchoedRequest) Reset() {
 	*x = EchoedRequest{}
-	mi := &file_bench_v1_bench_proto_msgTypes[7]
+	mi := &file_bench_v1_bench_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +470,7 @@ func (x *EchoedRequest) String() string {
 func (*EchoedRequest) ProtoMessage() {}
 
 func (x *EchoedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bench_v1_bench_proto_msgTypes[7]
+	mi := &file_bench_v1_bench_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +483,7 @@ func (x *EchoedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EchoedRequest.ProtoReflect.Descriptor instead.
 func (*EchoedRequest) Descriptor() ([]byte, []int) {
-	return file_bench_v1_bench_proto_rawDescGZIP(), []int{7}
+	return file_bench_v1_bench_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EchoedRequest) GetPayload() *Payload {
@@ -401,7 +502,7 @@ type EchoedResponse struct {
 
 func (x *EchoedResponse) Reset() {
 	*x = EchoedResponse{}
-	mi := &file_bench_v1_bench_proto_msgTypes[8]
+	mi := &file_bench_v1_bench_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +514,7 @@ func (x *EchoedResponse) String() string {
 func (*EchoedResponse) ProtoMessage() {}
 
 func (x *EchoedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bench_v1_bench_proto_msgTypes[8]
+	mi := &file_bench_v1_bench_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +527,7 @@ func (x *EchoedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EchoedResponse.ProtoReflect.Descriptor instead.
 func (*EchoedResponse) Descriptor() ([]byte, []int) {
-	return file_bench_v1_bench_proto_rawDescGZIP(), []int{8}
+	return file_bench_v1_bench_proto_rawDescGZIP(), []int{10}
 }
 
 // FanoutRequest is one broadcast message.
@@ -440,7 +541,7 @@ type FanoutRequest struct {
 
 func (x *FanoutRequest) Reset() {
 	*x = FanoutRequest{}
-	mi := &file_bench_v1_bench_proto_msgTypes[9]
+	mi := &file_bench_v1_bench_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +553,7 @@ func (x *FanoutRequest) String() string {
 func (*FanoutRequest) ProtoMessage() {}
 
 func (x *FanoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bench_v1_bench_proto_msgTypes[9]
+	mi := &file_bench_v1_bench_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +566,7 @@ func (x *FanoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutRequest.ProtoReflect.Descriptor instead.
 func (*FanoutRequest) Descriptor() ([]byte, []int) {
-	return file_bench_v1_bench_proto_rawDescGZIP(), []int{9}
+	return file_bench_v1_bench_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FanoutRequest) GetPayload() *Payload {
@@ -484,7 +585,7 @@ type FanoutResponse struct {
 
 func (x *FanoutResponse) Reset() {
 	*x = FanoutResponse{}
-	mi := &file_bench_v1_bench_proto_msgTypes[10]
+	mi := &file_bench_v1_bench_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +597,7 @@ func (x *FanoutResponse) String() string {
 func (*FanoutResponse) ProtoMessage() {}
 
 func (x *FanoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bench_v1_bench_proto_msgTypes[10]
+	mi := &file_bench_v1_bench_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +610,7 @@ func (x *FanoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FanoutResponse.ProtoReflect.Descriptor instead.
 func (*FanoutResponse) Descriptor() ([]byte, []int) {
-	return file_bench_v1_bench_proto_rawDescGZIP(), []int{10}
+	return file_bench_v1_bench_proto_rawDescGZIP(), []int{12}
 }
 
 var File_bench_v1_bench_proto protoreflect.FileDescriptor
@@ -530,17 +631,23 @@ const file_bench_v1_bench_proto_rawDesc = "" +
 	"\apayload\x18\x01 \x01(\v2\x11.bench.v1.PayloadR\apayload\"\x1f\n" +
 	"\vBeatRequest\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\x0e\n" +
-	"\fBeatResponse\"<\n" +
+	"\fBeatResponse\"B\n" +
+	"\rStreamRequest\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\x04R\x05count\x12\x1b\n" +
+	"\tbody_size\x18\x02 \x01(\rR\bbodySize\"=\n" +
+	"\x0eStreamResponse\x12+\n" +
+	"\apayload\x18\x01 \x01(\v2\x11.bench.v1.PayloadR\apayload\"<\n" +
 	"\rEchoedRequest\x12+\n" +
 	"\apayload\x18\x01 \x01(\v2\x11.bench.v1.PayloadR\apayload\"\x10\n" +
 	"\x0eEchoedResponse\"<\n" +
 	"\rFanoutRequest\x12+\n" +
 	"\apayload\x18\x01 \x01(\v2\x11.bench.v1.PayloadR\apayload\"\x10\n" +
-	"\x0eFanoutResponse2\xc3\x01\n" +
+	"\x0eFanoutResponse2\x82\x02\n" +
 	"\fBenchService\x12=\n" +
 	"\x04Echo\x12\x15.bench.v1.EchoRequest\x1a\x16.bench.v1.EchoResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x125\n" +
 	"\x04Call\x12\x15.bench.v1.CallRequest\x1a\x16.bench.v1.CallResponse\x12=\n" +
-	"\x04Beat\x12\x15.bench.v1.BeatRequest\x1a\x16.bench.v1.BeatResponse\"\x06\xaa\x9f\x19\x02\x10\x012\xa6\x01\n" +
+	"\x04Beat\x12\x15.bench.v1.BeatRequest\x1a\x16.bench.v1.BeatResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x12=\n" +
+	"\x06Stream\x12\x17.bench.v1.StreamRequest\x1a\x18.bench.v1.StreamResponse0\x012\xa6\x01\n" +
 	"\x12BenchEventsService\x12C\n" +
 	"\x06Echoed\x12\x17.bench.v1.EchoedRequest\x1a\x18.bench.v1.EchoedResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x12C\n" +
 	"\x06Fanout\x12\x17.bench.v1.FanoutRequest\x1a\x18.bench.v1.FanoutResponse\"\x06\xaa\x9f\x19\x02\x10\x01\x1a\x06\xaa\x9f\x19\x02\b\x02BDZBgithub.com/msgtrans/msgtrans-go/internal/bench/gen/benchv1;benchv1b\x06proto3"
@@ -557,7 +664,7 @@ func file_bench_v1_bench_proto_rawDescGZIP() []byte {
 	return file_bench_v1_bench_proto_rawDescData
 }
 
-var file_bench_v1_bench_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_bench_v1_bench_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_bench_v1_bench_proto_goTypes = []any{
 	(*Payload)(nil),        // 0: bench.v1.Payload
 	(*EchoRequest)(nil),    // 1: bench.v1.EchoRequest
@@ -566,32 +673,37 @@ var file_bench_v1_bench_proto_goTypes = []any{
 	(*CallResponse)(nil),   // 4: bench.v1.CallResponse
 	(*BeatRequest)(nil),    // 5: bench.v1.BeatRequest
 	(*BeatResponse)(nil),   // 6: bench.v1.BeatResponse
-	(*EchoedRequest)(nil),  // 7: bench.v1.EchoedRequest
-	(*EchoedResponse)(nil), // 8: bench.v1.EchoedResponse
-	(*FanoutRequest)(nil),  // 9: bench.v1.FanoutRequest
-	(*FanoutResponse)(nil), // 10: bench.v1.FanoutResponse
+	(*StreamRequest)(nil),  // 7: bench.v1.StreamRequest
+	(*StreamResponse)(nil), // 8: bench.v1.StreamResponse
+	(*EchoedRequest)(nil),  // 9: bench.v1.EchoedRequest
+	(*EchoedResponse)(nil), // 10: bench.v1.EchoedResponse
+	(*FanoutRequest)(nil),  // 11: bench.v1.FanoutRequest
+	(*FanoutResponse)(nil), // 12: bench.v1.FanoutResponse
 }
 var file_bench_v1_bench_proto_depIdxs = []int32{
 	0,  // 0: bench.v1.EchoRequest.payload:type_name -> bench.v1.Payload
 	0,  // 1: bench.v1.CallRequest.payload:type_name -> bench.v1.Payload
 	0,  // 2: bench.v1.CallResponse.payload:type_name -> bench.v1.Payload
-	0,  // 3: bench.v1.EchoedRequest.payload:type_name -> bench.v1.Payload
-	0,  // 4: bench.v1.FanoutRequest.payload:type_name -> bench.v1.Payload
-	1,  // 5: bench.v1.BenchService.Echo:input_type -> bench.v1.EchoRequest
-	3,  // 6: bench.v1.BenchService.Call:input_type -> bench.v1.CallRequest
-	5,  // 7: bench.v1.BenchService.Beat:input_type -> bench.v1.BeatRequest
-	7,  // 8: bench.v1.BenchEventsService.Echoed:input_type -> bench.v1.EchoedRequest
-	9,  // 9: bench.v1.BenchEventsService.Fanout:input_type -> bench.v1.FanoutRequest
-	2,  // 10: bench.v1.BenchService.Echo:output_type -> bench.v1.EchoResponse
-	4,  // 11: bench.v1.BenchService.Call:output_type -> bench.v1.CallResponse
-	6,  // 12: bench.v1.BenchService.Beat:output_type -> bench.v1.BeatResponse
-	8,  // 13: bench.v1.BenchEventsService.Echoed:output_type -> bench.v1.EchoedResponse
-	10, // 14: bench.v1.BenchEventsService.Fanout:output_type -> bench.v1.FanoutResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	0,  // 3: bench.v1.StreamResponse.payload:type_name -> bench.v1.Payload
+	0,  // 4: bench.v1.EchoedRequest.payload:type_name -> bench.v1.Payload
+	0,  // 5: bench.v1.FanoutRequest.payload:type_name -> bench.v1.Payload
+	1,  // 6: bench.v1.BenchService.Echo:input_type -> bench.v1.EchoRequest
+	3,  // 7: bench.v1.BenchService.Call:input_type -> bench.v1.CallRequest
+	5,  // 8: bench.v1.BenchService.Beat:input_type -> bench.v1.BeatRequest
+	7,  // 9: bench.v1.BenchService.Stream:input_type -> bench.v1.StreamRequest
+	9,  // 10: bench.v1.BenchEventsService.Echoed:input_type -> bench.v1.EchoedRequest
+	11, // 11: bench.v1.BenchEventsService.Fanout:input_type -> bench.v1.FanoutRequest
+	2,  // 12: bench.v1.BenchService.Echo:output_type -> bench.v1.EchoResponse
+	4,  // 13: bench.v1.BenchService.Call:output_type -> bench.v1.CallResponse
+	6,  // 14: bench.v1.BenchService.Beat:output_type -> bench.v1.BeatResponse
+	8,  // 15: bench.v1.BenchService.Stream:output_type -> bench.v1.StreamResponse
+	10, // 16: bench.v1.BenchEventsService.Echoed:output_type -> bench.v1.EchoedResponse
+	12, // 17: bench.v1.BenchEventsService.Fanout:output_type -> bench.v1.FanoutResponse
+	12, // [12:18] is the sub-list for method output_type
+	6,  // [6:12] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_bench_v1_bench_proto_init() }
@@ -605,7 +717,7 @@ func file_bench_v1_bench_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bench_v1_bench_proto_rawDesc), len(file_bench_v1_bench_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

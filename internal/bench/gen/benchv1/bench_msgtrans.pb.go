@@ -20,19 +20,22 @@ const BenchServiceName = "bench.v1.BenchService"
 // Full names and route ids of the BenchService methods. A route id travels in each
 // typed packet's ext header and selects the handler (see docs/wire.md).
 const (
-	BenchServiceEchoFullMethod        = "bench.v1.BenchService.Echo"
-	BenchServiceEchoRoute      uint32 = 0xe69e3b86
-	BenchServiceCallFullMethod        = "bench.v1.BenchService.Call"
-	BenchServiceCallRoute      uint32 = 0x01d5e30f
-	BenchServiceBeatFullMethod        = "bench.v1.BenchService.Beat"
-	BenchServiceBeatRoute      uint32 = 0xdbd165e3
+	BenchServiceEchoFullMethod          = "bench.v1.BenchService.Echo"
+	BenchServiceEchoRoute        uint32 = 0xe69e3b86
+	BenchServiceCallFullMethod          = "bench.v1.BenchService.Call"
+	BenchServiceCallRoute        uint32 = 0x01d5e30f
+	BenchServiceBeatFullMethod          = "bench.v1.BenchService.Beat"
+	BenchServiceBeatRoute        uint32 = 0xdbd165e3
+	BenchServiceStreamFullMethod        = "bench.v1.BenchService.Stream"
+	BenchServiceStreamRoute      uint32 = 0x8b43a4ff
 )
 
 // The BenchService methods as the runtime knows them.
 var (
-	benchServiceEchoMethod = runtime.NewMethod(BenchServiceEchoFullMethod, BenchServiceEchoRoute, runtime.MethodOneWay)
-	benchServiceCallMethod = runtime.NewMethod(BenchServiceCallFullMethod, BenchServiceCallRoute, runtime.MethodUnary)
-	benchServiceBeatMethod = runtime.NewMethod(BenchServiceBeatFullMethod, BenchServiceBeatRoute, runtime.MethodOneWay)
+	benchServiceEchoMethod   = runtime.NewMethod(BenchServiceEchoFullMethod, BenchServiceEchoRoute, runtime.MethodOneWay)
+	benchServiceCallMethod   = runtime.NewMethod(BenchServiceCallFullMethod, BenchServiceCallRoute, runtime.MethodUnary)
+	benchServiceBeatMethod   = runtime.NewMethod(BenchServiceBeatFullMethod, BenchServiceBeatRoute, runtime.MethodOneWay)
+	benchServiceStreamMethod = runtime.NewMethod(BenchServiceStreamFullMethod, BenchServiceStreamRoute, runtime.MethodServerStream)
 )
 
 // BenchServiceClient calls the BenchService service through a [runtime.Client] (or any
@@ -64,11 +67,21 @@ func (x *BenchServiceClient) Beat(ctx context.Context, req *BeatRequest) error {
 	return runtime.SendOneWay(ctx, x.c, benchServiceBeatMethod, req)
 }
 
+// Stream sends the caller count messages (without end when count is 0,
+// until the caller closes the stream), each with a body of body_size
+// bytes.
+func (x *BenchServiceClient) Stream(ctx context.Context, req *StreamRequest) (*runtime.ServerStreamClient[StreamResponse], error) {
+	return runtime.OpenServerStream[StreamResponse](ctx, x.c, benchServiceStreamMethod, req)
+}
+
 // BenchServiceHandler is implemented by the server to serve the BenchService service. Embed
 // [UnimplementedBenchServiceHandler] to stay compatible when methods are added.
 //
 // Concurrency: one-way methods of one connection run one at a time, in order;
 // request/response methods run concurrently. See [runtime.Handler].
+// Each stream runs in a goroutine of its own for as long as it is open; a
+// session has at most 32 open at once unless [runtime.WithMaxStreams] says
+// otherwise.
 type BenchServiceHandler interface {
 	// Echo sends a message that the server pushes back with
 	// BenchEventsService.Echoed.
@@ -77,6 +90,10 @@ type BenchServiceHandler interface {
 	Call(ctx context.Context, s *runtime.Session, req *CallRequest) (*CallResponse, error)
 	// Beat is a client's heartbeat; the server does nothing with it.
 	Beat(ctx context.Context, s *runtime.Session, req *BeatRequest) error
+	// Stream sends the caller count messages (without end when count is 0,
+	// until the caller closes the stream), each with a body of body_size
+	// bytes.
+	Stream(ctx context.Context, s *runtime.Session, req *StreamRequest, stream *runtime.ServerStream[StreamResponse]) error
 }
 
 // UnimplementedBenchServiceHandler answers every BenchService method with a CodeUnimplemented error.
@@ -97,12 +114,18 @@ func (UnimplementedBenchServiceHandler) Beat(context.Context, *runtime.Session, 
 	return runtime.Unimplemented(BenchServiceBeatFullMethod)
 }
 
+// Stream returns a CodeUnimplemented error.
+func (UnimplementedBenchServiceHandler) Stream(context.Context, *runtime.Session, *StreamRequest, *runtime.ServerStream[StreamResponse]) error {
+	return runtime.Unimplemented(BenchServiceStreamFullMethod)
+}
+
 // RegisterBenchServiceHandler registers h for every BenchService method on r (a [runtime.Server] or a
 // [runtime.Client]).
 func RegisterBenchServiceHandler(r runtime.Registrar, h BenchServiceHandler) {
 	r.HandleMethod(benchServiceEchoMethod, runtime.NewOneWayHandler(h.Echo))
 	r.HandleMethod(benchServiceCallMethod, runtime.NewUnaryHandler(h.Call))
 	r.HandleMethod(benchServiceBeatMethod, runtime.NewOneWayHandler(h.Beat))
+	r.HandleStream(benchServiceStreamMethod, runtime.NewServerStreamHandler(h.Stream))
 }
 
 // BenchEventsServiceName is the fully-qualified name of the BenchEventsService service.
