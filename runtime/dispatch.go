@@ -96,8 +96,7 @@ func (s *Session) receive(in *inbound) error {
 					return err
 				}
 			}
-			s.acceptStream(in, ext, sh, m)
-			return nil
+			return s.acceptStream(in, ext, sh, m)
 		}
 	}
 	if p.Compression != wire.CompressionNone && s.reads(p, h) {

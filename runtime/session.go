@@ -194,10 +194,12 @@ func (s *Session) closeWith(reason error) {
 	s.closed = true
 	s.closeErr = reason
 	s.mu.Unlock()
+	// Streams end first, as unavailable: a handler waiting on its stream
+	// then sees that, not the context cancelled just after.
+	s.streams.failAll(reason)
 	s.cancel()
 	_ = s.conn.Close()
 	s.failPending(reason)
-	s.streams.failAll(reason)
 }
 
 func addrString(a net.Addr) string {

@@ -127,14 +127,19 @@ func (st *stream) SendMsg(m proto.Message) error {
 		case st.credit > 0:
 			st.credit--
 			st.mu.Unlock()
-			return st.frame(wire.StreamMessage, 0, payload)
+			return st.sent(st.frame(wire.StreamMessage, 0, payload))
 		}
 		st.mu.Unlock()
+		if testHookWait != nil {
+			testHookWait(st)
+		}
 		select {
 		case <-st.sendWake:
 		case <-st.done:
 		case <-st.ctx.Done():
-			return contextError(st.ctx.Err())
+			if !st.hasEnded() {
+				return contextError(st.ctx.Err())
+			}
 		}
 	}
 }
@@ -174,11 +179,16 @@ func (st *stream) RecvMsg(m proto.Message) error {
 			return io.EOF
 		}
 		st.mu.Unlock()
+		if testHookWait != nil {
+			testHookWait(st)
+		}
 		select {
 		case <-st.recvWake:
 		case <-st.done:
 		case <-st.ctx.Done():
-			return contextError(st.ctx.Err())
+			if !st.hasEnded() {
+				return contextError(st.ctx.Err())
+			}
 		}
 	}
 }
@@ -193,7 +203,41 @@ func (st *stream) CloseSend() error {
 	}
 	st.sentClose = true
 	st.mu.Unlock()
-	return st.frame(wire.StreamHalfClose, 0, nil)
+	return st.sent(st.frame(wire.StreamHalfClose, 0, nil))
+}
+
+// hasEnded reports whether the stream has ended. A wait that sees its
+// context end asks it: ending a stream cancels its context too, and when
+// the end came first (a Response arriving as the wait began, say), both
+// are ready and select picks either; the stream's own status (io.EOF, the
+// peer's, unavailable) is then the answer, not the context's.
+func (st *stream) hasEnded() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.ended
+}
+
+// sent returns what sending a frame returns, given the error of queueing
+// it: a frame that could not be queued fails with the stream's status if
+// it has ended, else unavailable (the session is closing, which ends the
+// stream as unavailable too), never with the session's bare error.
+func (st *stream) sent(err error) error {
+	if err == nil {
+		return nil
+	}
+	st.mu.Lock()
+	ended, why := st.ended, st.err
+	st.mu.Unlock()
+	var e *Error
+	switch {
+	case ended && why != nil:
+		return why
+	case ended:
+		return errStreamEnded
+	case errors.As(err, &e):
+		return err
+	}
+	return wrapError(CodeUnavailable, err)
 }
 
 // Close implements [OpenedStream].
@@ -249,7 +293,11 @@ func (st *stream) deliver(op wire.StreamOp, ext wire.Ext, payload []byte) {
 			return
 		}
 		st.in = append(st.in, payload)
+		queued := len(st.in) - st.head
 		st.mu.Unlock()
+		if testHookQueued != nil {
+			testHookQueued(queued, st.window)
+		}
 		wake(st.recvWake)
 	case wire.StreamHalfClose:
 		st.peerDone = true
@@ -285,6 +333,15 @@ func (st *stream) reset(why error) {
 		st.cancelFrame(why)
 	}
 }
+
+// Hooks, set only by tests (before any session runs): testHookQueued is
+// told how many messages a stream holds unread each time it queues one,
+// and the window that must bound them; testHookWait is called when a send
+// or a receive has found nothing to do and is about to wait.
+var (
+	testHookQueued func(queued, window int)
+	testHookWait   func(st *stream)
+)
 
 // isEOF reports whether err is a clean end of receiving.
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -185,27 +186,44 @@ func (s *Session) endOpened(p *wire.Packet, ext wire.Ext) bool {
 }
 
 // acceptStream serves a stream the peer opens with p. It holds no request
-// slot: streams are capped on their own.
-func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Method) {
+// slot: streams are capped on their own. A peer opening a stream with the
+// id of one still open breaks both streams' identity (their frames and
+// Responses would be either's): that is a protocol error.
+func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Method) error {
 	p := &in.p
 	credit := int(ext.Credit)
 	if credit <= 0 {
 		credit = acceptorWindow
 	}
 	st := newStream(s, p.MessageID, true, m, acceptorWindow, credit)
+	// The context is the stream's before the stream is in the table, where
+	// a closing session finds it and cancels it.
+	ctx, cancel := context.WithCancel(s.ctx)
+	if ext.TimeoutMS > 0 {
+		ctx, cancel = context.WithTimeout(s.ctx, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
+	}
+	in.ctx = callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
+	st.ctx, st.cancel = &in.ctx, cancel
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()
 	s.streams.mu.Lock()
+	_, reused := s.streams.accepted[st.id]
 	switch {
+	case reused:
+		s.streams.mu.Unlock()
+		cancel()
+		return fmt.Errorf("%w: stream %d opened again while open", wire.ErrProtocol, st.id)
 	case draining || s.streams.closed != nil:
 		s.streams.mu.Unlock()
+		cancel()
 		s.answer(p, nil, Errorf(CodeUnavailable, "server is shutting down"))
-		return
+		return nil
 	case len(s.streams.accepted) >= s.cfg.maxStreams:
 		s.streams.mu.Unlock()
+		cancel()
 		s.answer(p, nil, Errorf(CodeResourceExhausted, "at most %d streams at once", s.cfg.maxStreams))
-		return
+		return nil
 	}
 	if s.streams.accepted == nil {
 		s.streams.accepted = make(map[uint32]*stream)
@@ -213,12 +231,6 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 	s.streams.accepted[st.id] = st
 	s.streams.mu.Unlock()
 
-	ctx, cancel := context.WithCancel(s.ctx)
-	if ext.TimeoutMS > 0 {
-		ctx, cancel = context.WithTimeout(s.ctx, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
-	}
-	in.ctx = callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
-	st.ctx, st.cancel = &in.ctx, cancel
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -229,6 +241,7 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 		s.streams.forget(st)
 		s.answer(p, resp, err)
 	}()
+	return nil
 }
 
 // callStream runs a stream handler, turning a panic into CodeInternal.
