@@ -291,6 +291,57 @@ func TestStreamCap(t *testing.T) {
 	}
 }
 
+// stubbornMethod's handler ignores its context: it returns only when the
+// test releases it.
+var stubbornMethod = runtime.NewMethod("test.v1.Streams.Stubborn", wire.RouteID("test.v1.Streams.Stubborn"), runtime.MethodServerStream)
+
+// TestStreamCapHandlersIgnoringContext: streams the caller cancelled keep
+// their places while their handlers run on, so a peer cannot pile up
+// handlers by cancelling and reopening; once they return, streams open
+// again.
+func TestStreamCapHandlersIgnoringContext(t *testing.T) {
+	f := newFixture(t, transportCases()[1], runtime.WithMaxStreams(4))
+	started, release := make(chan struct{}, 8), make(chan struct{})
+	var returned sync.WaitGroup
+	f.srv.HandleStream(stubbornMethod, runtime.NewServerStreamHandler(func(_ context.Context, _ *runtime.Session, _ *wrapperspb.Int64Value, st *runtime.ServerStream[wrapperspb.Int64Value]) error {
+		returned.Add(1)
+		defer returned.Done()
+		started <- struct{}{}
+		<-release
+		return nil
+	}))
+	c := f.dial()
+	ctx := context.Background()
+	open := func() *runtime.ServerStreamClient[wrapperspb.Int64Value] {
+		t.Helper()
+		st, err := runtime.OpenServerStream[wrapperspb.Int64Value](ctx, c, stubbornMethod, wrapperspb.Int64(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	for range 4 {
+		_ = open().Close() // cancelled at once; the handler runs on
+		<-started
+	}
+	if _, err := open().Recv(); runtime.CodeOf(err) != runtime.CodeResourceExhausted {
+		t.Fatalf("a stream beside four cancelled ones whose handlers run: %v, want resource_exhausted", err)
+	}
+	close(release)
+	returned.Wait()
+	// The handlers have returned, and give back their places a moment
+	// later: a caller refused meanwhile tries again, as a real one would.
+	for attempt := 1; ; attempt++ {
+		_, err := open().Recv()
+		if err == nil || errors.Is(err, io.EOF) {
+			break
+		}
+		if runtime.CodeOf(err) != runtime.CodeResourceExhausted || attempt == 1000 {
+			t.Fatalf("a stream once the handlers returned (attempt %d): %v", attempt, err)
+		}
+	}
+}
+
 // parkMethod's handler sends one message (its request), then stays until
 // its caller ends the stream (request 0) or the test releases it.
 var parkMethod = runtime.NewMethod("test.v1.Streams.Park", wire.RouteID("test.v1.Streams.Park"), runtime.MethodServerStream)

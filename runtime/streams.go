@@ -85,7 +85,9 @@ func streamSession(c Caller) (*Session, error) {
 }
 
 // WithMaxStreams caps the streams a peer may have open on one session at
-// once; one more is refused with CodeResourceExhausted. Default 32.
+// once; one more is refused with CodeResourceExhausted. A stream holds its
+// place until its handler returns, even when the peer has cancelled it
+// already. Default 32.
 func WithMaxStreams(n int) Option {
 	return option{"WithMaxStreams", func(c *config) { c.maxStreams = n }}
 }
@@ -103,6 +105,7 @@ type streams struct {
 	mu       sync.Mutex
 	opened   map[uint32]*stream // by this side, by opening request id
 	accepted map[uint32]*stream // by the peer
+	running  int                // handlers of accepted streams not yet returned
 	closed   error              // the session closed: no new streams
 	unknown  atomic.Int64       // frames for no open stream, dropped
 }
@@ -219,7 +222,10 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 		cancel()
 		s.answer(p, nil, Errorf(CodeUnavailable, "server is shutting down"))
 		return nil
-	case len(s.streams.accepted) >= s.cfg.maxStreams:
+	case s.streams.running >= s.cfg.maxStreams:
+		// A place is held until the stream's handler returns, not just
+		// until the stream ends: a handler that ignores its context still
+		// counts, so cancelling and reopening cannot pile them up.
 		s.streams.mu.Unlock()
 		cancel()
 		s.answer(p, nil, Errorf(CodeResourceExhausted, "at most %d streams at once", s.cfg.maxStreams))
@@ -229,12 +235,16 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 		s.streams.accepted = make(map[uint32]*stream)
 	}
 	s.streams.accepted[st.id] = st
+	s.streams.running++
 	s.streams.mu.Unlock()
 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		resp, err := s.callStream(h, st, p)
+		s.streams.mu.Lock()
+		s.streams.running--
+		s.streams.mu.Unlock()
 		if !st.end(err, nil) {
 			return // the peer canceled it, or the session closed
 		}
