@@ -74,6 +74,7 @@ type stream struct {
 	in        [][]byte // messages received and not yet read
 	head      int      // in[head:] are unread
 	window    int      // the messages the peer may send ahead of our reading
+	peerLeft  int      // the messages the peer may still send: what we granted, less what came
 	consumed  int      // read since the last grant
 	peerDone  bool     // the peer half-closed
 	credit    int      // messages we may still send
@@ -88,7 +89,7 @@ type stream struct {
 
 func newStream(s *Session, id uint32, acceptor bool, m *Method, window, credit int) *stream {
 	return &stream{
-		s: s, id: id, acceptor: acceptor, method: m, window: window, credit: credit,
+		s: s, id: id, acceptor: acceptor, method: m, window: window, peerLeft: window, credit: credit,
 		recvWake: make(chan struct{}, 1), sendWake: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
@@ -158,6 +159,7 @@ func (st *stream) RecvMsg(m proto.Message) error {
 			grant := 0
 			if st.consumed++; st.consumed >= max(st.window/2, 1) {
 				grant, st.consumed = st.consumed, 0
+				st.peerLeft += grant // granted now: the peer cannot use it before
 			}
 			ended := st.ended
 			st.mu.Unlock()
@@ -287,11 +289,17 @@ func (st *stream) deliver(op wire.StreamOp, ext wire.Ext, payload []byte) {
 	}
 	switch op {
 	case wire.StreamMessage:
-		if st.peerDone || len(st.in)-st.head >= st.window {
+		switch {
+		case st.peerDone:
 			st.mu.Unlock()
-			st.reset(Errorf(CodeResourceExhausted, "the peer sent past its flow-control window of %d messages", st.window))
+			st.reset(Errorf(CodeFailedPrecondition, "the peer sent a message after its half-close"))
+			return
+		case st.peerLeft <= 0:
+			st.mu.Unlock()
+			st.reset(Errorf(CodeResourceExhausted, "the peer sent past the credit it was granted (a window of %d messages)", st.window))
 			return
 		}
+		st.peerLeft--
 		st.in = append(st.in, payload)
 		queued := len(st.in) - st.head
 		st.mu.Unlock()

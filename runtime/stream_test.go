@@ -7,6 +7,7 @@ import (
 	"io"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -537,5 +538,41 @@ func TestStreamOverrun(t *testing.T) {
 	}
 	if n := s.UnknownStreamFrames(); n < 3 {
 		t.Errorf("%d frames for no stream counted, want at least 3", n)
+	}
+}
+
+// TestStreamMessageAfterHalfClose: a peer sending a message on a stream it
+// half-closed has that stream reset with failed_precondition, saying so.
+func TestStreamMessageAfterHalfClose(t *testing.T) {
+	f := newFixture(t, transportCases()[1])
+	streamServer(t, f)
+	p := tcpRaw(t, f.addr, nil)
+	defer p.Close()
+	frame := func(id uint32, op wire.StreamOp) []byte {
+		return packetBytes(t, &wire.Packet{MessageID: id + 10, Flags: wire.FlagHasRouteTag,
+			Ext:     wire.AppendExt(nil, &wire.Ext{HasStream: true, Stream: wire.StreamFrame{Op: op, ID: 1}}),
+			Payload: []byte{0x08, 0x01}})
+	}
+	open := &wire.Packet{Type: wire.Request, MessageID: 1, Flags: wire.FlagHasRouteTag,
+		Ext: wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: holdMethod.Route(), Credit: 8})}
+	for _, b := range [][]byte{packetBytes(t, open), frame(1, wire.StreamMessage), frame(2, wire.StreamHalfClose), frame(3, wire.StreamMessage)} {
+		if err := p.WriteFrame(b, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dec := wire.NewDecoder(p.(streamPeer).c, wire.Limits{})
+	for {
+		got, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Type != wire.Response || got.MessageID != 1 {
+			continue
+		}
+		e, err := wire.ParseExt(got.Ext)
+		if err != nil || e.Code != runtime.CodeFailedPrecondition || !strings.Contains(e.Message, "after its half-close") {
+			t.Fatalf("the stream ended with %v %q (%v), want failed_precondition naming the half-close", e.Code, e.Message, err)
+		}
+		return
 	}
 }
