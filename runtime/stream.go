@@ -105,11 +105,8 @@ func wake(ch chan struct{}) {
 
 // SendMsg implements [Stream].
 func (st *stream) SendMsg(m proto.Message) error {
-	payload, err := proto.Marshal(m)
-	if err != nil {
-		return marshalError(m, err)
-	}
-	if err := checkSend(st.s.cfg.limits, 0, len(payload)); err != nil {
+	size := proto.Size(m)
+	if err := checkSend(st.s.cfg.limits, 0, size); err != nil {
 		return err
 	}
 	for {
@@ -128,7 +125,7 @@ func (st *stream) SendMsg(m proto.Message) error {
 		case st.credit > 0:
 			st.credit--
 			st.mu.Unlock()
-			return st.sent(st.frame(wire.StreamMessage, 0, payload))
+			return st.sent(st.sendMessage(m, size))
 		}
 		st.mu.Unlock()
 		if testHookWait != nil {
@@ -246,6 +243,24 @@ func (st *stream) sent(err error) error {
 func (st *stream) Close() error {
 	st.cancel()
 	return nil
+}
+
+// sendMessage sends m, of the given size, as a message frame: header, ext
+// header and message encoded into one buffer.
+func (st *stream) sendMessage(m proto.Message, size int) error {
+	s := st.s
+	e := wire.Ext{HasStream: true, Stream: wire.StreamFrame{Op: wire.StreamMessage, FromAcceptor: st.acceptor, ID: st.id}}
+	b, err := s.encodeMessage(wire.OneWay, s.nextID(), &e, m, size)
+	if err != nil {
+		// Not sent (a message protobuf refuses to encode, such as a
+		// string that is not UTF-8): its credit is still ours.
+		st.mu.Lock()
+		st.credit++
+		st.mu.Unlock()
+		wake(st.sendWake)
+		return err
+	}
+	return s.enqueue(b)
 }
 
 // frame sends a stream frame of this stream.

@@ -576,3 +576,41 @@ func TestStreamMessageAfterHalfClose(t *testing.T) {
 		return
 	}
 }
+
+// badUTF8Method's handler tries to send more messages protobuf refuses to
+// encode than the caller's window, then three good ones.
+var badUTF8Method = runtime.NewMethod("test.v1.Streams.BadUTF8", wire.RouteID("test.v1.Streams.BadUTF8"), runtime.MethodServerStream)
+
+// TestStreamSendEncodeError: a message that cannot be encoded fails its
+// Send with internal and costs no credit: the stream goes on.
+func TestStreamSendEncodeError(t *testing.T) {
+	f := newFixture(t, transportCases()[1])
+	f.srv.HandleStream(badUTF8Method, runtime.NewServerStreamHandler(func(_ context.Context, _ *runtime.Session, _ *wrapperspb.Int64Value, st *runtime.ServerStream[wrapperspb.StringValue]) error {
+		for range 2 * runtime.DefaultStreamWindow {
+			if err := st.Send(wrapperspb.String("\xff")); runtime.CodeOf(err) != runtime.CodeInternal {
+				return runtime.Errorf(runtime.CodeFailedPrecondition, "sending a string that is not UTF-8: %v, want internal", err)
+			}
+		}
+		for _, s := range []string{"a", "b", "c"} {
+			if err := st.Send(wrapperspb.String(s)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	c := f.dial()
+	st, err := runtime.OpenServerStream[wrapperspb.StringValue](context.Background(), c, badUTF8Method, wrapperspb.Int64(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m, err := range st.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.Value)
+	}
+	if strings.Join(got, "") != "abc" {
+		t.Fatalf("received %q, want a, b, c", got)
+	}
+}

@@ -249,8 +249,15 @@ func (s *Session) encodeTyped(t wire.PacketType, id, route uint32, timeoutMS uin
 	if err := checkSend(s.cfg.limits, 0, size); err != nil {
 		return nil, err
 	}
+	return s.encodeMessage(t, id, &wire.Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS}, msg, size)
+}
+
+// encodeMessage encodes a typed packet with the ext header e and msg, whose
+// size is size (proto.Size, checked against the limits), into one new
+// buffer.
+func (s *Session) encodeMessage(t wire.PacketType, id uint32, e *wire.Ext, msg proto.Message, size int) ([]byte, error) {
 	buf := make([]byte, wire.HeaderSize, wire.HeaderSize+maxTypedExt+size)
-	buf = wire.AppendExt(buf, &wire.Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS})
+	buf = wire.AppendExt(buf, e)
 	ext := buf[wire.HeaderSize:]
 	if s.compresses(size) {
 		payload, err := proto.Marshal(msg)
@@ -267,8 +274,9 @@ func (s *Session) encodeTyped(t wire.PacketType, id, route uint32, timeoutMS uin
 	return buf, nil
 }
 
-// maxTypedExt bounds the ext header encodeTyped writes: the version byte, a
-// route (6 bytes) and a timeout (2 bytes and a varint of up to 10).
+// maxTypedExt bounds the ext headers encodeMessage writes: the version
+// byte, a route (6 bytes) and a timeout (2 bytes and a varint of up to 10),
+// or a stream field (8 bytes).
 const maxTypedExt = 1 + 6 + 2 + 10
 
 func marshalError(msg proto.Message, err error) error {
