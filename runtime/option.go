@@ -87,6 +87,7 @@ type config struct {
 	streamInterceptors     []StreamInterceptor
 	streamOpenInterceptors []StreamOpenInterceptor
 	maxStreams             int
+	maxStreamDuration      time.Duration
 	streamWindow           int
 	allowedOrigins         []string
 	lameDuck               time.Duration
@@ -151,6 +152,7 @@ func (c *config) validate() error {
 	neg("max handler timeout", int64(c.maxHandlerTimeout))
 	neg("max handshakes", int64(c.maxHandshakes))
 	neg("max streams", int64(c.maxStreams))
+	neg("max stream duration", int64(c.maxStreamDuration))
 	neg("stream window", int64(c.streamWindow))
 	if c.rateLimit < 0 {
 		errs = append(errs, fmt.Errorf("msgtrans: rate limit must not be negative"))
@@ -217,6 +219,9 @@ func (c *config) validate() error {
 	}
 	if c.maxHandlerTimeout == 0 {
 		c.maxHandlerTimeout = c.requestTimeout
+	}
+	if c.maxStreamDuration == 0 {
+		c.maxStreamDuration = DefaultMaxStreamDuration
 	}
 	if c.maxStreams == 0 {
 		c.maxStreams = DefaultMaxStreams

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -50,6 +51,9 @@ const (
 	// DefaultMaxStreams caps the streams a peer may have open on one
 	// session at once.
 	DefaultMaxStreams = 32
+	// DefaultMaxStreamDuration is how long a stream the peer opened may run
+	// at most (WithMaxStreamDuration).
+	DefaultMaxStreamDuration = 24 * time.Hour
 	// DefaultStreamWindow is how many messages an opener lets the acceptor
 	// send ahead of its reading (it travels in the opening request).
 	DefaultStreamWindow = 32

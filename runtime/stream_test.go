@@ -614,3 +614,22 @@ func TestStreamSendEncodeError(t *testing.T) {
 		t.Fatalf("received %q, want a, b, c", got)
 	}
 }
+
+// TestStreamMaxDuration: a stream opened without a deadline still ends at
+// the server's cap, with deadline_exceeded on both sides.
+func TestStreamMaxDuration(t *testing.T) {
+	f := newFixture(t, transportCases()[1], runtime.WithMaxStreamDuration(100*time.Millisecond))
+	w := streamServer(t, f)
+	c := f.dial()
+	st, err := runtime.OpenServerStream[wrapperspb.Int64Value](context.Background(), c, waitMethod, wrapperspb.Int64(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-w.started
+	if err := <-w.ended; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("the handler's context ended with %v, want its deadline", err)
+	}
+	if _, err := st.Recv(); runtime.CodeOf(err) != runtime.CodeDeadlineExceeded {
+		t.Errorf("Recv = %v, want deadline_exceeded", err)
+	}
+}

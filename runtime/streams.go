@@ -92,6 +92,15 @@ func WithMaxStreams(n int) Option {
 	return option{"WithMaxStreams", func(c *config) { c.maxStreams = n }}
 }
 
+// WithMaxStreamDuration caps how long a stream the peer opened may run:
+// its handler's context ends at the peer's deadline or after d, whichever
+// comes first, and the stream with deadline_exceeded. Default
+// [DefaultMaxStreamDuration]; a stream meant to outlive it (a watch) is
+// opened again by its caller.
+func WithMaxStreamDuration(d time.Duration) Option {
+	return option{"WithMaxStreamDuration", func(c *config) { c.maxStreamDuration = d }}
+}
+
 // WithStreamWindow sets how many messages this side, opening a stream, lets
 // the other side send ahead of its reading (more are granted as it reads).
 // Default 32.
@@ -201,10 +210,11 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 	st := newStream(s, p.MessageID, true, m, acceptorWindow, credit)
 	// The context is the stream's before the stream is in the table, where
 	// a closing session finds it and cancels it.
-	ctx, cancel := context.WithCancel(s.ctx)
+	timeout := s.cfg.maxStreamDuration
 	if ext.TimeoutMS > 0 {
-		ctx, cancel = context.WithTimeout(s.ctx, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
+		timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	in.ctx = callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
 	st.ctx, st.cancel = &in.ctx, cancel
 	s.mu.Lock()

@@ -105,6 +105,9 @@ func watch(ctx context.Context, cfg Config, stdout io.Writer) error {
 			// Dropped for reading too slowly: watch again at once.
 			w.out.notice("fell behind the room (%s); watching again", errorText(err))
 			continue
+		case runtime.CodeOf(err) == runtime.CodeDeadlineExceeded:
+			continue // the server's cap on a stream's life: watch on
+
 		case !unavailable(err):
 			return fmt.Errorf("chatclient: watch %s: %s", cfg.Watch, errorText(err))
 		}
