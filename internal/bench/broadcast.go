@@ -56,27 +56,33 @@ func runBroadcast(e *env) error {
 	return nil
 }
 
-func measureBroadcast(e *env, tr, impl string, n int) error {
-	// Connections stay up across the rounds of one implementation: at
-	// 10,000 two servers' clients would not fit the open-file limit.
-	var (
-		addr      string
-		broadcast func(p *benchv1.Payload) error
-		count     func() int
-		stop      func()
-	)
+// fanoutServer is a server that broadcasts to every client connected to
+// addr.
+type fanoutServer struct {
+	addr      string
+	broadcast func(p *benchv1.Payload) error
+	count     func() int // clients connected (and subscribed)
+	stop      func()
+}
+
+// startFanout starts the broadcasting server of impl on the transport:
+// msgtrans and raw here, the peers (peers.go) through fanoutPeers.
+func startFanout(e *env, tr, impl string) (*fanoutServer, error) {
 	switch impl {
 	case implMsgtrans:
 		srv, err := e.startMsgtrans(tr)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		addr = srv.addr
-		broadcast = func(p *benchv1.Payload) error {
-			_, err := srv.push.SendFanout(context.Background(), runtime.ToAll(), &benchv1.FanoutRequest{Payload: p})
-			return err
-		}
-		count, stop = srv.srv.SessionCount, srv.close
+		return &fanoutServer{
+			addr: srv.addr,
+			broadcast: func(p *benchv1.Payload) error {
+				_, err := srv.push.SendFanout(context.Background(), runtime.ToAll(), &benchv1.FanoutRequest{Payload: p})
+				return err
+			},
+			count: srv.srv.SessionCount,
+			stop:  srv.close,
+		}, nil
 	case "raw":
 		srv, err := serveRaw(tr, e.certs.Server, func(c *rawConn) {
 			for {
@@ -86,16 +92,33 @@ func measureBroadcast(e *env, tr, impl string, n int) error {
 			}
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		addr = srv.addr
-		broadcast = func(p *benchv1.Payload) error {
-			b := marshal(&benchv1.FanoutRequest{Payload: p})
-			srv.each(func(c *rawConn) { _ = c.send(b) })
-			return nil
-		}
-		count, stop = srv.count, srv.close
+		return &fanoutServer{
+			addr: srv.addr,
+			broadcast: func(p *benchv1.Payload) error {
+				b := marshal(&benchv1.FanoutRequest{Payload: p})
+				srv.each(func(c *rawConn) { _ = c.send(b) })
+				return nil
+			},
+			count: srv.count,
+			stop:  srv.close,
+		}, nil
 	}
+	if start, ok := fanoutPeers[impl]; ok {
+		return start(e)
+	}
+	return nil, fmt.Errorf("no broadcast implementation %q", impl)
+}
+
+func measureBroadcast(e *env, tr, impl string, n int) error {
+	// Connections stay up across the rounds of one implementation: at
+	// 10,000 two servers' clients would not fit the open-file limit.
+	fs, err := startFanout(e, tr, impl)
+	if err != nil {
+		return err
+	}
+	addr, broadcast, count, stop := fs.addr, fs.broadcast, fs.count, fs.stop
 	// The server closes first, so that it does not log its clients'
 	// departure as errors.
 	var p *clientProc
@@ -106,7 +129,7 @@ func measureBroadcast(e *env, tr, impl string, n int) error {
 		}
 	}()
 
-	e.logf("broadcast %s %s: connecting %d clients", tr, impl, n)
+	e.logf("%s %s %s: connecting %d clients", e.scenario, tr, impl, n)
 	t0 := time.Now()
 	p, connected, err := startClients(e, 120*time.Second, "-impl", impl, "-transport", tr, "-addr", addr, "-n", strconv.Itoa(n))
 	if err != nil {
@@ -115,7 +138,7 @@ func measureBroadcast(e *env, tr, impl string, n int) error {
 	if err := waitCount(count, connected, 30*time.Second); err != nil {
 		return err
 	}
-	e.logf("broadcast %s %s: %d connected in %v", tr, impl, connected, time.Since(t0).Round(time.Millisecond))
+	e.logf("%s %s %s: %d connected in %v", e.scenario, tr, impl, connected, time.Since(t0).Round(time.Millisecond))
 	suffix := fmt.Sprintf("_n%d", n)
 	for round := 1; round <= e.opt.rounds; round++ {
 		e.prof.start(impl)
@@ -129,8 +152,8 @@ func measureBroadcast(e *env, tr, impl string, n int) error {
 		e.add(tr, impl, "burst_p99_us"+suffix, "µs", micros(burst[1]))
 		e.add(tr, impl, "lat_p50_us"+suffix, "µs", micros(lone[0]))
 		e.add(tr, impl, "lat_p99_us"+suffix, "µs", micros(lone[1]))
-		e.logf("broadcast round %d/%d n=%d %-4s %-8s %10.0f deliveries/s (burst p50 %.0fµs p99 %.0fµs) lone broadcast p50 %.0fµs p99 %.0fµs",
-			round, e.opt.rounds, n, tr, impl, rate, micros(burst[0]), micros(burst[1]), micros(lone[0]), micros(lone[1]))
+		e.logf("%s round %d/%d n=%d %-4s %-10s %10.0f deliveries/s (burst p50 %.0fµs p99 %.0fµs) lone broadcast p50 %.0fµs p99 %.0fµs",
+			e.scenario, round, e.opt.rounds, n, tr, impl, rate, micros(burst[0]), micros(burst[1]), micros(lone[0]), micros(lone[1]))
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ import (
 // idle) run their clients in a second process, so that the server's memory
 // and CPU are measured apart from theirs. The tool starts itself as
 //
-//	bench clients -impl msgtrans|raw|gorilla -transport tcp|ws|quic -addr A -n N [-beat D]
+//	bench clients -impl msgtrans|raw|gorilla|nats|centrifuge -transport tcp|ws|quic -addr A -n N [-beat D]
 //
 // with the server's certificate in $BENCH_CERT (base64 DER) and talks to it
 // over stdin and stdout, one line each way:
@@ -56,7 +56,7 @@ type clientConn interface {
 
 func clientsMain(args []string) int {
 	fs := flag.NewFlagSet(clientsCommand, flag.ContinueOnError)
-	impl := fs.String("impl", implMsgtrans, "msgtrans, raw or gorilla")
+	impl := fs.String("impl", implMsgtrans, "msgtrans, raw, gorilla, nats or centrifuge")
 	transport := fs.String("transport", "tcp", "tcp, ws or quic")
 	addr := fs.String("addr", "", "server address")
 	n := fs.Int("n", 1000, "connections")
@@ -221,6 +221,10 @@ func dialClient(impl, transport, addr string, tlsConf *tls.Config, log *slog.Log
 			}
 		}()
 		return gorillaClientConn{ws}, nil
+	case implNATS:
+		return dialNATSSubscriber(ctx, addr, deliver)
+	case implCentrifuge:
+		return dialCentrifuge(ctx, addr, deliver)
 	}
 	return nil, fmt.Errorf("no client implementation %q", impl)
 }

@@ -4,8 +4,8 @@
 //
 //	go -C internal/bench run . <scenario> [flags]
 //
-// Scenarios: throughput, stream, unary, latency, broadcast, slowconsumer,
-// idle, cluster, connect (and all).
+// Scenarios: throughput, rawpath, stream, unary, latency, broadcast, peers,
+// slowconsumer, idle, cluster, connect (and all).
 // It prints a table (median, min and max over the rounds), then one line per
 // result and one per comparison:
 //
@@ -42,10 +42,12 @@ type scenario struct {
 // scenarios is the registry, in the order "all" runs them.
 var scenarios = []scenario{
 	{"throughput", "typed one-way messages echoed back, 16 connections, windowed", allTransports, runThroughput},
+	{"rawpath", "raw biz_type packets echoed (no protobuf) vs raw framed bytes, 16 connections x 64 in flight", allTransports, runRawPath},
 	{"stream", "server streams on 16 connections (window 32, 256) vs the echo and gRPC", allTransports, runStream},
 	{"unary", "typed request/response with 16 and 256 concurrent callers", allTransports, runUnary},
-	{"latency", "one call in flight: p50/p99/p99.9; then paced at 50% of the maximum", allTransports, runLatency},
+	{"latency", "one call in flight: p50/p99/p99.9; then calls and (tcp) one-way echoes paced at 50% of the maximum", allTransports, runLatency},
 	{"broadcast", "one server broadcast to 1,000 and 10,000 sessions in another process", allTransports, runBroadcast},
+	{"peers", "vs NATS and Centrifuge: request/reply (16, 256 callers); broadcast to 1,000 and 10,000 subscribers", []string{"tcp", "ws"}, runPeers},
 	{"slowconsumer", "broadcast to 1,000 sessions, alone and beside one that never reads", []string{"tcp", "ws"}, runSlowConsumer},
 	{"idle", "server memory per idle connection (-max: the most held with heartbeats)", allTransports, runIdle},
 	{"cluster", "group broadcast over 3 nodes vs 1, remote push vs local (-max: 100,000 idle conns on 6 chat nodes)", []string{"tcp"}, runCluster},

@@ -15,27 +15,35 @@ func TestScenarios(t *testing.T) {
 		t.Skip("runs servers, clients and child processes")
 	}
 	tests := []struct {
-		args   []string
-		ratios []string // transport=… vs=… pairs that must be reported
+		args    []string
+		ratios  []string // transport=… vs=… pairs that must be reported
+		metrics []string // metrics that some RATIO line must compare
 	}{
 		{[]string{"throughput", "-quick", "-transport", "tcp,ws", "-duration", "50ms"},
-			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc", "transport=ws vs=raw", "transport=ws vs=gorilla"}},
+			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc", "transport=ws vs=raw", "transport=ws vs=gorilla"}, nil},
+		{[]string{"rawpath", "-quick", "-transport", "tcp,ws", "-duration", "50ms"},
+			[]string{"transport=tcp vs=raw", "transport=ws vs=raw"},
+			[]string{"msg_per_s", "cpu_ns_per_msg", "write_syscalls_per_msg"}},
 		{[]string{"stream", "-quick", "-transport", "tcp,ws", "-duration", "50ms"},
-			[]string{"transport=tcp vs=echo", "transport=tcp vs=grpc", "transport=tcp vs=msgtrans-w256", "transport=ws vs=echo"}},
+			[]string{"transport=tcp vs=echo", "transport=tcp vs=grpc", "transport=tcp vs=msgtrans-w256", "transport=ws vs=echo"}, nil},
 		{[]string{"unary", "-quick", "-transport", "tcp", "-duration", "50ms"},
-			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc"}},
+			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc"}, nil},
 		{[]string{"latency", "-quick", "-transport", "tcp", "-duration", "50ms"},
-			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc"}},
+			[]string{"transport=tcp vs=raw", "transport=tcp vs=grpc"},
+			[]string{"paced_p99_us", "echo_max_msg_per_s", "echo_paced_p50_us", "echo_paced_p99_us"}},
 		{[]string{"connect", "-quick", "-transport", "tcp,quic", "-conns", "10"},
-			[]string{"transport=tcp vs=raw", "transport=quic vs=raw"}},
+			[]string{"transport=tcp vs=raw", "transport=quic vs=raw"}, nil},
 		{[]string{"broadcast", "-quick", "-transport", "tcp", "-conns", "20"},
-			[]string{"transport=tcp vs=raw"}},
+			[]string{"transport=tcp vs=raw"}, nil},
+		{[]string{"peers", "-quick", "-conns", "20", "-duration", "50ms"},
+			[]string{"transport=tcp vs=nats", "transport=ws vs=centrifuge"},
+			[]string{"req_per_s_c16", "req_per_s_c256", "deliveries_per_s_n20", "lat_p50_us_n20", "lat_p99_us_n20"}},
 		{[]string{"slowconsumer", "-quick", "-transport", "tcp,ws", "-conns", "20"},
-			[]string{"transport=tcp vs=no-slow", "transport=ws vs=no-slow"}},
+			[]string{"transport=tcp vs=no-slow", "transport=ws vs=no-slow"}, nil},
 		{[]string{"idle", "-quick", "-transport", "tcp,ws", "-conns", "20"},
-			[]string{"transport=tcp vs=raw", "transport=ws vs=gorilla"}},
+			[]string{"transport=tcp vs=raw", "transport=ws vs=gorilla"}, nil},
 		{[]string{"cluster", "-quick", "-conns", "30"},
-			[]string{"transport=tcp vs=1node", "transport=tcp vs=local"}},
+			[]string{"transport=tcp vs=1node", "transport=tcp vs=local"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args[0], func(t *testing.T) {
@@ -52,8 +60,24 @@ func TestScenarios(t *testing.T) {
 					t.Errorf("no RATIO line for %s:\n%s", r, out)
 				}
 			}
+			for _, m := range tt.metrics {
+				if !hasRatio(out, tt.args[0], m) {
+					t.Errorf("no RATIO line for metric %s:\n%s", m, out)
+				}
+			}
 		})
 	}
+}
+
+// hasRatio reports whether out has a RATIO line of the scenario comparing
+// the metric.
+func hasRatio(out, scenario, metric string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "RATIO scenario="+scenario+" ") && strings.HasSuffix(line, " metric="+metric) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestUsage(t *testing.T) {
@@ -61,8 +85,10 @@ func TestUsage(t *testing.T) {
 	if code := benchMain([]string{"nonsense"}, &stdout, &stderr); code != 2 {
 		t.Errorf("unknown scenario: exit %d, want 2", code)
 	}
-	if !strings.Contains(stderr.String(), "throughput") {
-		t.Errorf("usage does not list the scenarios:\n%s", stderr.String())
+	for _, name := range []string{"throughput", "rawpath", "latency", "peers"} {
+		if !strings.Contains(stderr.String(), "  "+name+" ") {
+			t.Errorf("usage does not list %s:\n%s", name, stderr.String())
+		}
 	}
 	if code := benchMain([]string{"throughput", "-transport", "udp"}, &stdout, &stderr); code != 2 {
 		t.Errorf("unknown transport: exit %d, want 2", code)

@@ -48,9 +48,10 @@ func runThroughput(e *env) error {
 	return nil
 }
 
-// echoLink is one client connection of the echo benchmark.
+// echoLink is one client connection of the echo benchmark: send sends one
+// EchoRequest carrying p.
 type echoLink struct {
-	send func(seq uint64) error
+	send func(p *benchv1.Payload) error
 }
 
 // echoSetup is a server and its connected clients.
@@ -62,35 +63,67 @@ type echoSetup struct {
 // measureEcho runs one echo measurement and returns messages per second and
 // the system calls made meanwhile (by both ends).
 func measureEcho(e *env, transport, impl string, d time.Duration) (float64, ioDelta, error) {
-	var received atomic.Int64
-	tokens := make([]chan struct{}, throughputConns)
-	for i := range tokens {
-		tokens[i] = make(chan struct{}, throughputWindow)
-	}
-	onEcho := func(i int) {
-		<-tokens[i]
-		received.Add(1)
-	}
-	s, err := setupEcho(e, transport, impl, throughputConns, onEcho)
+	w := newWindow(throughputConns, throughputWindow)
+	s, err := setupEcho(e, transport, impl, throughputConns, func(i int, _ *benchv1.Payload) { w.echoed(i) })
 	if err != nil {
 		return 0, ioDelta{}, err
 	}
 	defer s.close()
+	sends := make([]func(uint64) error, len(s.links))
+	for i, l := range s.links {
+		sends[i] = func(seq uint64) error { return l.send(e.payload(seq)) }
+	}
+	m, err := w.run(e, impl, sends, d)
+	return m.rate, m.io, err
+}
 
+// window keeps a fixed number of messages in flight on each of several
+// connections: a send takes a token, an echo gives it back.
+type window struct {
+	tokens   []chan struct{}
+	received atomic.Int64
+}
+
+func newWindow(conns, size int) *window {
+	w := &window{tokens: make([]chan struct{}, conns)}
+	for i := range w.tokens {
+		w.tokens[i] = make(chan struct{}, size)
+	}
+	return w
+}
+
+// echoed counts an echo received on connection i.
+func (w *window) echoed(i int) {
+	<-w.tokens[i]
+	w.received.Add(1)
+}
+
+// windowMeasure is what one windowed measurement found.
+type windowMeasure struct {
+	rate float64 // echoes received per second
+	io   ioDelta // system calls meanwhile, per echo
+	cpu  float64 // CPU time of the process per echo, ns
+}
+
+// run sends on every connection (sends[i] on connection i) for a quarter
+// of d to warm up and then d measured, each connection keeping its window
+// full, and returns the echoes per second received during d. The CPU
+// profile, when asked for, covers impl's measured phase.
+func (w *window) run(e *env, impl string, sends []func(seq uint64) error, d time.Duration) (windowMeasure, error) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var sendErr atomic.Pointer[error]
-	for i, l := range s.links {
+	for i, send := range sends {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for seq := uint64(0); ; seq++ {
 				select {
-				case tokens[i] <- struct{}{}:
+				case w.tokens[i] <- struct{}{}:
 				case <-stop:
 					return
 				}
-				if err := l.send(seq); err != nil {
+				if err := send(seq); err != nil {
 					sendErr.CompareAndSwap(nil, &err)
 					return
 				}
@@ -100,29 +133,36 @@ func measureEcho(e *env, transport, impl string, d time.Duration) (float64, ioDe
 	time.Sleep(d / 4) // warm-up
 	e.prof.start(impl)
 	io := startIO()
-	n0, t0 := received.Load(), time.Now()
+	cpu0 := processCPU()
+	n0, t0 := w.received.Load(), time.Now()
 	time.Sleep(d)
-	n1, t1 := received.Load(), time.Now()
+	n1, t1 := w.received.Load(), time.Now()
+	cpu := processCPU() - cpu0
 	io.stop(n1 - n0)
 	e.prof.stop()
 	close(stop)
 	wg.Wait()
 	// Let the window drain so that nothing is in flight at close.
 	deadline := time.Now().Add(3 * time.Second)
-	for _, t := range tokens {
+	for _, t := range w.tokens {
 		for len(t) > 0 && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	if p := sendErr.Load(); p != nil {
-		return 0, io, *p
+	m := windowMeasure{rate: float64(n1-n0) / t1.Sub(t0).Seconds(), io: io}
+	if n1 > n0 {
+		m.cpu = float64(cpu.Nanoseconds()) / float64(n1-n0)
 	}
-	return float64(n1-n0) / t1.Sub(t0).Seconds(), io, nil
+	if p := sendErr.Load(); p != nil {
+		return m, *p
+	}
+	return m, nil
 }
 
 // setupEcho starts a server of impl on the transport and connects n
-// clients; onEcho(i) is called for each echo client i receives.
-func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echoSetup, error) {
+// clients; onEcho(i, p) is called for each echo client i receives, p being
+// the payload it carries back.
+func setupEcho(e *env, transport, impl string, n int, onEcho func(i int, p *benchv1.Payload)) (*echoSetup, error) {
 	ctx := context.Background()
 	var closers cleanups
 	s := &echoSetup{close: func() { closers.run() }}
@@ -143,10 +183,10 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 				return fail(err)
 			}
 			closers.add(func() { _ = c.Close() })
-			benchv1.RegisterBenchEventsServiceHandler(c, &eventsHandler{echoed: func(*benchv1.Payload) { onEcho(i) }})
+			benchv1.RegisterBenchEventsServiceHandler(c, &eventsHandler{echoed: func(p *benchv1.Payload) { onEcho(i, p) }})
 			client := benchv1.NewBenchServiceClient(c)
-			s.links = append(s.links, echoLink{send: func(seq uint64) error {
-				return client.Echo(ctx, &benchv1.EchoRequest{Payload: e.payload(seq)})
+			s.links = append(s.links, echoLink{send: func(p *benchv1.Payload) error {
+				return client.Echo(ctx, &benchv1.EchoRequest{Payload: p})
 			}})
 		}
 	case "raw":
@@ -163,11 +203,11 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				rawReadEchoed(c, func(*benchv1.Payload) { onEcho(i) })
+				rawReadEchoed(c, func(p *benchv1.Payload) { onEcho(i, p) })
 			}()
 			closers.add(func() { _ = c.close(); <-done; c.wait() })
-			s.links = append(s.links, echoLink{send: func(seq uint64) error {
-				return c.send(marshal(&benchv1.EchoRequest{Payload: e.payload(seq)}))
+			s.links = append(s.links, echoLink{send: func(p *benchv1.Payload) error {
+				return c.send(marshal(&benchv1.EchoRequest{Payload: p}))
 			}})
 		}
 	case "gorilla":
@@ -193,12 +233,12 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 					if proto.Unmarshal(b, &m) != nil {
 						return
 					}
-					onEcho(i)
+					onEcho(i, m.Payload)
 				}
 			}()
 			closers.add(func() { ws.Close(); <-done })
-			s.links = append(s.links, echoLink{send: func(seq uint64) error {
-				return ws.WriteMessage(websocket.BinaryMessage, marshal(&benchv1.EchoRequest{Payload: e.payload(seq)}))
+			s.links = append(s.links, echoLink{send: func(p *benchv1.Payload) error {
+				return ws.WriteMessage(websocket.BinaryMessage, marshal(&benchv1.EchoRequest{Payload: p}))
 			}})
 		}
 	case "grpc":
@@ -227,12 +267,12 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int)) (*echo
 					if st.RecvMsg(&m) != nil {
 						return
 					}
-					onEcho(i)
+					onEcho(i, m.Payload)
 				}
 			}()
 			closers.add(func() { cancel(); <-done })
-			s.links = append(s.links, echoLink{send: func(seq uint64) error {
-				return st.SendMsg(&benchv1.EchoRequest{Payload: e.payload(seq)})
+			s.links = append(s.links, echoLink{send: func(p *benchv1.Payload) error {
+				return st.SendMsg(&benchv1.EchoRequest{Payload: p})
 			}})
 		}
 	default:

@@ -38,24 +38,33 @@ func runUnary(e *env) error {
 					if err != nil {
 						return fmt.Errorf("%s %s: %w", tr, impl, err)
 					}
-					time.Sleep(50 * time.Millisecond)
-					runCallers(t, callers, d/4, nil) // warm-up
-					e.prof.start(impl)
-					io := startIO()
-					rate, err := runCallers(t, callers, d, nil)
-					io.stop(int64(rate * d.Seconds()))
-					e.prof.stop()
-					t.close()
-					if err != nil {
+					if err := measureUnary(e, tr, impl, t, callers, d, round); err != nil {
 						return fmt.Errorf("%s %s: %w", tr, impl, err)
 					}
-					e.logf("unary round %d/%d callers=%-3d %-4s %-8s %10.0f req/s", round, e.opt.rounds, callers, tr, impl, rate)
-					e.add(tr, impl, fmt.Sprintf("req_per_s_c%d", callers), "req/s", rate)
-					e.addSyscalls(tr, impl, fmt.Sprintf("call_c%d", callers), io)
 				}
 			}
 		}
 	}
+	return nil
+}
+
+// measureUnary warms t up, runs callers on it for d, records calls per
+// second and system calls per call, and closes t.
+func measureUnary(e *env, tr, impl string, t *callTarget, callers int, d time.Duration, round int) error {
+	time.Sleep(50 * time.Millisecond)
+	runCallers(t, callers, d/4, nil) // warm-up
+	e.prof.start(impl)
+	io := startIO()
+	rate, err := runCallers(t, callers, d, nil)
+	io.stop(int64(rate * d.Seconds()))
+	e.prof.stop()
+	t.close()
+	if err != nil {
+		return err
+	}
+	e.logf("%s round %d/%d callers=%-3d %-4s %-10s %10.0f req/s", e.scenario, round, e.opt.rounds, callers, tr, impl, rate)
+	e.add(tr, impl, fmt.Sprintf("req_per_s_c%d", callers), "req/s", rate)
+	e.addSyscalls(tr, impl, fmt.Sprintf("call_c%d", callers), io)
 	return nil
 }
 
