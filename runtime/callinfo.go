@@ -2,6 +2,8 @@ package runtime
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/msgtrans/msgtrans-go/wire"
 )
@@ -57,3 +59,102 @@ func CallInfoFromContext(ctx context.Context) (CallInfo, bool) {
 	}
 	return CallInfo{}, false
 }
+
+// requestContext is the context of a request's handler: the session's
+// context, the call's [CallInfo], and the handler's deadline. It is one
+// allocation: the channel Done returns, the deadline's timer and the link
+// to the session's context are made only if the handler asks for Done, which
+// a handler that does not wait on anything never does. It ends at the
+// deadline, when the session's context ends, or when the handler returns
+// (finish), as context.WithTimeout's would with its cancel deferred.
+type requestContext struct {
+	context.Context // the session's
+	info            CallInfo
+	deadline        time.Time
+
+	mu         sync.Mutex
+	done       chan struct{}
+	err        error
+	timer      *time.Timer
+	stopParent func() bool
+}
+
+func newRequestContext(parent context.Context, info CallInfo, deadline time.Time) *requestContext {
+	return &requestContext{Context: parent, info: info, deadline: deadline}
+}
+
+func (c *requestContext) Value(key any) any {
+	if key == (callInfoKey{}) {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
+func (c *requestContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *requestContext) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	switch {
+	case c.err != nil:
+		close(c.done)
+	case c.Context.Err() != nil:
+		c.err = c.Context.Err()
+		close(c.done)
+	default:
+		d := time.Until(c.deadline)
+		if d <= 0 {
+			c.err = context.DeadlineExceeded
+			close(c.done)
+			break
+		}
+		c.timer = time.AfterFunc(d, func() { c.end(context.DeadlineExceeded) })
+		c.stopParent = context.AfterFunc(c.Context, func() { c.end(c.Context.Err()) })
+	}
+	return c.done
+}
+
+func (c *requestContext) Err() error {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		return err
+	case !time.Now().Before(c.deadline):
+		c.end(context.DeadlineExceeded)
+	case c.Context.Err() != nil:
+		c.end(c.Context.Err())
+	default:
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// end ends the context with err, once.
+func (c *requestContext) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	if c.done != nil {
+		close(c.done)
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+}
+
+// finish ends the context once its handler has returned.
+func (c *requestContext) finish() { c.end(context.Canceled) }

@@ -132,7 +132,7 @@ func (c *Client) HandleMethod(m *Method, h Handler) { c.mux.handleMethod(m, c.cf
 // HandleStream registers h for the streaming method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
 func (c *Client) HandleStream(m *Method, h StreamHandler) {
-	c.mux.handleMethod(m, nil, c.cfg.wrapStream(h))
+	c.mux.handleMethod(m, registered{}, c.cfg.wrapStream(h))
 }
 
 // Addr returns the address of the server the client is connected to, or

@@ -4,16 +4,65 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/msgtrans/msgtrans-go/wire"
 )
 
-// inbound is a packet read from the connection together with the context
-// its handler gets, allocated as one.
+// inbound is a packet read from the connection. Inbound packets are
+// pooled, and so is their memory when the connection's decoder pools it
+// (wire.Decoder.PoolBodies): once a packet is dispatched, what nothing
+// refers to any more goes back (see release). keep says what does.
 type inbound struct {
-	p   wire.Packet
-	ctx callContext
+	p    wire.Packet
+	keep keep
+}
+
+// keep says what of an inbound packet outlives its dispatch.
+type keep uint8
+
+const (
+	// keepNothing: the packet and its memory go back to the pools.
+	keepNothing keep = iota
+	// keepPayload: something holds the payload (a stream's queue of
+	// messages); the packet goes back, its memory to the garbage collector.
+	keepPayload
+	// keepPacket: something holds the packet (a handler that owns it, a
+	// waiting call, an event, a stream); nothing goes back. A request's
+	// goroutine, which holds its packet, releases it itself.
+	keepPacket
+)
+
+var inboundPool = sync.Pool{New: func() any { return new(inbound) }}
+
+func newInbound(p wire.Packet) *inbound {
+	in := inboundPool.Get().(*inbound)
+	in.p = p
+	return in
+}
+
+// release gives back what of a dispatched packet nothing holds.
+func (in *inbound) release() {
+	switch in.keep {
+	case keepPacket:
+		return
+	case keepPayload:
+		in.p.Own()
+	default:
+		in.p.Release()
+	}
+	*in = inbound{}
+	inboundPool.Put(in)
+}
+
+// handOver marks the packet as held by whatever it is given to, which owns
+// its memory from now on.
+func (in *inbound) handOver() {
+	in.keep = keepPacket
+	in.p.Own()
 }
 
 // receive dispatches one packet. An error closes the connection.
@@ -42,6 +91,7 @@ func (s *Session) receive(in *inbound) error {
 	}
 	isControl := ext.HasRoute && ext.Route == wire.ControlRoute && p.Type == wire.OneWay
 	if !s.ready.Load() {
+		in.handOver() // the authenticator may keep what it was shown
 		identity, err := s.authenticate(p, ext, isControl && ext.Control == wire.ControlHello)
 		if err != nil {
 			if errors.Is(err, ErrNotAuthenticated) {
@@ -81,31 +131,36 @@ func (s *Session) receive(in *inbound) error {
 				return err
 			}
 		}
+		if in.keep == keepNothing {
+			in.keep = keepPayload // a stream's queue may hold it
+		}
 		s.streamFrame(p, ext)
 		return nil
 	}
-	var h Handler
+	var h registered
 	var m *Method
 	if p.Type != wire.Response {
 		h, m = s.handlerFor(p, ext)
 	}
-	if h == nil && ext.HasRoute && p.Type == wire.Request {
+	if h.h == nil && ext.HasRoute && p.Type == wire.Request {
 		if sh := s.mux.streamHandler(ext.Route); sh != nil {
 			if p.Compression != wire.CompressionNone {
 				if err := s.inflate(p); err != nil {
 					return err
 				}
 			}
+			in.handOver()
 			return s.acceptStream(in, ext, sh, m)
 		}
 	}
-	if p.Compression != wire.CompressionNone && s.reads(p, h) {
+	if p.Compression != wire.CompressionNone && s.reads(p, h.h) {
 		if err := s.inflate(p); err != nil {
 			return err
 		}
 	}
 	switch p.Type {
 	case wire.Response:
+		in.handOver() // to the call or stream waiting for it
 		if !s.endOpened(p, ext) {
 			s.complete(p, ext)
 		}
@@ -126,11 +181,16 @@ func (s *Session) receive(in *inbound) error {
 		s.handlers.Add(1)
 		s.mu.Unlock()
 		s.wg.Add(1)
+		// The packet moves to an inbound of the goroutine's, which
+		// releases it; the read loop releases the emptied one.
+		g := newInbound(in.p)
+		g.keep, in.p = in.keep, wire.Packet{}
 		go func() {
 			defer s.wg.Done()
 			defer s.handlers.Done()
 			defer func() { <-s.inflight }()
-			s.serve(in, ext, h, m)
+			s.serve(g, ext, h, m)
+			g.release()
 		}()
 		return nil
 	default:
@@ -210,40 +270,73 @@ func (s *Session) reads(p *wire.Packet, h Handler) bool {
 }
 
 // serve runs the handler for a Request or OneWay packet, with the call's
-// [CallInfo] in its context, and sends a Request's response.
-func (s *Session) serve(in *inbound, ext wire.Ext, h Handler, m *Method) {
+// [CallInfo] in its context, and sends a Request's response. A handler that
+// does not borrow its packet is handed it.
+func (s *Session) serve(in *inbound, ext wire.Ext, h registered, m *Method) {
 	p := &in.p
-	if h == nil {
+	if h.h == nil {
 		switch {
 		case ext.HasRoute:
 			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for route %#08x", ext.Route))
 		case p.Type == wire.Request:
 			s.answer(p, nil, Errorf(CodeUnimplemented, "no handler for biz_type %d", p.BizType))
 		case s.cfg.onEvent != nil:
+			in.handOver()
 			s.cfg.onEvent(Event{Kind: MessageReceived, Session: s, Packet: p})
 		}
 		return
 	}
-	ctx := s.ctx
-	if p.Type == wire.Request {
-		// The caller's deadline, within the server's cap whatever the
-		// caller asked (see WithMaxHandlerTimeout).
-		timeout := s.cfg.maxHandlerTimeout
-		if ext.TimeoutMS > 0 {
-			timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
-		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+	if !h.borrows {
+		in.handOver()
 	}
-	in.ctx = callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
-	resp, err := s.call(&in.ctx, h, p)
+	if p.Type != wire.Request {
+		_, err := s.call(s.oneWayContext(m, p.BizType), h.h, p)
+		s.answer(p, nil, err)
+		return
+	}
+	// The caller's deadline, within the server's cap whatever the caller
+	// asked (see WithMaxHandlerTimeout).
+	timeout := s.cfg.maxHandlerTimeout
+	if ext.TimeoutMS > 0 {
+		timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
+	}
+	ctx := newRequestContext(s.ctx, CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}, time.Now().Add(timeout))
+	defer ctx.finish()
+	if ms, ok := h.h.(messageServer); ok {
+		// A typed unary handler with no interceptor: its response is
+		// encoded straight into the response packet.
+		msg, err := s.callMessage(ctx, ms, p)
+		s.answerMessage(p, msg, err)
+		return
+	}
+	resp, err := s.call(ctx, h.h, p)
 	s.answer(p, resp, err)
 }
 
+// oneWayContext returns the context of a one-way call of m (nil for a raw
+// packet) with the biz_type: the session's, carrying the call's
+// [CallInfo]. It is the same for every such call, so each session keeps
+// those of the first few kinds it serves instead of allocating one per
+// packet. Only the session's read goroutine calls it.
+func (s *Session) oneWayContext(m *Method, bizType uint8) context.Context {
+	for _, c := range s.oneWay {
+		if c.info.Method == m && c.info.BizType == bizType {
+			return c
+		}
+	}
+	c := &callContext{Context: s.ctx, info: CallInfo{Method: m, BizType: bizType, Type: wire.OneWay, Session: s}}
+	if len(s.oneWay) < maxOneWayContexts {
+		s.oneWay = append(s.oneWay, c)
+	}
+	return c
+}
+
+// maxOneWayContexts bounds the one-way call contexts a session keeps.
+const maxOneWayContexts = 8
+
 // handlerFor returns the handler of a typed packet's route (with its
 // method) or of a raw packet's biz_type.
-func (s *Session) handlerFor(p *wire.Packet, ext wire.Ext) (Handler, *Method) {
+func (s *Session) handlerFor(p *wire.Packet, ext wire.Ext) (registered, *Method) {
 	if ext.HasRoute {
 		return s.mux.routeHandler(ext.Route)
 	}
@@ -259,6 +352,40 @@ func (s *Session) call(ctx context.Context, h Handler, p *wire.Packet) (resp *wi
 		}
 	}()
 	return h.ServePacket(ctx, s, p)
+}
+
+// callMessage runs a typed unary handler, turning a panic into
+// CodeInternal so the session survives.
+func (s *Session) callMessage(ctx context.Context, h messageServer, p *wire.Packet) (msg proto.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.logger.Error("msgtrans: handler panic", "session", s.id, "route", routeOf(p), "panic", r)
+			msg, err = nil, Errorf(CodeInternal, "handler panic")
+		}
+	}()
+	return h.serveMessage(ctx, s, p)
+}
+
+// answerMessage sends a typed unary handler's response message, encoded
+// straight into the response packet, or its error.
+func (s *Session) answerMessage(req *wire.Packet, msg proto.Message, err error) {
+	if err == nil {
+		size := proto.Size(msg)
+		var b []byte
+		if err = checkSend(s.cfg.limits, 0, size); err == nil {
+			b, err = s.encodeMessage(wire.Response, req.MessageID, req.BizType, nil, msg, size)
+		}
+		if err == nil {
+			if err := s.enqueue(b); err != nil && !errors.Is(err, ErrClosed) {
+				s.cfg.logger.Warn("msgtrans: sending response", "session", s.id, "err", err)
+			}
+			return
+		}
+		if !errors.Is(err, ErrPayloadTooLarge) {
+			err = Errorf(CodeInternal, "marshal response: %v", err)
+		}
+	}
+	s.answer(req, nil, err)
 }
 
 // answer sends the response to a Request; for a OneWay packet it logs err.

@@ -37,40 +37,72 @@ func (f HandlerFunc) ServePacket(ctx context.Context, s *Session, p *wire.Packet
 	return f(ctx, s, p)
 }
 
+// borrower is implemented by handlers that keep nothing of the packet they
+// are given once they return: the typed adapters (which decode the payload
+// into a message of their own), and raw handlers marked with [Borrowing].
+type borrower interface{ borrowsPacket() }
+
+// Borrowing marks a raw handler as one that keeps neither the packet it is
+// given nor anything sliced from its Ext or Payload once it returns (it
+// copies what it keeps, or decodes it into values of its own). The runtime
+// then reuses the packet's memory for the packets that follow, which saves
+// an allocation per packet; without the mark a raw handler owns the packets
+// it is given. Typed handlers (generated code) borrow without it.
+//
+// Interceptors must never keep a packet beyond their return, marked or not.
+func Borrowing(h Handler) Handler { return borrowing{h} }
+
+type borrowing struct{ Handler }
+
+func (borrowing) borrowsPacket() {}
+
+// borrows reports whether h keeps nothing of its packets.
+func borrows(h Handler) bool {
+	_, ok := h.(borrower)
+	return ok
+}
+
+// registered is a handler as registered: wrapped by the interceptors, and
+// whether the handler it wraps borrows its packets.
+type registered struct {
+	h       Handler
+	borrows bool
+}
+
 // mux maps biz_types and routes to handlers. Lookups take no lock: the maps
 // are replaced whole on registration, which happens rarely.
 type mux struct {
 	mu     sync.Mutex // serialises registrations
-	biz    [256]atomic.Pointer[Handler]
+	biz    [256]atomic.Pointer[registered]
 	routes atomic.Pointer[map[uint32]route]
 }
 
 // route is a typed method's handler: h for unary and one-way methods, sh
 // for streams.
 type route struct {
-	h  Handler
+	h  registered
 	sh StreamHandler
 	m  *Method
 }
 
-func (m *mux) handleBiz(bizType uint8, h Handler) {
-	if h == nil {
+func (m *mux) handleBiz(bizType uint8, h registered) {
+	if h.h == nil {
 		m.biz[bizType].Store(nil)
 		return
 	}
 	m.biz[bizType].Store(&h)
 }
 
-func (m *mux) bizHandler(bizType uint8) Handler {
+func (m *mux) bizHandler(bizType uint8) registered {
 	if h := m.biz[bizType].Load(); h != nil {
 		return *h
 	}
-	return nil
+	return registered{}
 }
 
 // handleMethod registers h (or sh, for a stream) for the method's route;
 // both nil removes it.
-func (m *mux) handleMethod(method *Method, h Handler, sh StreamHandler) {
+func (m *mux) handleMethod(method *Method, h registered, sh StreamHandler) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := m.routes.Load()
@@ -80,7 +112,7 @@ func (m *mux) handleMethod(method *Method, h Handler, sh StreamHandler) {
 			next[k] = v
 		}
 	}
-	if h == nil && sh == nil {
+	if h.h == nil && sh == nil {
 		delete(next, method.route)
 	} else {
 		next[method.route] = route{h, sh, method}
@@ -88,12 +120,12 @@ func (m *mux) handleMethod(method *Method, h Handler, sh StreamHandler) {
 	m.routes.Store(&next)
 }
 
-func (m *mux) routeHandler(id uint32) (Handler, *Method) {
+func (m *mux) routeHandler(id uint32) (registered, *Method) {
 	if r := m.routes.Load(); r != nil {
 		rt := (*r)[id]
 		return rt.h, rt.m
 	}
-	return nil, nil
+	return registered{}, nil
 }
 
 func (m *mux) streamHandler(id uint32) StreamHandler {

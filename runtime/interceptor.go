@@ -59,14 +59,16 @@ func (c *config) wrapStream(h StreamHandler) StreamHandler {
 }
 
 // wrap applies the configured interceptors to h.
-func (c *config) wrap(h Handler) Handler {
+func (c *config) wrap(h Handler) registered {
 	if h == nil {
-		return nil
+		return registered{}
 	}
+	r := registered{borrows: borrows(h)}
 	for i := len(c.interceptors) - 1; i >= 0; i-- {
 		h = c.interceptors[i](h)
 	}
-	return h
+	r.h = h
+	return r
 }
 
 // describe names what a call calls, for logs: its method or biz_type.

@@ -13,16 +13,18 @@ func (s *Session) run() error {
 	var err error
 	if first := s.first; first != nil {
 		s.first = nil
-		err = s.receive(&inbound{p: *first})
+		in := newInbound(*first)
+		err = s.receive(in)
+		in.release()
 	}
 	for err == nil {
 		var read wire.Packet
 		if read, err = s.next(); err == nil {
-			// The packet escapes (handlers may keep it): copied to the heap
-			// only once read, so that a session waiting for its next
-			// packet holds none; with it, in one allocation, the context
-			// its handler will get.
-			err = s.receive(&inbound{p: read})
+			// Taken from the pool only once read, so that a session
+			// waiting for its next packet holds none.
+			in := newInbound(read)
+			err = s.receive(in)
+			in.release()
 		}
 	}
 	s.mu.Lock()

@@ -96,7 +96,7 @@ func (s *Server) HandleMethod(m *Method, h Handler) { s.mux.handleMethod(m, s.cf
 // HandleStream registers h for the streaming method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
 func (s *Server) HandleStream(m *Method, h StreamHandler) {
-	s.mux.handleMethod(m, nil, s.cfg.wrapStream(h))
+	s.mux.handleMethod(m, registered{}, s.cfg.wrapStream(h))
 }
 
 // Listen starts listening on each address ("tcp://0.0.0.0:7001",

@@ -88,6 +88,9 @@ type Session struct {
 	// ahead is what the read goroutine read while waiting for a request
 	// slot (see takeSlot); used by the read goroutine only.
 	ahead readAhead
+	// oneWay are the contexts of one-way calls, by method and biz_type
+	// (see oneWayContext); only the read goroutine touches them.
+	oneWay []*callContext
 
 	// writeDeadline is the write deadline set on conn, in Unix nanoseconds;
 	// used by the writer goroutine only (see refreshWriteDeadline).

@@ -254,7 +254,7 @@ func (st *stream) Close() error {
 func (st *stream) sendMessage(m proto.Message, size int) error {
 	s := st.s
 	e := wire.Ext{HasStream: true, Stream: wire.StreamFrame{Op: wire.StreamMessage, FromAcceptor: st.acceptor, ID: st.id}}
-	b, err := s.encodeMessage(wire.OneWay, s.nextID(), &e, m, size)
+	b, err := s.encodeMessage(wire.OneWay, s.nextID(), 0, &e, m, size)
 	if err != nil {
 		// Not sent (a message protobuf refuses to encode, such as a
 		// string that is not UTF-8): its credit is still ours.

@@ -25,7 +25,9 @@ type StreamConn struct {
 // NewStreamConn returns a packet connection over c that reads under the
 // given limits. Closing it closes c.
 func NewStreamConn(c net.Conn, lim wire.Limits) *StreamConn {
-	return &StreamConn{c: c, dec: wire.NewDecoder(c, lim)}
+	dec := wire.NewDecoder(c, lim)
+	dec.PoolBodies() // the session gives each packet's memory back
+	return &StreamConn{c: c, dec: dec}
 }
 
 // ReadPacket implements [Conn].

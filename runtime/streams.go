@@ -215,8 +215,8 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 		timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
-	in.ctx = callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
-	st.ctx, st.cancel = &in.ctx, cancel
+	st.ctx = &callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
+	st.cancel = cancel
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()

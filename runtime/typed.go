@@ -249,29 +249,40 @@ func (s *Session) encodeTyped(t wire.PacketType, id, route uint32, timeoutMS uin
 	if err := checkSend(s.cfg.limits, 0, size); err != nil {
 		return nil, err
 	}
-	return s.encodeMessage(t, id, &wire.Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS}, msg, size)
+	return s.encodeMessage(t, id, 0, &wire.Ext{HasRoute: true, Route: route, TimeoutMS: timeoutMS}, msg, size)
 }
 
-// encodeMessage encodes a typed packet with the ext header e and msg, whose
-// size is size (proto.Size, checked against the limits), into one new
-// buffer.
-func (s *Session) encodeMessage(t wire.PacketType, id uint32, e *wire.Ext, msg proto.Message, size int) ([]byte, error) {
+// encodeMessage encodes a typed packet with the ext header e (none when
+// nil) and msg, whose size is size (proto.Size, checked against the
+// limits), into one new buffer.
+func (s *Session) encodeMessage(t wire.PacketType, id uint32, bizType uint8, e *wire.Ext, msg proto.Message, size int) ([]byte, error) {
 	buf := make([]byte, wire.HeaderSize, wire.HeaderSize+maxTypedExt+size)
-	buf = wire.AppendExt(buf, e)
+	var flags wire.Flags
+	if e != nil {
+		buf = wire.AppendExt(buf, e)
+		flags = wire.FlagHasRouteTag
+	}
 	ext := buf[wire.HeaderSize:]
 	if s.compresses(size) {
 		payload, err := proto.Marshal(msg)
 		if err != nil {
 			return nil, marshalError(msg, err)
 		}
-		return s.encode(&wire.Packet{Flags: wire.FlagHasRouteTag, Ext: ext, Payload: payload}, t, id)
+		return s.encode(&wire.Packet{BizType: bizType, Flags: flags, Ext: nilIfEmpty(ext), Payload: payload}, t, id)
 	}
 	buf, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(buf, msg)
 	if err != nil {
 		return nil, marshalError(msg, err)
 	}
-	wire.Header{Type: t, MessageID: id, ExtLen: uint16(len(ext)), PayloadLen: uint32(len(buf) - wire.HeaderSize - len(ext)), Flags: wire.FlagHasRouteTag}.Put(buf)
+	wire.Header{Type: t, BizType: bizType, MessageID: id, ExtLen: uint16(len(ext)), PayloadLen: uint32(len(buf) - wire.HeaderSize - len(ext)), Flags: flags}.Put(buf)
 	return buf, nil
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // maxTypedExt bounds the ext headers encodeMessage writes: the version
@@ -287,38 +298,71 @@ func marshalError(msg proto.Message, err error) error {
 // it decodes the request (a payload that does not decode is answered with
 // CodeInvalidArgument) and encodes the response.
 func NewUnaryHandler[Req, Resp any, PReq message[Req], PResp message[Resp]](fn func(context.Context, *Session, PReq) (PResp, error)) Handler {
-	return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
-		req := PReq(new(Req))
-		if err := proto.Unmarshal(p.Payload, req); err != nil {
-			return nil, Errorf(CodeInvalidArgument, "request is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
-		}
-		resp, err := fn(ctx, s, req)
-		if err != nil {
-			return nil, err
-		}
-		if resp == nil {
-			return nil, Errorf(CodeInternal, "handler returned neither a response nor an error")
-		}
-		payload, err := proto.Marshal(resp)
-		if err != nil {
-			return nil, Errorf(CodeInternal, "marshal response: %v", err)
-		}
-		return &wire.Packet{BizType: p.BizType, Payload: payload}, nil
-	})
+	return unaryHandler[Req, Resp, PReq, PResp]{fn}
 }
 
 // NewOneWayHandler adapts a typed one-way function to [Handler]. A payload
 // that does not decode is logged and dropped (there is no one to answer).
 // Called as a request, it answers with an empty response.
 func NewOneWayHandler[Req any, PReq message[Req]](fn func(context.Context, *Session, PReq) error) Handler {
-	return HandlerFunc(func(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
-		req := PReq(new(Req))
-		if err := proto.Unmarshal(p.Payload, req); err != nil {
-			return nil, Errorf(CodeInvalidArgument, "message is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
-		}
-		return nil, fn(ctx, s, req)
-	})
+	return oneWayHandler[Req, PReq]{fn}
 }
+
+// messageServer is implemented by the typed unary handlers: it returns the
+// response message for the runtime to encode straight into the response
+// packet (when no interceptor needs the packet between).
+type messageServer interface {
+	serveMessage(ctx context.Context, s *Session, p *wire.Packet) (proto.Message, error)
+}
+
+type unaryHandler[Req, Resp any, PReq message[Req], PResp message[Resp]] struct {
+	fn func(context.Context, *Session, PReq) (PResp, error)
+}
+
+func (h unaryHandler[Req, Resp, PReq, PResp]) serveMessage(ctx context.Context, s *Session, p *wire.Packet) (proto.Message, error) {
+	req := PReq(new(Req))
+	if err := proto.Unmarshal(p.Payload, req); err != nil {
+		return nil, Errorf(CodeInvalidArgument, "request is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
+	}
+	resp, err := h.fn(ctx, s, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp == nil {
+		return nil, Errorf(CodeInternal, "handler returned neither a response nor an error")
+	}
+	return resp, nil
+}
+
+// ServePacket implements [Handler].
+func (h unaryHandler[Req, Resp, PReq, PResp]) ServePacket(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
+	resp, err := h.serveMessage(ctx, s, p)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := proto.Marshal(resp)
+	if err != nil {
+		return nil, Errorf(CodeInternal, "marshal response: %v", err)
+	}
+	return &wire.Packet{BizType: p.BizType, Payload: payload}, nil
+}
+
+func (unaryHandler[Req, Resp, PReq, PResp]) borrowsPacket() {}
+
+type oneWayHandler[Req any, PReq message[Req]] struct {
+	fn func(context.Context, *Session, PReq) error
+}
+
+// ServePacket implements [Handler].
+func (h oneWayHandler[Req, PReq]) ServePacket(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
+	req := PReq(new(Req))
+	if err := proto.Unmarshal(p.Payload, req); err != nil {
+		return nil, Errorf(CodeInvalidArgument, "message is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
+	}
+	return nil, h.fn(ctx, s, req)
+}
+
+func (oneWayHandler[Req, PReq]) borrowsPacket() {}
 
 // Unimplemented returns the error of a typed method the application has not
 // implemented. Generated Unimplemented… types return it.

@@ -39,7 +39,7 @@ type idleReader interface {
 // arrive before taking a buffer) and holds a pooled buffer only while
 // packets are arriving, returning it once everything read has been
 // consumed. Each packet it returns owns its memory (one allocation for ext
-// header and payload).
+// header and payload, or one pooled buffer: see [Decoder.PoolBodies]).
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
@@ -59,6 +59,8 @@ type Decoder struct {
 	filled   int64 // when the last read that returned data returned
 	pktStart int64 // when the current packet's first byte arrived
 	deadline int64 // the read deadline currently set on r
+
+	pool bool // take bodies from the pools (PoolBodies)
 }
 
 // NewDecoder returns a decoder reading packets back to back from r under
@@ -89,6 +91,12 @@ func NewFramedDecoder(r io.Reader, lim Limits, maxFrame int) *Decoder {
 	d.maxFrame = min(maxFrame, d.lim.MaxPacketSize())
 	return d
 }
+
+// PoolBodies makes the decoder take the memory of each packet's ext header
+// and payload from pools, so that a reader done with a packet can give it
+// back with [Packet.Release] instead of leaving it to the garbage collector.
+// A packet never released is simply collected.
+func (d *Decoder) PoolBodies() { d.pool = true }
 
 // SetLimits changes the limits for the packets read from now on.
 func (d *Decoder) SetLimits(lim Limits) {
@@ -136,14 +144,26 @@ func (d *Decoder) next() (Packet, error) {
 	if want := HeaderSize + h.BodyLen(); d.pre > 0 && int(frame) != want {
 		return Packet{}, fmt.Errorf("%w: frame length %d does not match the packet header's %d", ErrProtocol, frame, want)
 	}
-	body := make([]byte, h.BodyLen())
+	var body []byte
+	var pooled *byte
+	var class int8
+	if d.pool && h.BodyLen() > 0 {
+		body, pooled, class = getBody(h.BodyLen())
+	} else {
+		body = make([]byte, h.BodyLen())
+	}
 	if err := d.readBody(body); err != nil {
+		if pooled != nil {
+			putBody(pooled, class)
+		}
 		return Packet{}, err
 	}
 	if d.buffered() == 0 {
 		d.release()
 	}
-	return h.Packet(body), nil
+	p := h.Packet(body)
+	p.pooled, p.class = pooled, class
+	return p, nil
 }
 
 func (d *Decoder) buffered() int { return d.r1 - d.r0 }

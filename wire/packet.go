@@ -76,16 +76,20 @@ const (
 // Packet is one msgtrans wire v1 packet. The version byte is implied: it is
 // always [Version].
 //
-// A Packet returned by a decoder owns its Ext and Payload; a Packet built by
-// the caller may alias any memory, which the encoder only reads.
+// A Packet returned by a decoder owns its Ext and Payload (unless the
+// decoder pools them: see [Decoder.PoolBodies]); a Packet built by the
+// caller may alias any memory, which the encoder only reads.
 type Packet struct {
 	Type        PacketType
 	Compression Compression
 	BizType     uint8
 	MessageID   uint32
 	Flags       Flags
+	class       int8 // the pool class of pooled
 	Ext         []byte
 	Payload     []byte
+
+	pooled *byte // the first byte of the pooled buffer Ext and Payload are in, if any
 }
 
 // NewOneWay returns a one-way packet of the given biz_type carrying payload.

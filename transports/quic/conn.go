@@ -45,6 +45,7 @@ type conn struct {
 func newConn(qc *quicgo.Conn, s *quicgo.Stream, cfg *runtime.TransportConfig, onClose func()) *conn {
 	c := &conn{qc: qc, s: s, onClose: onClose, released: make(chan struct{})}
 	c.dec = wire.NewFramedDecoder(streamReader{c}, cfg.Limits, MaxFrame)
+	c.dec.PoolBodies() // the session gives each packet's memory back
 
 	return c
 }

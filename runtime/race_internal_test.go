@@ -1,0 +1,7 @@
+//go:build race
+
+package runtime
+
+// raceEnabled: the race detector drops some sync.Pool puts on purpose, so
+// pooled paths allocate now and then.
+const raceEnabled = true

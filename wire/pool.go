@@ -1,0 +1,79 @@
+package wire
+
+import (
+	"math/bits"
+	"sync"
+	"unsafe"
+)
+
+// Pooled packet bodies. A [Decoder] that pools its bodies ([Decoder.PoolBodies])
+// takes each packet's ext header and payload from size-classed pools; the
+// packet's reader gives the memory back with [Packet.Release] once nothing
+// refers to it any more, or keeps it for good with [Packet.Own]. A packet
+// nobody releases is collected as any other memory: pooling only saves
+// allocations, it never leaks.
+
+// Body size classes: powers of two from 64 bytes to 64 KiB. Larger bodies
+// are allocated each time: they are rare, and a pool would hold on to them.
+const (
+	minPoolShift = 6
+	maxPoolShift = 16
+)
+
+// bodyPools hold free buffers by class, each as an unsafe.Pointer to the
+// buffer's first byte: a pointer goes into a sync.Pool without allocating,
+// and the buffer's length is its class's, so the pointer is all there is
+// to keep (a *[]byte handle would cost an allocation of its own for every
+// buffer a packet's reader keeps for good).
+var bodyPools [maxPoolShift - minPoolShift + 1]sync.Pool
+
+// poolClass returns the class of a body of n bytes, or -1 when it is too
+// large to pool.
+func poolClass(n int) int {
+	if n <= 1<<minPoolShift {
+		return 0
+	}
+	c := bits.Len(uint(n-1)) - minPoolShift
+	if c >= len(bodyPools) {
+		return -1
+	}
+	return c
+}
+
+// getBody returns a buffer of n bytes, with its first byte and class when
+// it is pooled (nil and -1 when n is too large to pool).
+func getBody(n int) ([]byte, *byte, int8) {
+	c := poolClass(n)
+	if c < 0 {
+		return make([]byte, n), nil, -1
+	}
+	size := 1 << (c + minPoolShift)
+	if v := bodyPools[c].Get(); v != nil {
+		base := (*byte)(v.(unsafe.Pointer))
+		return unsafe.Slice(base, size)[:n], base, int8(c)
+	}
+	b := make([]byte, n, size)
+	return b, unsafe.SliceData(b), int8(c)
+}
+
+// putBody gives a buffer back to the pool of its class.
+func putBody(base *byte, class int8) {
+	bodyPools[class].Put(unsafe.Pointer(base))
+}
+
+// Release gives the memory of a packet read by a pooling [Decoder] back to
+// the pool, and empties the packet's Ext and Payload. Nothing may refer to
+// that memory afterwards: not the packet's slices, nor anything sliced from
+// them. Release does nothing to other packets, and nothing the second time.
+func (p *Packet) Release() {
+	if p.pooled != nil {
+		putBody(p.pooled, p.class)
+		p.pooled = nil
+		p.Ext, p.Payload = nil, nil
+	}
+}
+
+// Own makes a packet read by a pooling [Decoder] the owner of its memory,
+// for good: [Packet.Release] will no longer give it back, and the garbage
+// collector frees it once nothing refers to it.
+func (p *Packet) Own() { p.pooled = nil }

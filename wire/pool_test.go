@@ -1,0 +1,76 @@
+package wire
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestPoolClass(t *testing.T) {
+	tests := []struct{ n, class int }{
+		{0, 0}, {1, 0}, {64, 0}, {65, 1}, {128, 1}, {129, 2}, {4096, 6}, {65536, 10}, {65537, -1}, {1 << 20, -1},
+	}
+	for _, tt := range tests {
+		if got := poolClass(tt.n); got != tt.class {
+			t.Errorf("poolClass(%d) = %d, want %d", tt.n, got, tt.class)
+		}
+	}
+}
+
+// TestPooledDecoder: a pooling decoder's packets are the same packets, and
+// released bodies are reused; a released packet is empty, and releasing it
+// again, or releasing a packet that is not pooled, does nothing.
+func TestPooledDecoder(t *testing.T) {
+	var stream []byte
+	for i := range 50 {
+		p := NewOneWay(7, bytes.Repeat([]byte{byte(i)}, i*100))
+		p.MessageID = uint32(i + 1)
+		stream, _ = AppendPacket(stream, p)
+	}
+	dec := NewDecoder(bytes.NewReader(stream), Limits{})
+	dec.PoolBodies()
+	for i := range 50 {
+		p, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.MessageID != uint32(i+1) || !bytes.Equal(p.Payload, bytes.Repeat([]byte{byte(i)}, i*100)) {
+			t.Fatalf("packet %d: id %d, %d payload bytes", i, p.MessageID, len(p.Payload))
+		}
+		if i > 0 && p.pooled == nil {
+			t.Fatalf("packet %d of %d bytes is not pooled", i, i*100)
+		}
+		p.Release()
+		if p.Payload != nil || p.pooled != nil {
+			t.Fatal("a released packet keeps its memory")
+		}
+		p.Release()
+	}
+	plain := NewText(1, "mine")
+	plain.Release()
+	if string(plain.Payload) != "mine" {
+		t.Error("Release emptied a packet that was not pooled")
+	}
+}
+
+// TestPooledBodiesAllocations: reading and releasing packets of one size
+// allocates nothing once the pools are warm.
+func TestPooledBodiesAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled buffers on purpose")
+	}
+	pkt, _ := AppendPacket(nil, NewOneWay(7, bytes.Repeat([]byte{'x'}, 300)))
+	stream := bytes.Repeat(pkt, 2000)
+	r := bytes.NewReader(stream)
+	dec := NewDecoder(r, Limits{})
+	dec.PoolBodies()
+	allocs := testing.AllocsPerRun(1000, func() {
+		p, err := dec.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Release()
+	})
+	if allocs != 0 {
+		t.Errorf("%.1f allocations per pooled packet, want 0", allocs)
+	}
+}
