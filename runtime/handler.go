@@ -18,6 +18,12 @@ import (
 // as an error response carrying its [Code] (see [CodeOf]). For a OneWay
 // packet the returned packet is ignored and an error is logged.
 //
+// Ownership: a raw handler owns the packet it is given and may keep it (or
+// slices of its Ext and Payload) for as long as it likes, unless it is
+// registered wrapped in [Borrowing], which promises the opposite and saves
+// an allocation per packet. The packet a typed handler's message was decoded
+// from is reused once the handler returns; the message is its own.
+//
 // Concurrency: one-way packets of a session are handled one at a time in
 // arrival order, on the session's read goroutine, so a one-way handler must
 // not wait for a response on its own session (start a goroutine for that).

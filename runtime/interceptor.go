@@ -12,6 +12,10 @@ import (
 // Interceptor wraps a [Handler]: it returns a handler that runs around next,
 // before and after it, and may answer without calling it. Interceptors apply
 // to every handler registered on a server or client, raw and typed alike.
+//
+// An interceptor must not keep the packet it is given, nor anything sliced
+// from it, once it has returned: the memory may be reused for the packets
+// that follow (see [Borrowing]). It copies what it keeps.
 type Interceptor func(next Handler) Handler
 
 // WithInterceptors adds interceptors around every handler registered on the
