@@ -186,7 +186,9 @@ func measureEchoLatency(e *env, tr, impl string, d time.Duration, round int) err
 		return err
 	}
 	pacing.Store(true)
+	e.prof.start(impl)
 	sent, err := paceEchoes(e, s.links, m.rate/2, d)
+	e.prof.stop()
 	if err != nil {
 		return err
 	}

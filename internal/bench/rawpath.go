@@ -102,9 +102,10 @@ func setupRawPath(e *env, transport, impl string, n int, onEcho func(i int)) (se
 				onEcho(i)
 				return nil, nil
 			}))
-			sends = append(sends, func(uint64) error {
-				return c.Send(&wire.Packet{BizType: rawPathBiz, Payload: body})
-			})
+			// One packet per client, sent again and again: Send encodes
+			// it into a buffer of its own and keeps nothing of it.
+			p := &wire.Packet{BizType: rawPathBiz, Payload: body}
+			sends = append(sends, func(uint64) error { return c.Send(p) })
 		}
 	case "raw":
 		srv, err := serveRaw(transport, e.certs.Server, rawBytesEchoHandler)
