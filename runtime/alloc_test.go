@@ -48,7 +48,7 @@ func sinkSession(tb testing.TB) (*Session, *sinkConn) {
 		tb.Fatal(err)
 	}
 	c := newSinkConn()
-	s := newSession(c, "sink", cfg, clientPolicy, &mux{}, new(atomic.Uint32), newClock())
+	s := newSession(c, "sink", cfg, clientPolicy, &mux{}, new(atomic.Uint32), newClock(), testPool(tb))
 	s.becomeReady("")
 	return s, c
 }

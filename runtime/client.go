@@ -23,6 +23,7 @@ type Client struct {
 	mux   mux
 	dials []dialTarget // the server's addresses: the first, then WithAddrs's
 	clock *clock
+	work  *workPool
 
 	mu      sync.Mutex
 	next    int      // the index in dials of the address to dial next
@@ -47,6 +48,7 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 		return nil, err
 	}
 	if err := c.Connect(ctx); err != nil {
+		_ = c.Close()
 		return nil, err
 	}
 	return c, nil
@@ -60,7 +62,7 @@ func NewClient(addr string, opts ...ClientOption) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{cfg: cfg, done: make(chan struct{}), clock: newClock()}
+	c := &Client{cfg: cfg, done: make(chan struct{}), clock: newClock(), work: newWorkPool()}
 	for _, a := range append([]string{addr}, cfg.addrs...) {
 		t, u, err := lookupTransport(a)
 		if err != nil {
@@ -257,5 +259,6 @@ func (c *Client) Close() error {
 		cancel()
 	}
 	c.wg.Wait()
+	c.work.close()
 	return nil
 }

@@ -31,7 +31,7 @@ func (c *Client) connect(ctx context.Context) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := newSession(conn, d.u.Scheme, c.cfg, clientPolicy, &c.mux, new(atomic.Uint32), c.clock)
+	sess := newSession(conn, d.u.Scheme, c.cfg, clientPolicy, &c.mux, new(atomic.Uint32), c.clock, c.work)
 	sess.addr = d.addr
 	sess.becomeReady("")
 	err = sess.Send(helloPacket(c.cfg))

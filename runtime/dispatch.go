@@ -185,13 +185,13 @@ func (s *Session) receive(in *inbound) error {
 		// releases it; the read loop releases the emptied one.
 		g := newInbound(in.p)
 		g.keep, in.p = in.keep, wire.Packet{}
-		go func() {
+		s.work.run(func() {
 			defer s.wg.Done()
 			defer s.handlers.Done()
 			defer func() { <-s.inflight }()
 			s.serve(g, ext, h, m)
 			g.release()
-		}()
+		})
 		return nil
 	default:
 		s.serve(in, ext, h, m)

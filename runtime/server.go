@@ -33,6 +33,7 @@ type Server struct {
 	node     atomic.Uint32 // the node id in the cluster; 0 outside one
 	joinMu   sync.Mutex    // serialises joining the cluster
 	clock    *clock
+	work     *workPool
 
 	mu        sync.Mutex
 	listeners []boundListener
@@ -74,6 +75,7 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		sessions: haxmap.New[uint64, *Session](),
 		stopped:  make(chan struct{}),
 		clock:    newClock(),
+		work:     newWorkPool(),
 	}
 	s.policy = serverPolicy(cfg, func(sess *Session) {
 		s.users.add(sess)
@@ -245,7 +247,7 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 		release = r
 	}
 
-	sess := newSession(c, scheme, s.cfg, s.policy, &s.mux, &s.ids, s.clock)
+	sess := newSession(c, scheme, s.cfg, s.policy, &s.mux, &s.ids, s.clock, s.work)
 	sess.id = uint64(s.Node())<<sessionIDBits | s.nextSess.Add(1)&(1<<sessionIDBits-1)
 	s.sessions.Set(sess.id, sess)
 	s.count.Add(1)
@@ -379,6 +381,7 @@ func (s *Server) nextID() uint32 {
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.stop() {
 		s.sessWG.Wait()
+		s.work.close()
 		return nil
 	}
 	var wg sync.WaitGroup
@@ -402,6 +405,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.sessWG.Wait()
+	s.work.close()
 	s.stopCluster(ctx)
 	return ctx.Err()
 }
@@ -414,6 +418,7 @@ func (s *Server) Close() error {
 		sess.closeWith(ErrServerShutdown)
 	}
 	s.sessWG.Wait()
+	s.work.close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	s.stopCluster(ctx)

@@ -91,6 +91,10 @@ type Session struct {
 	// oneWay are the contexts of one-way calls, by method and biz_type
 	// (see oneWayContext); only the read goroutine touches them.
 	oneWay []*callContext
+	// work runs the session's request handlers and its writer (the
+	// server's or client's pool); writeFn is writeLoop, bound once.
+	work    *workPool
+	writeFn func()
 
 	// writeDeadline is the write deadline set on conn, in Unix nanoseconds;
 	// used by the writer goroutine only (see refreshWriteDeadline).
@@ -104,8 +108,9 @@ type Session struct {
 	streams streams
 }
 
-func newSession(conn Conn, scheme string, cfg *config, pol *policy, m *mux, ids *atomic.Uint32, clk *clock) *Session {
-	s := &Session{conn: conn, scheme: scheme, cfg: cfg, policy: pol, mux: m, ids: ids, clock: clk}
+func newSession(conn Conn, scheme string, cfg *config, pol *policy, m *mux, ids *atomic.Uint32, clk *clock, work *workPool) *Session {
+	s := &Session{conn: conn, scheme: scheme, cfg: cfg, policy: pol, mux: m, ids: ids, clock: clk, work: work}
+	s.writeFn = s.writeLoop
 	s.lastRecv.Store(clk.tick())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if n, ok := conn.(ControlFrameNotifier); ok {

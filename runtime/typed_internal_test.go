@@ -27,7 +27,7 @@ func testSession(t testing.TB) *Session {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := newSession(discardConn{}, "test", cfg, clientPolicy, &mux{}, new(atomic.Uint32), newClock())
+	s := newSession(discardConn{}, "test", cfg, clientPolicy, &mux{}, new(atomic.Uint32), newClock(), testPool(t))
 	s.becomeReady("")
 	return s
 }
@@ -129,4 +129,11 @@ func BenchmarkTypedReceive(b *testing.B) {
 		}
 		in.release()
 	}
+}
+
+// testPool returns a work pool closed when the test ends.
+func testPool(t testing.TB) *workPool {
+	p := newWorkPool()
+	t.Cleanup(p.close)
+	return p
 }

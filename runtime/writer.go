@@ -106,7 +106,7 @@ func (s *Session) pushLocked(b []byte) {
 	if !s.writing {
 		s.writing = true
 		s.wg.Add(1)
-		go s.writeLoop()
+		s.work.run(s.writeFn)
 	}
 }
 
