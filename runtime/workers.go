@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,9 +16,10 @@ type workPool struct {
 	work chan func() // unbuffered: a send succeeds only if a worker waits
 	quit chan struct{}
 
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	closed  bool
+	wg      sync.WaitGroup
+	started atomic.Int64 // workers started, for tests
 }
 
 // workerIdle is how long a worker waits for a task before it exits: between
@@ -43,6 +45,7 @@ func (p *workPool) run(f func()) {
 	}
 	p.wg.Add(1)
 	p.mu.Unlock()
+	p.started.Add(1)
 	go p.worker(f)
 }
 
