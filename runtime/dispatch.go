@@ -160,8 +160,11 @@ func (s *Session) receive(in *inbound) error {
 	}
 	switch p.Type {
 	case wire.Response:
-		in.handOver() // to the call or stream waiting for it
-		if !s.endOpened(p, ext) {
+		// A stream that ends keeps its final packet; a waiting call gets a
+		// copy of it, which owns the packet's memory from then on.
+		if s.endOpened(p, ext) {
+			in.handOver()
+		} else {
 			s.complete(p, ext)
 		}
 		return nil

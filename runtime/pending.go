@@ -9,8 +9,10 @@ import (
 	"github.com/msgtrans/msgtrans-go/wire"
 )
 
+// reply is what a waiting request gets: the response (its memory may be
+// pooled: the waiter releases it) or the failure.
 type reply struct {
-	p   *wire.Packet
+	p   wire.Packet
 	err error
 }
 
@@ -20,16 +22,30 @@ type reply struct {
 // ctx is cancelled, CodeUnavailable when the connection drops, and the
 // peer's code when it answers with an error.
 func (s *Session) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, error) {
-	return s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, wire.Request, id) })
+	r, err := s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, wire.Request, id) })
+	if err != nil {
+		return nil, err
+	}
+	r.Own() // the caller's
+	return &r, nil
 }
 
+// timerPool recycles the timers of requests without a deadline of their
+// own (Stop leaves nothing in a timer's channel since go1.23).
+var timerPool = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
+
 // request registers a pending request, queues what encode returns for its
-// id, and waits for the response.
-func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, error)) (*wire.Packet, error) {
+// id, and waits for the response, which it returns by value: its memory
+// may be pooled, for the caller to release once done with it.
+func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, error)) (wire.Packet, error) {
 	var timeout <-chan time.Time
 	if _, ok := ctx.Deadline(); !ok {
-		t := time.NewTimer(s.cfg.requestTimeout)
-		defer t.Stop()
+		t := timerPool.Get().(*time.Timer)
+		t.Reset(s.cfg.requestTimeout)
+		defer func() {
+			t.Stop()
+			timerPool.Put(t)
+		}()
 		timeout = t.C
 	}
 	id := s.nextID()
@@ -39,7 +55,7 @@ func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, e
 		if s.isClosed() {
 			s.pmu.Unlock()
 			replyPool.Put(ch)
-			return nil, NewError(CodeUnavailable, "connection closed")
+			return wire.Packet{}, NewError(CodeUnavailable, "connection closed")
 		}
 		s.pending = make(map[uint32]chan reply)
 	}
@@ -53,9 +69,9 @@ func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, e
 	if err != nil {
 		s.abandon(id, ch)
 		if errors.Is(err, ErrClosed) || errors.Is(err, ErrSlowConsumer) {
-			return nil, wrapError(CodeUnavailable, err)
+			return wire.Packet{}, wrapError(CodeUnavailable, err)
 		}
-		return nil, err
+		return wire.Packet{}, err
 	}
 	select {
 	case r := <-ch:
@@ -71,7 +87,7 @@ func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, e
 		}
 	}
 	s.abandon(id, ch)
-	return nil, err
+	return wire.Packet{}, err
 }
 
 // replyPool recycles the channels requests wait on. A channel goes back only
@@ -86,7 +102,8 @@ func (s *Session) abandon(id uint32, ch chan reply) {
 	delete(s.pending, id)
 	s.pmu.Unlock()
 	if !waiting {
-		<-ch // complete or failPending took it from the map and sends now
+		r := <-ch // complete or failPending took it from the map and sends now
+		r.p.Release()
 	}
 	replyPool.Put(ch)
 }
@@ -111,7 +128,8 @@ func (s *Session) complete(p *wire.Packet, ext wire.Ext) {
 		ch <- reply{err: &Error{Code: ext.Code, Message: ext.Message}}
 		return
 	}
-	ch <- reply{p: p}
+	ch <- reply{p: *p} // the waiter owns its memory now
+	p.Own()
 }
 
 // failPending fails every waiting request: the connection is gone.

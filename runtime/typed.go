@@ -59,6 +59,7 @@ func CallUnary[Resp any, PResp message[Resp]](ctx context.Context, c Caller, m *
 	if err != nil {
 		return nil, err
 	}
+	defer rp.Release() // decoded into a message of its own
 	resp := PResp(new(Resp))
 	if err := proto.Unmarshal(rp.Payload, resp); err != nil {
 		return nil, Errorf(CodeInternal, "response is not a valid %s: %v", resp.ProtoReflect().Descriptor().FullName(), err)
@@ -140,22 +141,22 @@ func Push(ctx context.Context, srv *Server, to Target, m *Method, msg proto.Mess
 // invoke sends msg as a call of m (a Request or a OneWay packet) on c,
 // through c's call interceptors when it has any, and returns a Request's
 // response.
-func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg proto.Message) (*wire.Packet, error) {
+func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg proto.Message) (wire.Packet, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, contextError(err)
+		return wire.Packet{}, contextError(err)
 	}
 	s, interceptors, err := sessionOf(c)
 	if len(interceptors) == 0 {
 		switch {
 		case err != nil:
-			return nil, err
+			return wire.Packet{}, err
 		case s != nil: // the single-allocation path
 			if t == wire.OneWay {
 				b, err := s.encodeTyped(wire.OneWay, s.nextID(), m.route, 0, msg)
 				if err != nil {
-					return nil, err
+					return wire.Packet{}, err
 				}
-				return nil, s.enqueue(b)
+				return wire.Packet{}, s.enqueue(b)
 			}
 			// The timeout carried to the handler is the caller's deadline, or
 			// the request timeout the caller will wait.
@@ -175,7 +176,7 @@ func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg pro
 		p, err = typedPacket(context.Background(), m.route, msg)
 	}
 	if err != nil {
-		return nil, err
+		return wire.Packet{}, err
 	}
 	send := func(ctx context.Context, p *wire.Packet) (*wire.Packet, error) {
 		if t == wire.Request {
@@ -187,7 +188,11 @@ func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg pro
 	for i := len(interceptors) - 1; i >= 0; i-- {
 		inv = interceptors[i](inv)
 	}
-	return inv(withCallInfo(ctx, CallInfo{Method: m, Type: t, Session: s, Outbound: true}), p)
+	rp, err := inv(withCallInfo(ctx, CallInfo{Method: m, Type: t, Session: s, Outbound: true}), p)
+	if err != nil || rp == nil {
+		return wire.Packet{}, err
+	}
+	return *rp, nil
 }
 
 // sessionOf returns the session a *Session, *Client or local [Server.Peer]
