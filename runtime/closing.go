@@ -92,6 +92,7 @@ func (s *Session) linger(ctx context.Context, reason error) {
 	s.readEnded, s.lingerReason = ended, reason
 	s.lingering.Store(true)
 	s.mu.Unlock()
+	tellCloseReason(s.conn, reason)
 	if hc.CloseWrite() != nil {
 		return
 	}

@@ -61,6 +61,19 @@ type CloseWriter interface {
 	CloseWrite() error
 }
 
+// CloseReasoner is implemented by connections whose transport can tell the
+// peer why they close, beyond the packets already sent: a WebSocket close
+// frame carries a status code and a short reason a browser shows. The
+// runtime calls SetCloseReason with the session's close reason (an error
+// such as [ErrServerShutdown], [ErrRateLimited], a refusal's [*Error], or
+// one wrapping wire.ErrProtocol or wire.ErrTooLarge; nil for a close
+// without fault) just before it calls CloseWrite or Close, from whichever
+// goroutine closes the session; the connection maps it to what its
+// transport can say. Transports without such a notion do not implement it.
+type CloseReasoner interface {
+	SetCloseReason(reason error)
+}
+
 // Releaser is implemented by connections whose Close returns before the
 // connection is released (QUIC lingers until the peer has what was
 // written): Released is closed once it is. The runtime waits for it before
@@ -158,6 +171,19 @@ type TransportConfig struct {
 	// handshake (WebSocket); requests without an Origin header (clients
 	// other than browsers) are always accepted. Empty: every origin.
 	AllowedOrigins []string
+	// Refused, when not nil, is told of each connection the listener
+	// refuses by itself, with why: [RefuseOrigin], [RefuseHandshakeTimeout],
+	// [RefuseHandshakeFailed], [RefuseMaxHandshakes]. It feeds the
+	// server's [Observer]; it must not block.
+	Refused func(why RefuseReason)
+}
+
+// Refuse reports a connection the listener refused by itself to
+// [TransportConfig.Refused], when set.
+func (c *TransportConfig) Refuse(why RefuseReason) {
+	if c != nil && c.Refused != nil {
+		c.Refused(why)
+	}
 }
 
 // DefaultHandshakeTimeout bounds transport handshakes on listeners.
