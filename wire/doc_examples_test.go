@@ -40,6 +40,9 @@ func docExamples() []docExample {
 		named("oneway-hello-world", docExample{p: wire.Packet{Type: wire.OneWay, BizType: 5, MessageID: 42, Payload: []byte("hello world")}}),
 		named("typed-call", typed(wire.Packet{Type: wire.Request, MessageID: 2, Payload: []byte{0x0a, 0x02, 'h', 'i'}},
 			wire.Ext{HasRoute: true, Route: wire.RouteID("gentest.v1.EchoService.Echo"), TimeoutMS: 300})),
+		named("traced-call", typed(wire.Packet{Type: wire.Request, MessageID: 2, Payload: []byte{0x0a, 0x02, 'h', 'i'}},
+			wire.Ext{HasRoute: true, Route: wire.RouteID("gentest.v1.EchoService.Echo"), TimeoutMS: 300,
+				TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "congo=t61rcWkgMzE"})),
 		named("hello", typed(wire.Packet{Type: wire.OneWay, MessageID: 1, Payload: []byte{1<<wire.CompressionZstd | 1<<wire.CompressionZlib}},
 			wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlHello})),
 

@@ -13,16 +13,18 @@ const ExtVersion = 1
 // Ext field tags. A tag with the high bit set is critical: a receiver that
 // does not know it must reject the packet rather than skip the field.
 const (
-	extCritical  = 0x80
-	tagRoute     = 0x01 | extCritical // u32 route id; 0 is the control route
-	tagControl   = 0x02 | extCritical // one byte: the control kind
-	tagCode      = 0x03               // uvarint status code of a response
-	tagMessage   = 0x04               // UTF-8 status message of a response
-	tagTimeoutMS = 0x05               // uvarint: the caller's remaining time, in milliseconds
-	tagAuth      = 0x06               // bytes: credentials, in a hello
-	tagRetryMS   = 0x07               // uvarint: how long a refused client should wait before retrying, in milliseconds
-	tagStream    = 0x08 | extCritical // 6 bytes: stream op, flags (bit 0: from the acceptor), stream id (u32)
-	tagCredit    = 0x09               // uvarint: messages the sender may be sent more (a window, or a grant)
+	extCritical    = 0x80
+	tagRoute       = 0x01 | extCritical // u32 route id; 0 is the control route
+	tagControl     = 0x02 | extCritical // one byte: the control kind
+	tagCode        = 0x03               // uvarint status code of a response
+	tagMessage     = 0x04               // UTF-8 status message of a response
+	tagTimeoutMS   = 0x05               // uvarint: the caller's remaining time, in milliseconds
+	tagAuth        = 0x06               // bytes: credentials, in a hello
+	tagRetryMS     = 0x07               // uvarint: how long a refused client should wait before retrying, in milliseconds
+	tagStream      = 0x08 | extCritical // 6 bytes: stream op, flags (bit 0: from the acceptor), stream id (u32)
+	tagCredit      = 0x09               // uvarint: messages the sender may be sent more (a window, or a grant)
+	tagTraceParent = 0x0A               // text: the W3C traceparent of the call
+	tagTraceState  = 0x0B               // text: the W3C tracestate, beside a traceparent
 )
 
 // StreamOp says what a stream frame does. Stream frames are OneWay packets
@@ -98,6 +100,14 @@ type Ext struct {
 	// an opening Request the opener's window, in a credit frame a grant.
 	// 0 when absent.
 	Credit uint32
+	// TraceParent and TraceState are the W3C trace context
+	// (https://www.w3.org/TR/trace-context/) of the call the packet makes:
+	// the traceparent and tracestate header values, as text. The wire
+	// carries them and never interprets them; empty when absent.
+	// TraceState travels only beside a TraceParent: AppendExt leaves it
+	// out without one, and ParseExt drops it when it came alone.
+	TraceParent string
+	TraceState  string
 }
 
 // IsTypedExt reports whether p carries an ext header in this package's
@@ -150,7 +160,20 @@ func AppendExt(dst []byte, e *Ext) []byte {
 		dst = append(dst, tagCredit, byte(uvarintLen(uint64(e.Credit))))
 		dst = binary.AppendUvarint(dst, uint64(e.Credit))
 	}
+	if e.TraceParent != "" {
+		dst = appendText(dst, tagTraceParent, e.TraceParent)
+		if e.TraceState != "" {
+			dst = appendText(dst, tagTraceState, e.TraceState)
+		}
+	}
 	return dst
+}
+
+// appendText appends a field whose value is the bytes of s.
+func appendText(dst []byte, tag byte, s string) []byte {
+	dst = append(dst, tag)
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
 }
 
 // ParseExt decodes a typed-layer ext header. Unknown fields are skipped
@@ -217,6 +240,10 @@ func ParseExt(b []byte) (Ext, error) {
 			var c uint64
 			c, err = fieldUvarint(v)
 			e.Credit = uint32(c)
+		case tagTraceParent:
+			e.TraceParent = string(v)
+		case tagTraceState:
+			e.TraceState = string(v)
 		default:
 			if tag&extCritical != 0 && notUnderstood == nil {
 				notUnderstood = &CriticalFieldError{Tag: tag}
@@ -225,6 +252,9 @@ func ParseExt(b []byte) (Ext, error) {
 		if err != nil {
 			return e, fmt.Errorf("%w: ext field %#x: %v", ErrProtocol, tag, err)
 		}
+	}
+	if e.TraceParent == "" {
+		e.TraceState = ""
 	}
 	if notUnderstood != nil {
 		return e, notUnderstood

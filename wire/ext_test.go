@@ -24,6 +24,8 @@ func TestExtLayout(t *testing.T) {
 		{"route and timeout", wire.Ext{HasRoute: true, Route: 0xDEADBEEF, TimeoutMS: 300}, "01 81 04 deadbeef 05 02 ac02"},
 		{"empty", wire.Ext{}, "01"},
 		{"hello with credentials", wire.Ext{HasRoute: true, Control: wire.ControlHello, Auth: []byte("tok")}, "01 81 04 00000000 82 01 01 06 03 746f6b"},
+		{"trace parent", wire.Ext{HasRoute: true, Route: 7, TraceParent: traceParent}, "01 81 04 00000007 0a 37" + hex.EncodeToString([]byte(traceParent))},
+		{"trace parent and state", wire.Ext{TraceParent: traceParent, TraceState: "k=v"}, "01 0a 37" + hex.EncodeToString([]byte(traceParent)) + "0b 03 6b3d76"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -40,6 +42,41 @@ func TestExtLayout(t *testing.T) {
 				t.Errorf("ParseExt = %+v, %v; want %+v", back, err, tt.ext)
 			}
 		})
+	}
+}
+
+// traceParent is the example traceparent of the W3C recommendation.
+const traceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+// TestExtTraceContext: the trace context is a non-critical field pair;
+// a trace state travels only beside a trace parent, and a receiver that
+// knows neither field skips both.
+func TestExtTraceContext(t *testing.T) {
+	// A state without a parent is not written.
+	if got := wire.AppendExt(nil, &wire.Ext{TraceState: "k=v"}); !bytes.Equal(got, []byte{1}) {
+		t.Errorf("AppendExt of a state alone = % x, want 01", got)
+	}
+	tests := []struct {
+		name string
+		b    []byte
+		want wire.Ext
+	}{
+		{"state alone is dropped", []byte{1, 0x0B, 3, 'k', '=', 'v', 0x81, 4, 0, 0, 0, 7}, wire.Ext{HasRoute: true, Route: 7}},
+		{"state before parent", append([]byte{1, 0x0B, 3, 'k', '=', 'v', 0x0A, 55}, traceParent...), wire.Ext{TraceParent: traceParent, TraceState: "k=v"}},
+		{"any text is carried as is", []byte{1, 0x0A, 3, 'x', 0xff, 'y'}, wire.Ext{TraceParent: "x\xffy"}},
+		{"empty parent is none", []byte{1, 0x0A, 0, 0x0B, 1, 'a'}, wire.Ext{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := wire.ParseExt(tt.b)
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("ParseExt(% x) = %+v, %v; want %+v", tt.b, got, err, tt.want)
+			}
+		})
+	}
+	// A trace parent whose length runs past the header is malformed.
+	if _, err := wire.ParseExt([]byte{1, 0x0A, 56, '0'}); !errors.Is(err, wire.ErrProtocol) {
+		t.Errorf("ParseExt of a truncated trace parent = %v, want ErrProtocol", err)
 	}
 }
 
@@ -133,6 +170,8 @@ func FuzzParseExt(f *testing.F) {
 	f.Add(wire.AppendExt(nil, &wire.Ext{HasStream: true, Stream: wire.StreamFrame{Op: wire.StreamCancel, FromAcceptor: true, ID: 9}, Code: 1, Message: "m", Credit: 3}))
 	f.Add([]byte{1, 0x8A, 0, 0x88, 6, 5, 0, 0, 0, 0, 2})
 	f.Add(wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: 9, Code: 5, Message: "m", TimeoutMS: 99, Auth: []byte("t")}))
+	f.Add(wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: 9, TimeoutMS: 99, TraceParent: traceParent, TraceState: "a=1,b=2"}))
+	f.Add([]byte{1, 0x0B, 3, 'k', '=', 'v', 0x0A, 1, '0'})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := wire.ParseExt(b)
 		if err != nil {
