@@ -61,6 +61,9 @@ type Decoder struct {
 	deadline int64 // the read deadline currently set on r
 
 	pool bool // take bodies from the pools (PoolBodies)
+	// idle is how long a wait between packets may last before Next
+	// returns ErrIdle (0: without end); see SetIdleTimeout.
+	idle int64
 }
 
 // NewDecoder returns a decoder reading packets back to back from r under
@@ -98,6 +101,23 @@ func NewFramedDecoder(r io.Reader, lim Limits, maxFrame int) *Decoder {
 // A packet never released is simply collected.
 func (d *Decoder) PoolBodies() { d.pool = true }
 
+// SetIdleTimeout makes Next stop waiting for the next packet when it has
+// waited about d (between d/2 and d) at a packet boundary with nothing
+// buffered, and return [ErrIdle]; the decoder stays usable, and a later
+// Next reads on. It needs a reader with a SetReadDeadline method, whose
+// deadline it uses between packets (inside a packet the packet read
+// timeout applies as before), and reports false, changing nothing,
+// without one. 0 turns it off. A caller uses it to leave a connection
+// that has gone quiet without a goroutine waiting on it, and comes back
+// when the connection has data again.
+func (d *Decoder) SetIdleTimeout(t time.Duration) bool {
+	if d.dl == nil {
+		return false
+	}
+	d.idle = int64(max(t, 0))
+	return true
+}
+
 // SetLimits changes the limits for the packets read from now on.
 func (d *Decoder) SetLimits(lim Limits) {
 	d.lim = lim.WithDefaults()
@@ -110,7 +130,7 @@ func (d *Decoder) SetLimits(lim Limits) {
 // returns io.EOF; a stream that ends inside a packet gives an error wrapping
 // [ErrTruncated]; invalid bytes give an error wrapping [ErrProtocol] or
 // [ErrTooLarge], detected from the header before the body is allocated.
-// After an error the Decoder must not be used again.
+// After an error the Decoder must not be used again, but for [ErrIdle].
 func (d *Decoder) Next() (Packet, error) {
 	p, err := d.next()
 	if err != nil {
@@ -263,13 +283,23 @@ func (d *Decoder) setDeadline(partial bool) {
 		return
 	}
 	var want int64
-	if partial {
+	switch {
+	case partial:
 		if d.pktStart == 0 {
 			// The packet began in read-ahead bytes: time it from now,
 			// so the caller's own delays never count against the peer.
 			d.pktStart = time.Now().UnixNano()
 		}
 		want = d.pktStart + int64(d.lim.PacketReadTimeout)
+	case d.idle > 0:
+		// Waiting between packets on a connection that may go idle: a
+		// deadline between idle/2 and idle ahead is kept, so that a busy
+		// connection sets it about once per idle/2 rather than per wait.
+		now := time.Now().UnixNano()
+		if left := d.deadline - now; left >= d.idle/2 && left <= d.idle {
+			return
+		}
+		want = now + d.idle
 	}
 	// A failure here means the connection is closed; the read that follows
 	// then reports that (or the peer's EOF) better than this would.
@@ -301,10 +331,18 @@ func (d *Decoder) readErr(err error, got int) error {
 	if got == 0 && errors.Is(err, io.EOF) {
 		return io.EOF
 	}
+	if got == 0 && d.idle > 0 && isTimeout(err) {
+		return ErrIdle
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: stream ended after %d bytes of a packet", ErrTruncated, got)
 	}
 	return err // a packet read timeout stays a net.Error with Timeout() true
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // unixNanoTime is the time of Unix nanoseconds n, the zero Time for 0.

@@ -15,6 +15,11 @@ var (
 	ErrTooLarge = errors.New("msgtrans: packet too large")
 	// ErrTruncated reports input that ended inside a packet.
 	ErrTruncated = errors.New("msgtrans: truncated packet")
+	// ErrIdle reports that a reader asked to stop waiting on an idle
+	// connection ([Decoder.SetIdleTimeout]) has waited that long between
+	// packets with nothing buffered. It is no failure: the connection
+	// stays usable, and the next read goes on where this one stopped.
+	ErrIdle = errors.New("msgtrans: connection idle")
 )
 
 // VersionError reports a packet whose version byte is not [Version]. It
