@@ -22,16 +22,18 @@ import (
 
 // admit takes a place under the connection caps for a connection from
 // remote; see [TransportConfig.Admit].
-func (s *Server) admit(remote net.Addr) (release func(), err error) {
+// transport is the listener's scheme, for the observer.
+func (s *Server) admit(transport string, remote net.Addr) (release func(), err error) {
 	host := s.hostKey(remote)
+	var why RefuseReason
 	s.mu.Lock()
 	switch {
 	case s.shutdown:
-		err = NewError(CodeUnavailable, "the server is shutting down")
+		err, why = NewError(CodeUnavailable, "the server is shutting down"), RefuseShuttingDown
 	case s.open >= s.cfg.maxConns:
-		err = Errorf(CodeResourceExhausted, "the server holds its maximum of %d connections", s.cfg.maxConns)
+		err, why = Errorf(CodeResourceExhausted, "the server holds its maximum of %d connections", s.cfg.maxConns), RefuseMaxConns
 	case s.perIP[host] >= s.cfg.maxConnsPerIP:
-		err = Errorf(CodeResourceExhausted, "too many connections from %s (at most %d)", host, s.cfg.maxConnsPerIP)
+		err, why = Errorf(CodeResourceExhausted, "too many connections from %s (at most %d)", host, s.cfg.maxConnsPerIP), RefuseMaxConnsPerIP
 	default:
 		s.open++
 		if s.perIP == nil {
@@ -42,6 +44,7 @@ func (s *Server) admit(remote net.Addr) (release func(), err error) {
 	s.mu.Unlock()
 	if err != nil {
 		s.refusals.log(s.cfg, remote, err)
+		s.cfg.obs.refused(transport, why)
 		return nil, err
 	}
 	var once atomic.Bool

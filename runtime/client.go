@@ -70,6 +70,11 @@ func NewClient(addr string, opts ...ClientOption) (*Client, error) {
 		}
 		c.dials = append(c.dials, dialTarget{t, u, a})
 	}
+	cfg.obs = newObserving(cfg.observer, SideClient, func(yield func(*Session)) {
+		if sess := c.Session(); sess != nil {
+			yield(sess)
+		}
+	})
 	return c, nil
 }
 
@@ -125,15 +130,22 @@ func (c *Client) Connect(ctx context.Context) error {
 
 // Handle registers h for raw packets of the given biz_type pushed or
 // requested by the server; a nil h removes it.
-func (c *Client) Handle(bizType uint8, h Handler) { c.mux.handleBiz(bizType, c.cfg.wrap(h)) }
+func (c *Client) Handle(bizType uint8, h Handler) {
+	c.cfg.obs.raw(bizType) // the observer's handle, resolved now
+	c.mux.handleBiz(bizType, c.cfg.wrap(h))
+}
 
 // HandleMethod registers h for the typed method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
-func (c *Client) HandleMethod(m *Method, h Handler) { c.mux.handleMethod(m, c.cfg.wrap(h), nil) }
+func (c *Client) HandleMethod(m *Method, h Handler) {
+	c.cfg.obs.method(m) // the observer's handle, resolved now
+	c.mux.handleMethod(m, c.cfg.wrap(h), nil)
+}
 
 // HandleStream registers h for the streaming method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
 func (c *Client) HandleStream(m *Method, h StreamHandler) {
+	c.cfg.obs.method(m)
 	c.mux.handleMethod(m, registered{}, c.cfg.wrapStream(h))
 }
 

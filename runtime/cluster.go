@@ -118,7 +118,11 @@ func (s *Server) publish(to Target, f *fanout) error {
 	if s.cfg.cluster == nil || (to.kind == toSession && s.local(to.id)) {
 		return nil
 	}
-	return s.cfg.cluster.Publish(to, f.plain)
+	err := s.cfg.cluster.Publish(to, f.plain)
+	if ob := s.cfg.obs; ob != nil {
+		ob.o.ClusterPublished(to.Kind(), len(f.plain), err == nil)
+	}
+	return err
 }
 
 // ClusterMembers returns the ids of the group's members on every node of
@@ -192,7 +196,11 @@ func (s *Server) interest(name string, user, has bool) {
 type clusterNode struct{ s *Server }
 
 func (n clusterNode) Deliver(to Target, packet []byte) int {
-	return n.s.deliver(to, &fanout{plain: packet})
+	r := n.s.deliver(to, &fanout{plain: packet})
+	if ob := n.s.cfg.obs; ob != nil {
+		ob.o.ClusterReceived(to.Kind(), r)
+	}
+	return r
 }
 
 func (n clusterNode) Call(ctx context.Context, session uint64, packet []byte) ([]byte, error) {

@@ -97,6 +97,7 @@ func (s *Session) receive(in *inbound) error {
 			if errors.Is(err, ErrNotAuthenticated) {
 				return err
 			}
+			s.cfg.obs.refused(s.scheme, RefuseUnauthenticated)
 			s.refuse(err)
 			return errRefused
 		}
@@ -292,8 +293,12 @@ func (s *Session) serve(in *inbound, ext wire.Ext, h registered, m *Method) {
 	if !h.borrows {
 		in.handOver()
 	}
+	obs := s.cfg.obs.route(m, p.BizType)
 	if p.Type != wire.Request {
 		_, err := s.call(s.oneWayContext(m, p.BizType), h.h, p)
+		if obs != nil {
+			obs.Received(CodeOf(err))
+		}
 		s.answer(p, nil, err)
 		return
 	}
@@ -303,16 +308,23 @@ func (s *Session) serve(in *inbound, ext wire.Ext, h registered, m *Method) {
 	if ext.TimeoutMS > 0 {
 		timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
 	}
-	ctx := newRequestContext(s.ctx, CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}, time.Now().Add(timeout))
+	start := time.Now()
+	ctx := newRequestContext(s.ctx, CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}, start.Add(timeout))
 	defer ctx.finish()
 	if ms, ok := h.h.(messageServer); ok {
 		// A typed unary handler with no interceptor: its response is
 		// encoded straight into the response packet.
 		msg, err := s.callMessage(ctx, ms, p)
+		if obs != nil {
+			obs.Handled(time.Since(start), CodeOf(err))
+		}
 		s.answerMessage(p, msg, err)
 		return
 	}
 	resp, err := s.call(ctx, h.h, p)
+	if obs != nil {
+		obs.Handled(time.Since(start), CodeOf(err))
+	}
 	s.answer(p, resp, err)
 }
 

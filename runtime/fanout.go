@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"time"
 
 	"github.com/msgtrans/msgtrans-go/wire"
 )
@@ -21,6 +22,12 @@ import (
 // no members reaches nobody and is not an error. When the cluster cannot
 // take the remote part, the local part is delivered and the error returned.
 func (s *Server) Push(ctx context.Context, to Target, p *wire.Packet) (int, error) {
+	return s.push(ctx, to, p, nil)
+}
+
+// push is [Server.Push] of p, a packet of the method m (nil: a raw
+// packet, reported by its biz_type).
+func (s *Server) push(ctx context.Context, to Target, p *wire.Packet, m *Method) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, contextError(err)
 	}
@@ -39,7 +46,19 @@ func (s *Server) Push(ctx context.Context, to Target, p *wire.Packet) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	n := s.deliver(to, f)
+	var n int
+	if ob := s.cfg.obs; ob != nil {
+		start := time.Now()
+		n = s.deliver(to, f)
+		if to.kind != toSession {
+			ob.o.Broadcast(to.Kind(), n, time.Since(start))
+		}
+		if h := ob.route(m, p.BizType); h != nil {
+			h.Sent()
+		}
+	} else {
+		n = s.deliver(to, f)
+	}
 	if err := s.publish(to, f); err != nil {
 		return n, err
 	}

@@ -3,6 +3,8 @@ package runtime
 import (
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Method describes a typed method to the runtime: its protobuf full name,
@@ -13,6 +15,11 @@ type Method struct {
 	name  string
 	route uint32
 	kind  MethodKind
+
+	// observed are the method's handles of the observers that record it
+	// (see observing.method); observeMu serialises adding one.
+	observed  atomic.Pointer[methodHandle]
+	observeMu sync.Mutex
 }
 
 // MethodKind says how a method is called.

@@ -97,6 +97,8 @@ type config struct {
 	inflateRate            int
 	maxHandlerTimeout      time.Duration
 	maxHandshakes          int
+	observer               Observer   // WithObserver
+	obs                    *observing // made from observer by NewServer, NewClient
 
 	// client only
 	connectTimeout time.Duration
@@ -154,6 +156,9 @@ func (c *config) validate() error {
 	neg("max streams", int64(c.maxStreams))
 	neg("max stream duration", int64(c.maxStreamDuration))
 	neg("stream window", int64(c.streamWindow))
+	if err := checkObserver(c.observer); err != nil {
+		errs = append(errs, err)
+	}
 	if c.rateLimit < 0 {
 		errs = append(errs, fmt.Errorf("msgtrans: rate limit must not be negative"))
 	}

@@ -22,7 +22,16 @@ type reply struct {
 // ctx is cancelled, CodeUnavailable when the connection drops, and the
 // peer's code when it answers with an error.
 func (s *Session) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, error) {
+	var obs RouteObserver
+	var start time.Time
+	if ob := s.cfg.obs; ob != nil && !wire.IsTypedExt(p) {
+		// A raw call; typed ones are reported by invoke.
+		obs, start = ob.raw(p.BizType), time.Now()
+	}
 	r, err := s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, wire.Request, id) })
+	if obs != nil {
+		obs.Called(time.Since(start), CodeOf(err))
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -23,12 +23,14 @@ func (c *Client) run(sess *Session) {
 	var r retries
 	for {
 		up := time.Now()
+		c.cfg.obs.opened(sess)
 		ended := make(chan error, 1)
 		go func() { ended <- sess.run() }()
 		c.wg.Add(1)
 		go c.heartbeat(sess)
 		c.emit(Event{Kind: kind, Session: sess, Attempt: r.count})
 		reason := <-ended
+		c.cfg.obs.ended(sess, reason)
 		c.mu.Lock()
 		c.sess = nil
 		closed := c.closed

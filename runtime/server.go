@@ -81,6 +81,12 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 		s.users.add(sess)
 		s.emit(Event{Kind: ConnectionEstablished, Session: sess})
 	})
+	cfg.obs = newObserving(cfg.observer, SideServer, func(yield func(*Session)) {
+		s.sessions.ForEach(func(_ uint64, sess *Session) bool {
+			yield(sess)
+			return true
+		})
+	})
 	s.groups.changed = func(name string, has bool) { s.interest(name, false, has) }
 	s.users.changed = func(identity string, has bool) { s.interest(identity, true, has) }
 	return s, nil
@@ -89,15 +95,22 @@ func NewServer(opts ...ServerOption) (*Server, error) {
 // Handle registers h for raw packets (no route tag) of the given biz_type,
 // replacing any earlier handler; a nil h removes it. Packets with no handler
 // go to the [MessageReceived] event.
-func (s *Server) Handle(bizType uint8, h Handler) { s.mux.handleBiz(bizType, s.cfg.wrap(h)) }
+func (s *Server) Handle(bizType uint8, h Handler) {
+	s.cfg.obs.raw(bizType) // the observer's handle, resolved now
+	s.mux.handleBiz(bizType, s.cfg.wrap(h))
+}
 
 // HandleMethod registers h for the typed method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
-func (s *Server) HandleMethod(m *Method, h Handler) { s.mux.handleMethod(m, s.cfg.wrap(h), nil) }
+func (s *Server) HandleMethod(m *Method, h Handler) {
+	s.cfg.obs.method(m) // the observer's handle, resolved now
+	s.mux.handleMethod(m, s.cfg.wrap(h), nil)
+}
 
 // HandleStream registers h for the streaming method, replacing any earlier
 // handler; a nil h removes it. Generated register functions call it.
 func (s *Server) HandleStream(m *Method, h StreamHandler) {
+	s.cfg.obs.method(m)
 	s.mux.handleMethod(m, registered{}, s.cfg.wrapStream(h))
 }
 
@@ -126,7 +139,11 @@ func (s *Server) Listen(ctx context.Context, addrs ...string) error {
 			return fail(err)
 		}
 		tc := s.cfg.transportConfig()
-		tc.Admit = s.admit
+		scheme := u.Scheme
+		tc.Admit = func(remote net.Addr) (func(), error) { return s.admit(scheme, remote) }
+		if s.cfg.obs != nil {
+			tc.Refused = func(why RefuseReason) { s.cfg.obs.refused(scheme, why) }
+		}
 		l, err := t.Listen(ctx, u, tc)
 		if err != nil {
 			return fail(err)
@@ -239,7 +256,7 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 	s.mu.Unlock()
 	release := func() {}
 	if !admitted {
-		r, err := s.admit(c.RemoteAddr())
+		r, err := s.admit(scheme, c.RemoteAddr())
 		if err != nil {
 			go s.refuse(c, err)
 			return
@@ -251,6 +268,7 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 	sess.id = uint64(s.Node())<<sessionIDBits | s.nextSess.Add(1)&(1<<sessionIDBits-1)
 	s.sessions.Set(sess.id, sess)
 	s.count.Add(1)
+	s.cfg.obs.opened(sess)
 	go func() {
 		defer s.sessWG.Done()
 		if sess.policy.authenticate == nil {
@@ -259,6 +277,7 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 			defer sess.authTimer().Stop()
 		}
 		reason := sess.run()
+		s.cfg.obs.ended(sess, reason)
 		s.groups.leaveAll(sess)
 		s.users.remove(sess)
 		s.sessions.Del(sess.id)

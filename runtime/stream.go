@@ -89,6 +89,10 @@ type stream struct {
 	recvWake  chan struct{}
 	sendWake  chan struct{}
 	done      chan struct{} // closed when the stream ends
+
+	// obs records the stream's end; set, before the stream is in its
+	// session's table, when its opening was reported to the observer.
+	obs RouteObserver
 }
 
 func newStream(s *Session, id uint32, acceptor bool, m *Method, window, credit int) *stream {
@@ -291,6 +295,9 @@ func (st *stream) end(err error, final *wire.Packet) bool {
 	st.ended, st.err, st.final = true, err, final
 	st.mu.Unlock()
 	close(st.done)
+	if st.obs != nil {
+		st.obs.StreamClosed(st.acceptor, CodeOf(err))
+	}
 	if st.cancel != nil {
 		st.cancel()
 	}

@@ -215,7 +215,7 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 		timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, timeout)
-	st.ctx = &callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}}
+	st.ctx = &callContext{Context: ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s, Trace: inboundTrace(&ext)}}
 	st.cancel = cancel
 	s.mu.Lock()
 	draining := s.draining
@@ -240,6 +240,9 @@ func (s *Session) acceptStream(in *inbound, ext wire.Ext, h StreamHandler, m *Me
 		cancel()
 		s.answer(p, nil, Errorf(CodeResourceExhausted, "at most %d streams at once", s.cfg.maxStreams))
 		return nil
+	}
+	if st.obs = s.cfg.obs.method(m); st.obs != nil {
+		st.obs.StreamOpened(true)
 	}
 	if s.streams.accepted == nil {
 		s.streams.accepted = make(map[uint32]*stream)
@@ -297,6 +300,9 @@ func (s *Session) openStream(ctx context.Context, m *Method, req proto.Message) 
 		st.cancel()
 		return nil, NewError(CodeUnavailable, "connection closed")
 	}
+	if st.obs = s.cfg.obs.method(m); st.obs != nil {
+		st.obs.StreamOpened(false)
+	}
 	if s.streams.opened == nil {
 		s.streams.opened = make(map[uint32]*stream)
 	}
@@ -305,6 +311,9 @@ func (s *Session) openStream(ctx context.Context, m *Method, req proto.Message) 
 	e := wire.Ext{HasRoute: true, Route: m.route, Credit: uint32(s.cfg.streamWindow)}
 	if dl, ok := ctx.Deadline(); ok {
 		e.TimeoutMS = timeoutMS(time.Until(dl))
+	}
+	if tc, ok := OutgoingTrace(ctx); ok {
+		e.TraceParent, e.TraceState = tc.Parent, tc.State
 	}
 	if err := s.sendAs(&wire.Packet{Flags: wire.FlagHasRouteTag, Ext: wire.AppendExt(nil, &e), Payload: payload}, wire.Request, id); err != nil {
 		s.streams.forget(st)

@@ -98,7 +98,11 @@ func CallSession[Resp any, PResp message[Resp]](ctx context.Context, srv *Server
 	if err != nil {
 		return nil, err
 	}
+	start := time.Now()
 	rp, err := srv.callRemote(ctx, id, p)
+	if obs := srv.cfg.obs.method(m); obs != nil {
+		obs.Called(time.Since(start), CodeOf(err))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -129,19 +133,55 @@ func Push(ctx context.Context, srv *Server, to Target, m *Method, msg proto.Mess
 		if err != nil {
 			return 0, err
 		}
+		if obs := srv.cfg.obs.method(m); obs != nil {
+			obs.Sent()
+		}
 		return 1, nil
 	}
 	p, err := typedPacket(context.Background(), m.route, msg)
 	if err != nil {
 		return 0, err
 	}
-	return srv.Push(ctx, to, p)
+	return srv.push(ctx, to, p, m)
 }
 
 // invoke sends msg as a call of m (a Request or a OneWay packet) on c,
 // through c's call interceptors when it has any, and returns a Request's
-// response.
+// response. It reports the call to c's observer, when there is one.
 func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg proto.Message) (wire.Packet, error) {
+	obs := observingOf(c).method(m)
+	if obs == nil {
+		return invokeOn(ctx, c, m, t, msg)
+	}
+	if t != wire.Request {
+		rp, err := invokeOn(ctx, c, m, t, msg)
+		if err == nil {
+			obs.Sent()
+		}
+		return rp, err
+	}
+	start := time.Now()
+	rp, err := invokeOn(ctx, c, m, t, msg)
+	obs.Called(time.Since(start), CodeOf(err))
+	return rp, err
+}
+
+// observingOf returns the observer of a *Session, *Client or [Server.Peer]
+// caller; nil for others and when none is set.
+func observingOf(c Caller) *observing {
+	switch c := c.(type) {
+	case *Session:
+		return c.cfg.obs
+	case *Client:
+		return c.cfg.obs
+	case peer:
+		return c.srv.cfg.obs
+	}
+	return nil
+}
+
+// invokeOn is invoke without the observer.
+func invokeOn(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg proto.Message) (wire.Packet, error) {
 	if err := ctx.Err(); err != nil {
 		return wire.Packet{}, contextError(err)
 	}

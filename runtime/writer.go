@@ -24,7 +24,14 @@ func (s *Session) nextID() uint32 {
 // message id of this side. It fails when the session is closed or the packet
 // would overflow the send queue, which closes the session as a slow consumer.
 func (s *Session) Send(p *wire.Packet) error {
-	return s.sendAs(p, wire.OneWay, s.nextID())
+	err := s.sendAs(p, wire.OneWay, s.nextID())
+	if ob := s.cfg.obs; ob != nil && err == nil && !wire.IsTypedExt(p) {
+		// A raw message; typed ones are reported by invoke.
+		if h := ob.raw(p.BizType); h != nil {
+			h.Sent()
+		}
+	}
+	return err
 }
 
 // SendEncoded queues an already encoded packet (see [AppendPacket]) as it
@@ -163,6 +170,9 @@ func (s *Session) writeLoop() {
 		err := s.refreshWriteDeadline()
 		if err == nil {
 			err = s.conn.WritePackets(batch)
+		}
+		if st := s.stats; st != nil && err == nil {
+			st.count(batch)
 		}
 		clear(batch)
 		spare = batch[:0]

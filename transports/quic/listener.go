@@ -2,6 +2,7 @@ package quic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -57,6 +58,7 @@ type admission struct {
 // back when it ends, however it ends (quic-go cancels ctx then).
 func (l *listener) admit(ctx context.Context, info *quicgo.ClientInfo) (context.Context, error) {
 	if l.handshaking.Load() >= int64(l.cfg.MaxHandshakes) {
+		l.cfg.Refuse(runtime.RefuseMaxHandshakes)
 		return nil, fmt.Errorf("msgtrans: over %d quic handshakes in progress", l.cfg.MaxHandshakes)
 	}
 	release := func() {}
@@ -152,6 +154,11 @@ func (l *listener) awaitStream(qc *quicgo.Conn) {
 			return
 		}
 		l.cfg.Logger.Info("msgtrans: quic peer opened no stream", "remote", qc.RemoteAddr().String(), "err", err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			l.cfg.Refuse(runtime.RefuseHandshakeTimeout)
+		} else {
+			l.cfg.Refuse(runtime.RefuseHandshakeFailed)
+		}
 		_ = qc.CloseWithError(codeNoStream, "msgtrans: no stream within the handshake timeout")
 		return
 	}

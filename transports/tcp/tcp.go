@@ -144,6 +144,9 @@ func (l *listener) handshake(c net.Conn) {
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		l.cfg.Logger.Info("msgtrans: tls handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		if !errors.Is(err, net.ErrClosed) { // closed at the handshake timeout: counted there
+			l.cfg.Refuse(runtime.RefuseHandshakeFailed)
+		}
 		c.Close()
 		return
 	}

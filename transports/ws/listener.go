@@ -121,6 +121,11 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// gorilla has answered the request or closed the connection.
 		l.cfg.Logger.Debug("msgtrans: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		if !l.up.CheckOrigin(r) {
+			l.cfg.Refuse(runtime.RefuseOrigin)
+		} else {
+			l.cfg.Refuse(runtime.RefuseHandshakeFailed)
+		}
 		return
 	}
 	listen.HandshakeDone(hw.bc.Conn)

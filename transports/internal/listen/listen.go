@@ -108,6 +108,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) admit(c *net.TCPConn) *Conn {
 	_ = c.SetNoDelay(true)
 	if l.handshake && l.handshaking.Load() >= int64(l.cfg.MaxHandshakes) {
+		l.cfg.Refuse(runtime.RefuseMaxHandshakes)
 		l.refuseConn(c, runtime.Errorf(runtime.CodeResourceExhausted, "over %d handshakes in progress", l.cfg.MaxHandshakes))
 		return nil
 	}
@@ -214,6 +215,7 @@ func (c *Conn) HandshakeDone() {
 func (c *Conn) handshakeExpired() {
 	if c.shaking.Load() {
 		c.l.cfg.Logger.Debug("msgtrans: handshake timed out", "remote", c.RemoteAddr().String(), "timeout", c.l.cfg.HandshakeTimeout)
+		c.l.cfg.Refuse(runtime.RefuseHandshakeTimeout)
 		_ = c.Close()
 	}
 }
