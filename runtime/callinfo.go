@@ -26,6 +26,11 @@ type CallInfo struct {
 	// Outbound reports whether this side makes the call rather than
 	// serves it.
 	Outbound bool
+	// Trace is the W3C trace context the call arrived with (docs/wire.md,
+	// "Trace context"): the caller's span, for a tracer to continue.
+	// Empty when the caller sent none, and for outbound calls, whose trace
+	// context is set with [WithOutgoingTrace].
+	Trace TraceContext
 }
 
 // callInfoKey is the context key of a call's [CallInfo].

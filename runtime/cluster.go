@@ -148,7 +148,7 @@ func (s *Server) callRemote(ctx context.Context, id uint64, p *wire.Packet) (*wi
 	if s.cfg.cluster == nil {
 		return nil, Errorf(CodeNotFound, "no session %d", id)
 	}
-	q := *p
+	q := *tracePacket(ctx, p)
 	q.Type = wire.Request
 	b, err := wire.AppendPacket(nil, &q)
 	if err != nil {

@@ -295,7 +295,11 @@ func (s *Session) serve(in *inbound, ext wire.Ext, h registered, m *Method) {
 	}
 	obs := s.cfg.obs.route(m, p.BizType)
 	if p.Type != wire.Request {
-		_, err := s.call(s.oneWayContext(m, p.BizType), h.h, p)
+		ctx := s.oneWayContext(m, p.BizType)
+		if ext.TraceParent != "" {
+			ctx = &callContext{Context: s.ctx, info: CallInfo{Method: m, BizType: p.BizType, Type: wire.OneWay, Session: s, Trace: inboundTrace(&ext)}}
+		}
+		_, err := s.call(ctx, h.h, p)
 		if obs != nil {
 			obs.Received(CodeOf(err))
 		}
@@ -309,7 +313,7 @@ func (s *Session) serve(in *inbound, ext wire.Ext, h registered, m *Method) {
 		timeout = min(timeout, time.Duration(min(ext.TimeoutMS, 1<<40))*time.Millisecond)
 	}
 	start := time.Now()
-	ctx := newRequestContext(s.ctx, CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s}, start.Add(timeout))
+	ctx := newRequestContext(s.ctx, CallInfo{Method: m, BizType: p.BizType, Type: p.Type, Session: s, Trace: inboundTrace(&ext)}, start.Add(timeout))
 	defer ctx.finish()
 	if ms, ok := h.h.(messageServer); ok {
 		// A typed unary handler with no interceptor: its response is

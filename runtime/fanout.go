@@ -26,11 +26,28 @@ func (s *Server) Push(ctx context.Context, to Target, p *wire.Packet) (int, erro
 }
 
 // push is [Server.Push] of p, a packet of the method m (nil: a raw
-// packet, reported by its biz_type).
+// packet, reported by its biz_type), through the push interceptors.
 func (s *Server) push(ctx context.Context, to Target, p *wire.Packet, m *Method) (int, error) {
+	its := s.cfg.pushInterceptors
+	if len(its) == 0 {
+		return s.pushOnce(ctx, to, p, m)
+	}
+	next := Pusher(func(ctx context.Context, to Target, p *wire.Packet) (int, error) {
+		return s.pushOnce(ctx, to, p, m)
+	})
+	for i := len(its) - 1; i >= 0; i-- {
+		next = its[i](next)
+	}
+	return next(withCallInfo(ctx, CallInfo{Method: m, BizType: p.BizType, Type: wire.OneWay, Outbound: true}), to, p)
+}
+
+// pushOnce encodes p once, with the trace context of ctx if it has one,
+// and queues it to the target's local sessions and the cluster.
+func (s *Server) pushOnce(ctx context.Context, to Target, p *wire.Packet, m *Method) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, contextError(err)
 	}
+	p = tracePacket(ctx, p)
 	switch to.kind {
 	case toNobody:
 		return 0, Errorf(CodeInvalidArgument, "push to %s", to)

@@ -51,6 +51,29 @@ func WithCallInterceptors(interceptors ...CallInterceptor) Option {
 	}}
 }
 
+// Pusher sends a push: p as a OneWay packet to the target, as
+// [Server.Push] does; it returns how many local sessions it was queued to.
+// [CallInfoFromContext] describes the push (Outbound set; Method nil for a
+// raw packet).
+type Pusher func(ctx context.Context, to Target, p *wire.Packet) (int, error)
+
+// PushInterceptor wraps the pushes a server makes: [Server.Push],
+// [Server.Send] and generated pushers' Push methods. It runs once per
+// push, however many sessions the push reaches. It may read the push from
+// [CallInfoFromContext], set the trace context the push carries
+// ([WithOutgoingTrace]), refuse it, or change its count or error; p is
+// encoded once for every recipient after it.
+type PushInterceptor func(next Pusher) Pusher
+
+// WithPushInterceptors adds interceptors around every push the server
+// makes; the first given is the outermost. With none, a typed push to one
+// session takes a path that encodes its message straight into its packet.
+func WithPushInterceptors(interceptors ...PushInterceptor) ServerOption {
+	return serverOption{"WithPushInterceptors", func(c *config) {
+		c.pushInterceptors = append(c.pushInterceptors, interceptors...)
+	}}
+}
+
 // wrapStream applies the configured stream interceptors to h.
 func (c *config) wrapStream(h StreamHandler) StreamHandler {
 	if h == nil {

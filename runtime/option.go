@@ -86,6 +86,7 @@ type config struct {
 	localIP                net.IP   // client: the address to connect from
 	streamInterceptors     []StreamInterceptor
 	streamOpenInterceptors []StreamOpenInterceptor
+	pushInterceptors       []PushInterceptor
 	maxStreams             int
 	maxStreamDuration      time.Duration
 	streamWindow           int

@@ -28,6 +28,7 @@ func (s *Session) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, er
 		// A raw call; typed ones are reported by invoke.
 		obs, start = ob.raw(p.BizType), time.Now()
 	}
+	p = tracePacket(ctx, p)
 	r, err := s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, wire.Request, id) })
 	if obs != nil {
 		obs.Called(time.Since(start), CodeOf(err))

@@ -89,35 +89,22 @@ func CallSession[Resp any, PResp message[Resp]](ctx context.Context, srv *Server
 		}
 		return CallUnary[Resp, PResp](ctx, sess, m, req)
 	}
+	// The request timeout travels with the call, as a local session's
+	// would; through the server's call interceptors, as a local call goes
+	// through its session's.
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, srv.cfg.requestTimeout)
 		defer cancel()
 	}
-	p, err := typedPacket(ctx, m.route, req)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	rp, err := srv.callRemote(ctx, id, p)
-	if obs := srv.cfg.obs.method(m); obs != nil {
-		obs.Called(time.Since(start), CodeOf(err))
-	}
-	if err != nil {
-		return nil, err
-	}
-	resp := PResp(new(Resp))
-	if err := proto.Unmarshal(rp.Payload, resp); err != nil {
-		return nil, Errorf(CodeInternal, "response is not a valid %s: %v", resp.ProtoReflect().Descriptor().FullName(), err)
-	}
-	return resp, nil
+	return CallUnary[Resp, PResp](ctx, srv.Peer(id), m, req)
 }
 
 // Push sends msg as the one-way method m to the target, encoded once for
 // every recipient, and returns how many it was queued to. Generated pushers
 // call it. See [Server.Push].
 func Push(ctx context.Context, srv *Server, to Target, m *Method, msg proto.Message) (int, error) {
-	if to.kind == toSession && srv.local(to.id) {
+	if to.kind == toSession && srv.local(to.id) && len(srv.cfg.pushInterceptors) == 0 && !hasOutgoingTrace(ctx) {
 		// One recipient: encoded straight into its packet, for its peer.
 		if err := ctx.Err(); err != nil {
 			return 0, contextError(err)
@@ -186,7 +173,7 @@ func invokeOn(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg p
 		return wire.Packet{}, contextError(err)
 	}
 	s, interceptors, err := sessionOf(c)
-	if len(interceptors) == 0 {
+	if len(interceptors) == 0 && !hasOutgoingTrace(ctx) {
 		switch {
 		case err != nil:
 			return wire.Packet{}, err
@@ -220,9 +207,9 @@ func invokeOn(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg p
 	}
 	send := func(ctx context.Context, p *wire.Packet) (*wire.Packet, error) {
 		if t == wire.Request {
-			return c.Request(ctx, p)
+			return c.Request(ctx, p) // which adds ctx's trace context
 		}
-		return nil, c.Send(p)
+		return nil, c.Send(tracePacket(ctx, p))
 	}
 	inv := Invoker(send)
 	for i := len(interceptors) - 1; i >= 0; i-- {

@@ -160,11 +160,21 @@ func AppendExt(dst []byte, e *Ext) []byte {
 		dst = append(dst, tagCredit, byte(uvarintLen(uint64(e.Credit))))
 		dst = binary.AppendUvarint(dst, uint64(e.Credit))
 	}
-	if e.TraceParent != "" {
-		dst = appendText(dst, tagTraceParent, e.TraceParent)
-		if e.TraceState != "" {
-			dst = appendText(dst, tagTraceState, e.TraceState)
-		}
+	return AppendTraceContext(dst, e.TraceParent, e.TraceState)
+}
+
+// AppendTraceContext appends the trace context fields ([Ext.TraceParent],
+// [Ext.TraceState]) to dst, an ext header in this package's layout being
+// built, and returns it; it appends nothing when parent is empty, and no
+// state without a parent. Fields may come in any order, so it serves to add
+// a trace context to an ext header already encoded.
+func AppendTraceContext(dst []byte, parent, state string) []byte {
+	if parent == "" {
+		return dst
+	}
+	dst = appendText(dst, tagTraceParent, parent)
+	if state != "" {
+		dst = appendText(dst, tagTraceState, state)
 	}
 	return dst
 }
