@@ -72,6 +72,10 @@ func (in *inbound) handOver() {
 // payloads nobody will read are never inflated.
 func (s *Session) receive(in *inbound) error {
 	p := &in.p
+	if st := s.stats; st != nil {
+		st.packetsIn.Add(1)
+		st.bytesIn.Add(uint64(wire.HeaderSize + len(p.Ext) + len(p.Payload)))
+	}
 	if s.lingering.Load() {
 		return nil // closing: only waiting for the peer to close too
 	}

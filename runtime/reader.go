@@ -13,10 +13,6 @@ func (s *Session) run() error {
 	var err error
 	if first := s.first; first != nil {
 		s.first = nil
-		if st := s.stats; st != nil {
-			st.packetsIn.Add(1)
-			st.bytesIn.Add(uint64(wire.HeaderSize + len(first.Ext) + len(first.Payload)))
-		}
 		in := newInbound(*first)
 		err = s.receive(in)
 		in.release()
@@ -24,10 +20,6 @@ func (s *Session) run() error {
 	for err == nil {
 		var read wire.Packet
 		if read, err = s.next(); err == nil {
-			if st := s.stats; st != nil {
-				st.packetsIn.Add(1)
-				st.bytesIn.Add(uint64(wire.HeaderSize + len(read.Ext) + len(read.Payload)))
-			}
 			// Taken from the pool only once read, so that a session
 			// waiting for its next packet holds none.
 			in := newInbound(read)

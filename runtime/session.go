@@ -106,11 +106,18 @@ type Session struct {
 
 	// streams are the session's open streams.
 	streams streams
+
+	// stats counts the session's traffic when an observer is set (nil
+	// otherwise); see observing.
+	stats *sessionStats
 }
 
 func newSession(conn Conn, scheme string, cfg *config, pol *policy, m *mux, ids *atomic.Uint32, clk *clock, work *workPool) *Session {
 	s := &Session{conn: conn, scheme: scheme, cfg: cfg, policy: pol, mux: m, ids: ids, clock: clk, work: work}
 	s.writeFn = s.writeLoop
+	if cfg.obs != nil {
+		s.stats = new(sessionStats)
+	}
 	s.lastRecv.Store(clk.tick())
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if n, ok := conn.(ControlFrameNotifier); ok {

@@ -171,6 +171,19 @@ type TransportConfig struct {
 	// handshake (WebSocket); requests without an Origin header (clients
 	// other than browsers) are always accepted. Empty: every origin.
 	AllowedOrigins []string
+	// Refused, when not nil, is told of each connection the listener
+	// refuses by itself, with why: [RefuseOrigin], [RefuseHandshakeTimeout],
+	// [RefuseHandshakeFailed], [RefuseMaxHandshakes]. It feeds the
+	// server's [Observer]; it must not block.
+	Refused func(why RefuseReason)
+}
+
+// Refuse reports a connection the listener refused by itself to
+// [TransportConfig.Refused], when set.
+func (c *TransportConfig) Refuse(why RefuseReason) {
+	if c != nil && c.Refused != nil {
+		c.Refused(why)
+	}
 }
 
 // DefaultHandshakeTimeout bounds transport handshakes on listeners.
