@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/transports/internal/dialer"
 	"github.com/msgtrans/msgtrans-go/transports/internal/listen"
 )
 
@@ -56,22 +57,13 @@ func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.Transpor
 	return l, nil
 }
 
-// localTCP is the dialer's local address for ip (nil: the system's choice).
-func localTCP(ip net.IP) net.Addr {
-	if ip == nil {
-		return nil
-	}
-	return &net.TCPAddr{IP: ip}
-}
-
 // refuseTCP tells a plain TCP connection over the caps why it is refused.
 func refuseTCP(c *net.TCPConn, why error) { _, _ = c.Write(runtime.AppendRefusal(nil, why)) }
 
 // Dial implements [runtime.Transport].
 func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Conn, error) {
 	cfg = cfg.WithDefaults()
-	d := net.Dialer{LocalAddr: localTCP(cfg.LocalIP)}
-	c, err := d.DialContext(ctx, "tcp", u.Host)
+	c, err := dialer.TCP(cfg.LocalIP).DialContext(ctx, "tcp", u.Host)
 	if err != nil {
 		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
 	}
