@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
@@ -22,7 +21,7 @@ import (
 // the fuzzer reports by itself), a multi-line error or output protogen
 // could not parse.
 func generateChecked(t *testing.T, req *pluginpb.CodeGeneratorRequest) {
-	gen, err := protogen.Options{}.New(req)
+	gen, err := pluginOptions(defaultParams()).New(req)
 	if err != nil {
 		return // protogen refuses it: the plugin never sees it
 	}

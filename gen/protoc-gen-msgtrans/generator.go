@@ -18,8 +18,12 @@ const (
 )
 
 // generate writes one <file>_msgtrans.pb.go for each file to generate that
-// has services.
+// has services (with lang=ts, one <file>_msgtrans.ts: typescript.go).
 func generate(gen *protogen.Plugin) error {
+	p, err := parseParams(gen.Request.GetParameter())
+	if err != nil {
+		return err
+	}
 	var models []*fileModel
 	for _, f := range gen.Files {
 		if !f.Generate || len(f.Services) == 0 {
@@ -33,6 +37,10 @@ func generate(gen *protogen.Plugin) error {
 	}
 	if err := checkRoutes(models); err != nil {
 		return err
+	}
+	if p.lang == "ts" {
+		generateTS(gen, p, models)
+		return nil
 	}
 	// Names first, for every file of a Go package in turn (files of one
 	// package share its scope), then imports, which avoid every name.

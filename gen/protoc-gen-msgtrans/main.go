@@ -52,7 +52,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "protoc-gen-msgtrans: a protoc plugin; run it through protoc or buf, or with --version")
 		os.Exit(2)
 	}
-	protogen.Options{}.Run(func(gen *protogen.Plugin) error {
+	pluginOptions(defaultParams()).Run(func(gen *protogen.Plugin) error {
 		declareSupport(gen)
 		return generate(gen)
 	})

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
-	"google.golang.org/protobuf/compiler/protogen"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/pluginpb"
@@ -28,7 +27,7 @@ const moduleParam = "module=github.com/msgtrans/msgtrans-go"
 // run runs the generator on req as protoc would.
 func run(t *testing.T, req *pluginpb.CodeGeneratorRequest) *pluginpb.CodeGeneratorResponse {
 	t.Helper()
-	gen, err := protogen.Options{}.New(req)
+	gen, err := pluginOptions(defaultParams()).New(req)
 	if err != nil {
 		t.Fatalf("protogen: %v", err)
 	}
