@@ -124,6 +124,7 @@ func (l *Listener) admit(c *net.TCPConn) *Conn {
 	if l.handshake {
 		l.handshaking.Add(1)
 		conn.shaking.Store(true)
+		conn.deadline = time.Now().Add(l.cfg.HandshakeTimeout)
 		conn.timer = time.AfterFunc(l.cfg.HandshakeTimeout, conn.handshakeExpired)
 	}
 	return conn
@@ -200,7 +201,12 @@ type Conn struct {
 	release func()
 	shaking atomic.Bool // counted in l.handshaking
 	timer   *time.Timer // closes the connection when the handshake takes too long
-	once    sync.Once
+	// deadline is when the handshake times out; timedOut is set once the
+	// timeout is reported (by the timer, or by a close at the deadline
+	// from whatever else timed the handshake, such as an http.Server).
+	deadline time.Time
+	timedOut atomic.Bool
+	once     sync.Once
 }
 
 // HandshakeDone ends the connection's handshake: it no longer counts toward
@@ -215,13 +221,23 @@ func (c *Conn) HandshakeDone() {
 func (c *Conn) handshakeExpired() {
 	if c.shaking.Load() {
 		c.l.cfg.Logger.Debug("msgtrans: handshake timed out", "remote", c.RemoteAddr().String(), "timeout", c.l.cfg.HandshakeTimeout)
-		c.l.cfg.Refuse(runtime.RefuseHandshakeTimeout)
+		c.reportTimeout()
 		_ = c.Close()
+	}
+}
+
+// reportTimeout reports the handshake's timeout, once.
+func (c *Conn) reportTimeout() {
+	if !c.timedOut.Swap(true) {
+		c.l.cfg.Refuse(runtime.RefuseHandshakeTimeout)
 	}
 }
 
 // Close closes the connection and gives its place back.
 func (c *Conn) Close() error {
+	if c.shaking.Load() && !time.Now().Before(c.deadline) {
+		c.reportTimeout() // closed at the deadline by another timer
+	}
 	err := c.TCPConn.Close()
 	c.once.Do(func() {
 		c.HandshakeDone()
