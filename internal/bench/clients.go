@@ -63,7 +63,7 @@ func clientsMain(args []string) int {
 	conc := fs.Int("conc", 32, "concurrent dials")
 	beat := fs.Duration("beat", 0, "send each connection's heartbeat this often (0: never)")
 	stopOnError := fs.Bool("stop-on-error", false, "stop dialing at the first failure")
-	local := fs.String("local", "", "local `address` to connect from (msgtrans clients)")
+	local := fs.String("local", "", "comma-separated local `addresses` to connect from, taken in turn (msgtrans clients)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -79,6 +79,21 @@ func clientsMain(args []string) int {
 			return 1
 		}
 		tlsConf.RootCAs = pool
+	}
+	var locals []net.IP
+	for _, a := range strings.Split(*local, ",") {
+		if ip := net.ParseIP(strings.TrimSpace(a)); ip != nil {
+			locals = append(locals, ip)
+		} else if a != "" {
+			fmt.Fprintf(os.Stderr, "clients: -local: %q is not an IP address\n", a)
+			return 2
+		}
+	}
+	localFor := func(i int) net.IP {
+		if len(locals) == 0 {
+			return nil
+		}
+		return locals[i%len(locals)]
 	}
 	rec := newRecorder(*n)
 	// Only errors: the clients see their server go away at the end of
@@ -102,7 +117,7 @@ func clientsMain(args []string) int {
 				if i >= *n {
 					return
 				}
-				c, err := dialClient(*impl, *transport, *addr, tlsConf, log, net.ParseIP(*local), func(p *benchv1.Payload) { rec.deliver(i, p) })
+				c, err := dialClient(*impl, *transport, *addr, tlsConf, log, localFor(i), func(p *benchv1.Payload) { rec.deliver(i, p) })
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, &err)

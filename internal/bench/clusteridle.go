@@ -26,6 +26,7 @@ const (
 	idleClusterServers = 6
 	idleClusterConns   = 100_000
 	idleClusterHold    = 35 * time.Second
+	idleSources        = 3 // source addresses per client process
 )
 
 func runClusterIdle(e *env) error {
@@ -76,9 +77,16 @@ func runClusterIdle(e *env) error {
 			if i < total%len(servers) {
 				n++
 			}
-			src := "127.0.0." + strconv.Itoa(i+2)
+			// Three source addresses per client process: one address
+			// connecting to one server port has some 28,000 ephemeral
+			// ports (Linux's default range), and connect scans ever longer
+			// for a free one past half of them.
+			var src []string
+			for k := range idleSources {
+				src = append(src, "127.0."+strconv.Itoa(k+1)+"."+strconv.Itoa(i+2))
+			}
 			procs[i], counts[i], errs[i] = startClients(e, 600*time.Second, "-impl", implMsgtrans, "-transport", "tcp",
-				"-addr", s.addr, "-n", strconv.Itoa(n), "-local", src, "-conc", "16")
+				"-addr", s.addr, "-n", strconv.Itoa(n), "-local", strings.Join(src, ","), "-conc", "16")
 		}()
 	}
 	wg.Wait()
