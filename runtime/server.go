@@ -46,6 +46,9 @@ type Server struct {
 	refusals     logLimiter // logs of refused connections
 	acceptErrors logLimiter // logs of temporary accept errors
 	acceptWG     sync.WaitGroup
+	// listenersDown counts listeners whose accept loop stopped on an
+	// error that does not pass (see Ready).
+	listenersDown atomic.Int32
 	sessWG       sync.WaitGroup
 }
 
@@ -227,6 +230,7 @@ func (s *Server) acceptLoop(b boundListener) {
 		if errors.Is(err, net.ErrClosed) || !TemporaryAcceptError(err) {
 			if !errors.Is(err, net.ErrClosed) {
 				s.cfg.logger.Error("msgtrans: accept failed; listener stopped", "transport", b.scheme, "err", err)
+				s.listenersDown.Add(1)
 			}
 			return
 		}
