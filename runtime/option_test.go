@@ -256,12 +256,14 @@ func TestWithAllowedOrigins(t *testing.T) {
 	}
 	f := newFixture(t, tc, runtime.WithAllowedOrigins("https://app.example.com"))
 	tests := []struct {
-		origin string
-		want   int
+		origin  string
+		refused bool
 	}{
-		{"https://app.example.com", http.StatusSwitchingProtocols},
-		{"https://evil.example.com", http.StatusForbidden},
-		{"", http.StatusSwitchingProtocols}, // not a browser
+		{"https://app.example.com", false},
+		{"HTTPS://APP.EXAMPLE.COM", false}, // origins compare without regard to case
+		{"https://evil.example.com", true},
+		{"https://app.example.com:8443", true},
+		{"", false}, // not a browser
 	}
 	for _, tt := range tests {
 		h := http.Header{}
@@ -269,14 +271,32 @@ func TestWithAllowedOrigins(t *testing.T) {
 			h.Set("Origin", tt.origin)
 		}
 		c, resp, err := websocket.DefaultDialer.Dial(f.addr, h)
-		if c != nil {
-			c.Close()
-		}
-		if resp == nil {
+		if err != nil {
 			t.Fatalf("origin %q: %v", tt.origin, err)
 		}
-		if resp.StatusCode != tt.want {
-			t.Errorf("origin %q: status %d, want %d", tt.origin, resp.StatusCode, tt.want)
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Errorf("origin %q: status %d, want 101", tt.origin, resp.StatusCode)
 		}
+		// A refused origin's upgrade completes, so that the page can be
+		// told why: the server closes at once with 1008 (policy
+		// violation). An allowed one is served: its hello is answered.
+		if !tt.refused {
+			hello := &wire.Packet{Type: wire.OneWay, MessageID: 1, Flags: wire.FlagHasRouteTag, Payload: []byte{0},
+				Ext: wire.AppendExt(nil, &wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlHello})}
+			b, _ := wire.AppendPacket(nil, hello)
+			if err := c.WriteMessage(websocket.BinaryMessage, b); err != nil {
+				t.Fatalf("origin %q: writing the hello: %v", tt.origin, err)
+			}
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _, err = c.ReadMessage()
+		var ce *websocket.CloseError
+		switch {
+		case tt.refused && (!errors.As(err, &ce) || ce.Code != websocket.ClosePolicyViolation):
+			t.Errorf("origin %q: read %v, want a close 1008", tt.origin, err)
+		case !tt.refused && err != nil:
+			t.Errorf("origin %q: read %v, want the server's hello", tt.origin, err)
+		}
+		c.Close()
 	}
 }

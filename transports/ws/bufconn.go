@@ -31,7 +31,7 @@ type bufConn struct {
 	bw       *bufio.Writer // pooled; non-nil only in a batch that has written
 	err      error         // first write error, returned by every later write
 	batching atomic.Bool   // a batch is open; set without mu, cleared under it
-	closing  atomic.Bool   // Close has begun: writes no longer wait for mu
+	ended    *sync.Cond    // on mu: signalled when a batch ends
 
 	// frameDeadline is the write deadline gorilla set for its next write.
 	// gorilla sets it and writes under its own write lock (or during the
@@ -62,7 +62,11 @@ const readAheadSize = 16 << 10
 
 var readAheadPool = sync.Pool{New: func() any { b := make([]byte, readAheadSize); return &b }}
 
-func newBufConn(c net.Conn) *bufConn { return &bufConn{Conn: c} }
+func newBufConn(c net.Conn) *bufConn {
+	b := &bufConn{Conn: c}
+	b.ended = sync.NewCond(&b.mu)
+	return b
+}
 
 // Read serves gorilla's reads: from the read-ahead buffer when it holds
 // data, through it when the connection is busy, and straight from the
@@ -152,14 +156,7 @@ func (b *bufConn) SetWriteDeadline(t time.Time) error {
 
 // Write is gorilla's write: gathered during a batch, direct otherwise.
 func (b *bufConn) Write(p []byte) (int, error) {
-	if b.closing.Load() {
-		// Close must not wait behind a blocked write.
-		if !b.mu.TryLock() {
-			return 0, net.ErrClosed
-		}
-	} else {
-		b.mu.Lock()
-	}
+	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.err != nil {
 		return 0, b.err
@@ -191,6 +188,7 @@ func (b *bufConn) endBatch() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.batching.Store(false)
+	b.ended.Broadcast()
 	if b.bw != nil {
 		if b.err == nil {
 			b.err = b.bw.Flush()
@@ -200,6 +198,16 @@ func (b *bufConn) endBatch() error {
 		b.bw = nil
 	}
 	return b.err
+}
+
+// waitBatch waits until no batch is open, so that what a batch gathered
+// (a close frame written meanwhile, say) has been flushed or has failed.
+func (b *bufConn) waitBatch() {
+	b.mu.Lock()
+	for b.batching.Load() {
+		b.ended.Wait()
+	}
+	b.mu.Unlock()
 }
 
 func (b *bufConn) setBatchDeadline(t time.Time) error {

@@ -15,23 +15,27 @@ import (
 	"github.com/msgtrans/msgtrans-go/wire"
 )
 
-// normalClose is the payload of the close frame Close sends.
-var normalClose = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-
 // conn is a [runtime.Conn] over a gorilla WebSocket connection.
 type conn struct {
 	ws        *websocket.Conn
 	bc        *bufConn
 	lim       wire.Limits // with defaults applied
-	maxPacket int         // the read limit: the largest packet lim admits
+	maxPacket int         // the largest packet (and message) lim admits
 
-	// Used only by the goroutine in ReadPacket.
+	// readMu is held by ReadPacket, and after Close by the goroutine that
+	// drains the connection, so that the two never read at once.
+	readMu sync.Mutex
+	// Used only by the goroutine holding readMu.
 	hdr       [wire.HeaderSize]byte
 	inMessage bool // between NextReader returning a message and the message's end
+	broken    bool // gorilla's reader failed: it returns that error for good
 
-	closeSent atomic.Bool // a close frame went out (CloseWrite, or the reply to the peer's)
-	closeOnce sync.Once
-	closeErr  error
+	closeSent     atomic.Bool            // a close frame went out (ours, or the reply to the peer's)
+	closeReceived atomic.Bool            // the peer's close frame arrived
+	closeMsg      atomic.Pointer[[]byte] // our close frame's payload (see SetCloseReason); nil: normal closure
+	closing       atomic.Bool            // Close has begun
+	closeOnce     sync.Once
+	released      chan struct{} // closed once Close has released the socket
 
 	// onFrame is the runtime's count of control frames (see
 	// NotifyControlFrames); frameErr what it returned to stop reading.
@@ -49,9 +53,11 @@ type conn struct {
 }
 
 func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *conn {
-	c := &conn{ws: ws, bc: bc, lim: cfg.Limits, maxPacket: cfg.MaxPacketSize()}
+	c := &conn{ws: ws, bc: bc, lim: cfg.Limits, maxPacket: cfg.MaxPacketSize(), released: make(chan struct{})}
 	bc.pktTimeout = cfg.Limits.PacketReadTimeout
-	ws.SetReadLimit(int64(c.maxPacket))
+	// No gorilla read limit: ReadPacket holds a message to the packet its
+	// header declares, which the limits bound, and reports a longer one
+	// itself; gorilla's limit would close with 1009 and no reason first.
 	// A control frame between messages is not the start of a packet: keep
 	// waiting without the packet read deadline. Each counts toward the
 	// session's rate limit; pings are answered, the latest one only.
@@ -67,6 +73,7 @@ func newConn(ws *websocket.Conn, bc *bufConn, cfg *runtime.TransportConfig) *con
 	// its own: Close then sends none.
 	closeReply := ws.CloseHandler()
 	ws.SetCloseHandler(func(code int, text string) error {
+		c.closeReceived.Store(true)
 		if c.closeSent.Swap(true) {
 			return nil
 		}
@@ -134,12 +141,16 @@ func (c *conn) SetLimits(lim wire.Limits) {
 	c.lim = (&runtime.TransportConfig{Limits: lim}).WithDefaults().Limits
 	c.maxPacket = lim.MaxPacketSize()
 	c.bc.pktTimeout = c.lim.PacketReadTimeout
-	c.ws.SetReadLimit(int64(c.maxPacket))
 }
 
 // ReadPacket implements [runtime.Conn]: it reads one binary message and
 // returns the packet it holds, which owns its memory.
 func (c *conn) ReadPacket() (wire.Packet, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.closing.Load() {
+		return wire.Packet{}, fmt.Errorf("msgtrans: ws read: %w", net.ErrClosed)
+	}
 	b := c.bc
 	b.waiting = true
 	c.inMessage = false
@@ -157,7 +168,7 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 		}
 	}
 	if mt != websocket.BinaryMessage {
-		return wire.Packet{}, fmt.Errorf("%w: text websocket message (msgtrans sends one packet per binary message)", wire.ErrProtocol)
+		return wire.Packet{}, errTextMessage
 	}
 	if n, err := io.ReadFull(r, c.hdr[:]); err != nil {
 		if isMessageEnd(err) {
@@ -181,8 +192,7 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 	for {
 		n, err := r.Read(c.hdr[:1])
 		if n > 0 {
-			return wire.Packet{}, fmt.Errorf("%w: binary message longer than the %d-byte packet it starts with",
-				wire.ErrProtocol, wire.HeaderSize+len(body))
+			return wire.Packet{}, c.overlong(r, wire.HeaderSize+len(body))
 		}
 		if err == io.EOF {
 			break
@@ -195,6 +205,21 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 	return h.Packet(body), nil
 }
 
+// overlong reads on a message found longer than the packet of size bytes
+// it starts with (one byte past it is read), as far as the read limit, to
+// say which it is: a message over the limit, or a protocol error.
+func (c *conn) overlong(r io.Reader, size int) error {
+	extra, err := io.Copy(io.Discard, io.LimitReader(r, int64(c.maxPacket-size)))
+	switch {
+	case int64(size)+1+extra > int64(c.maxPacket):
+		return fmt.Errorf("%w: websocket message over the %d-byte packet limit", wire.ErrTooLarge, c.maxPacket)
+	case err != nil:
+		return c.readError(err)
+	}
+	return fmt.Errorf("%w: binary message of %d bytes, longer than the %d-byte packet it starts with",
+		wire.ErrProtocol, int64(size)+1+extra, size)
+}
+
 // isMessageEnd reports whether err from io.ReadFull on a message reader
 // means the message ended early.
 func isMessageEnd(err error) bool { return err == io.EOF || err == io.ErrUnexpectedEOF }
@@ -202,6 +227,7 @@ func isMessageEnd(err error) bool { return err == io.EOF || err == io.ErrUnexpec
 // readError turns an error from gorilla's reader into the error ReadPacket
 // reports.
 func (c *conn) readError(err error) error {
+	c.broken = true
 	var ce *websocket.CloseError
 	var ne net.Error
 	switch {
@@ -238,6 +264,9 @@ func (c *conn) readError(err error) error {
 // WritePackets implements [runtime.Conn]: each packet becomes one binary
 // message, and the whole batch reaches the socket in one flush.
 func (c *conn) WritePackets(pkts [][]byte) error {
+	if c.closing.Load() {
+		return fmt.Errorf("msgtrans: ws write: %w", net.ErrClosed)
+	}
 	if len(pkts) == 0 {
 		return nil
 	}
@@ -267,8 +296,27 @@ func (c *conn) WritePackets(pkts [][]byte) error {
 // WritePackets is blocked, to unblock it.
 func (c *conn) SetWriteDeadline(t time.Time) error { return c.bc.setBatchDeadline(t) }
 
-// CloseWrite starts the WebSocket closing handshake: it sends a
-// normal-closure close frame, after which nothing more is written. Reading
+// SetCloseReason implements [runtime.CloseReasoner]: the close frame that
+// CloseWrite or Close sends carries the code and reason closeStatus gives
+// reason (1000, no reason, until it is called).
+func (c *conn) SetCloseReason(reason error) {
+	p := closePayload(reason)
+	c.closeMsg.Store(&p)
+}
+
+// normalClose is the payload of a close frame without fault.
+var normalClose = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+
+// closeFrame returns the payload of the close frame to send.
+func (c *conn) closeFrame() []byte {
+	if p := c.closeMsg.Load(); p != nil {
+		return *p
+	}
+	return normalClose
+}
+
+// CloseWrite starts the WebSocket closing handshake: it sends the close
+// frame (see SetCloseReason), after which nothing more is written. Reading
 // goes on until the peer's close frame answers it (ReadPacket returns
 // io.EOF): a graceful close lingers so, because closing the socket with
 // input unread would reset it and could destroy what the peer has not read.
@@ -276,24 +324,65 @@ func (c *conn) CloseWrite() error {
 	if c.closeSent.Swap(true) {
 		return nil
 	}
-	return c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
+	return c.ws.WriteControl(websocket.CloseMessage, c.closeFrame(), time.Now().Add(closeGrace))
 }
 
-// Close implements [runtime.Conn]. Unless a write is in progress or a close
-// frame went out already, it first sends a normal-closure close frame so
-// that the peer sees a clean close, waiting at most a fraction of a second
-// for it.
+// Close implements [runtime.Conn]. It returns at once and finishes in the
+// background, within closeGrace plus drainTime; Released is closed when it
+// has. Reads and writes that begin after it fail with net.ErrClosed. It
+// bounds a write in progress by closeGrace, then sends the close frame (see
+// SetCloseReason) after what that write gathered. Then, unless the peer's
+// close frame has arrived or ReadPacket is reading, the connection is
+// drained rather than closed at once: it ends its sending side and reads
+// and discards what comes until the peer closes or answers with its close
+// frame, for at most drainTime, so that input left unread does not reset
+// the connection before the peer has read the close frame (it would see an
+// abnormal close, 1006, instead of the code).
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() {
-		c.bc.closing.Store(true)
-		if !c.bc.batching.Load() && !c.closeSent.Swap(true) {
-			_ = c.ws.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeGrace))
-		}
-		c.closeErr = c.bc.Conn.Close()
-		c.pongDone.Wait()
+		c.closing.Store(true)
+		go c.finish(c.readMu.TryLock())
 	})
-	return c.closeErr
+	return nil
 }
+
+// finish is the work of Close; drain says whether it holds readMu (nothing
+// is reading) and so may drain the connection.
+func (c *conn) finish(drain bool) {
+	if drain {
+		defer c.readMu.Unlock()
+	}
+	_ = c.bc.setBatchDeadline(time.Now().Add(closeGrace))
+	if !c.closeSent.Swap(true) {
+		_ = c.ws.WriteControl(websocket.CloseMessage, c.closeFrame(), time.Now().Add(closeGrace))
+	}
+	c.bc.waitBatch()
+	if drain && !c.closeReceived.Load() {
+		timer := time.AfterFunc(drainTime, func() { _ = c.bc.Conn.Close() })
+		halfClose(c.bc.Conn)
+		if c.broken {
+			// gorilla's reader has failed for good (the stream may be
+			// cut inside a frame): discard bytes until the peer closes.
+			_, _ = io.Copy(io.Discard, c.bc.Conn)
+		} else {
+			// Discard messages until the peer's close frame (the close
+			// handler then sends nothing, ours being out) or the end.
+			for {
+				if _, _, err := c.ws.NextReader(); err != nil {
+					break
+				}
+			}
+		}
+		timer.Stop()
+	}
+	_ = c.bc.Conn.Close()
+	c.pongDone.Wait()
+	close(c.released)
+}
+
+// Released implements [runtime.Releaser]: it is closed once Close has
+// closed the socket, at most drainTime after Close.
+func (c *conn) Released() <-chan struct{} { return c.released }
 
 // LocalAddr implements [runtime.Conn].
 func (c *conn) LocalAddr() net.Addr { return c.bc.LocalAddr() }

@@ -21,13 +21,15 @@ import (
 // listener serves WebSocket upgrades with an http.Server and hands the
 // upgraded connections to Accept.
 type listener struct {
-	srv   *http.Server
-	up    websocket.Upgrader
-	addr  net.Addr
-	path  string
-	cfg   *runtime.TransportConfig
-	ready chan *conn    // upgraded connections, unbuffered
-	done  chan struct{} // closed by Close
+	srv  *http.Server
+	up   websocket.Upgrader
+	addr net.Addr
+	path string
+	cfg  *runtime.TransportConfig
+	// originOK says whether an upgrade's Origin is allowed.
+	originOK func(*http.Request) bool
+	ready    chan *conn    // upgraded connections, unbuffered
+	done     chan struct{} // closed by Close
 
 	served   chan struct{} // closed when Serve has returned
 	serveErr error         // Serve's result, readable once served is closed
@@ -47,19 +49,21 @@ func (t Transport) serve(nl net.Listener, u *url.URL, cfg *runtime.TransportConf
 		path = "/"
 	}
 	l := &listener{
-		addr:   nl.Addr(),
-		path:   path,
-		cfg:    cfg,
-		ready:  make(chan *conn),
-		done:   make(chan struct{}),
-		served: make(chan struct{}),
+		addr:     nl.Addr(),
+		path:     path,
+		cfg:      cfg,
+		originOK: originChecker(cfg.AllowedOrigins),
+		ready:    make(chan *conn),
+		done:     make(chan struct{}),
+		served:   make(chan struct{}),
 		up: websocket.Upgrader{
 			HandshakeTimeout: cfg.HandshakeTimeout,
 			ReadBufferSize:   readBufferSize,
 			WriteBufferSize:  frameBufferSize,
 			WriteBufferPool:  &framePool,
-			// Every origin is accepted; see the package documentation.
-			CheckOrigin: originChecker(cfg.AllowedOrigins),
+			// ServeHTTP checks the origin itself, so as to refuse one
+			// with a close code a browser can read.
+			CheckOrigin: func(*http.Request) bool { return true },
 		},
 	}
 	l.srv = &http.Server{
@@ -116,20 +120,42 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mu.Unlock()
 	defer l.wg.Done()
 
+	offered := websocket.Subprotocols(r)
+	proto, ok := selectSubprotocol(offered)
+	if !ok {
+		l.cfg.Logger.Debug("msgtrans: websocket upgrade without a subprotocol of ours", "remote", r.RemoteAddr, "offered", offered)
+		l.cfg.Refuse(runtime.RefuseHandshakeFailed)
+		http.Error(w, fmt.Sprintf("msgtrans: none of the WebSocket subprotocols offered (%s) is spoken here: offer %s, or none",
+			strings.Join(offered, ", "), strings.Join(subprotocols, " or ")), http.StatusBadRequest)
+		return
+	}
+	var hdr http.Header
+	if proto != "" {
+		hdr = http.Header{"Sec-Websocket-Protocol": {proto}}
+	}
+	originOK := l.originOK(r)
 	hw := &hijackWriter{ResponseWriter: w}
-	ws, err := l.up.Upgrade(hw, r, nil)
+	ws, err := l.up.Upgrade(hw, r, hdr)
 	if err != nil {
 		// gorilla has answered the request or closed the connection.
 		l.cfg.Logger.Debug("msgtrans: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		if !l.up.CheckOrigin(r) {
-			l.cfg.Refuse(runtime.RefuseOrigin)
-		} else {
-			l.cfg.Refuse(runtime.RefuseHandshakeFailed)
-		}
+		l.cfg.Refuse(runtime.RefuseHandshakeFailed)
+		return
+	}
+	c := newConn(ws, hw.bc, l.cfg)
+	if !originOK {
+		// Refused after the upgrade, so that a browser's page learns why
+		// (a refused upgrade only shows it a failed connection, 1006).
+		// Nothing the page sends is read.
+		origin := r.Header.Get("Origin")
+		l.cfg.Logger.Debug("msgtrans: websocket origin not allowed", "remote", r.RemoteAddr, "origin", origin)
+		l.cfg.Refuse(runtime.RefuseOrigin)
+		c.SetCloseReason(runtime.Errorf(runtime.CodePermissionDenied, "origin %.80q not allowed", origin))
+		c.Close()
+		<-c.Released()
 		return
 	}
 	listen.HandshakeDone(hw.bc.Conn)
-	c := newConn(ws, hw.bc, l.cfg)
 	select {
 	case l.ready <- c:
 	case <-l.done:
@@ -200,6 +226,27 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.bc = newBufConn(c)
 	return w.bc, brw, nil
+}
+
+// subprotocols are the WebSocket subprotocols msgtrans speaks, both naming
+// wire format v1 ("msgtrans" is the unversioned name), in the order a
+// dialer offers them. A listener selects the first of those a client offers
+// that is in this list; a client offering none is served too (without a
+// subprotocol), and one offering only others is answered 400 Bad Request.
+var subprotocols = []string{"msgtrans.v1", "msgtrans"}
+
+// selectSubprotocol returns the subprotocol to select for a client that
+// offered these (in its order of preference), and false when it offered
+// some but none of ours.
+func selectSubprotocol(offered []string) (string, bool) {
+	for _, p := range offered {
+		for _, ours := range subprotocols {
+			if p == ours {
+				return p, true
+			}
+		}
+	}
+	return "", len(offered) == 0
 }
 
 // originChecker accepts a WebSocket upgrade whose Origin header is one of

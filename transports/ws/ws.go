@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,6 +112,7 @@ func (t Transport) dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 		return bc, nil
 	}
 	d := websocket.Dialer{
+		Subprotocols:    subprotocols,
 		ReadBufferSize:  readBufferSize,
 		WriteBufferSize: frameBufferSize,
 		WriteBufferPool: &framePool,
@@ -141,6 +143,12 @@ func (t Transport) dial(ctx context.Context, u *url.URL, cfg *runtime.TransportC
 			return nil, fmt.Errorf("msgtrans: dial %s: %w (%w)", u.Redacted(), err, se)
 		}
 		return nil, fmt.Errorf("msgtrans: dial %s: %w", u.Redacted(), err)
+	}
+	// A server of an older msgtrans-go selects no subprotocol; one that
+	// selects another speaks something else.
+	if p := ws.Subprotocol(); p != "" && !slices.Contains(subprotocols, p) {
+		_ = ws.Close()
+		return nil, fmt.Errorf("msgtrans: dial %s: the server selected WebSocket subprotocol %q, not one of %q", u.Redacted(), p, subprotocols)
 	}
 	return newConn(ws, bc, cfg), nil
 }
