@@ -120,7 +120,9 @@ func TestCloseCodes(t *testing.T) {
 	const big = 2 << 20
 	small := runtime.WithLimits(wire.Limits{MaxPayload: maxPayload})
 	valid := append(header(1, 0, 5), "hello"...)
-	hello := func(t *testing.T) []byte { return controlPacket(t, wire.ControlHello, 1, []byte{1 << wire.CompressionZlib}) }
+	hello := func(t *testing.T) []byte {
+		return controlPacket(t, wire.ControlHello, 1, []byte{1 << wire.CompressionZlib})
+	}
 	write := func(t *testing.T, c *websocket.Conn, mt int, data []byte) {
 		t.Helper()
 		if err := c.WriteMessage(mt, data); err != nil {
