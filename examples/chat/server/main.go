@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	maxConnsPerIP := fs.Int("max-conns-per-ip", runtime.DefaultMaxConnsPerIP, "connections from one host (IPv6: one /64) at most")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
+	httpAddr := fs.String("http", DefaultHTTP, "`address` to serve the chat's web page on (HTTPS with -tls-cert); empty: no page")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -120,7 +121,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	if err := chatserver.Run(ctx, cfg); err != nil {
+	if err := serve(ctx, cfg, *httpAddr, cfg.TLS, logger); err != nil {
 		logger.Error("chat server failed", "err", err)
 		return 1
 	}

@@ -48,7 +48,7 @@ func TestCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var stderr strings.Builder
-	if got := run(ctx, []string{"-dev-cert-dir", t.TempDir(), "-listen", "tcp://127.0.0.1:0,ws://127.0.0.1:0/ws,quic://127.0.0.1:0"}, &stderr); got != 0 {
+	if got := run(ctx, []string{"-dev-cert-dir", t.TempDir(), "-http", "127.0.0.1:0", "-listen", "tcp://127.0.0.1:0,ws://127.0.0.1:0/ws,quic://127.0.0.1:0"}, &stderr); got != 0 {
 		t.Errorf("status %d, want 0; stderr:\n%s", got, stderr.String())
 	}
 	for _, want := range []string{"development certificate", "chat server ready", "chat server stopped"} {
