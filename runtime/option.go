@@ -370,8 +370,10 @@ func WithMaxConnectionsPerIP(n int) ServerOption {
 
 // WithAllowedOrigins restricts which web pages may open WebSocket
 // connections to the server: an upgrade whose Origin header is not listed
-// is refused with 403. Requests without an Origin header (clients other
-// than browsers) are accepted. Default: every origin (see docs/security.md).
+// (scheme, host and port, compared without regard to case) is closed at
+// once with WebSocket close code 1008, nothing it sent being read.
+// Requests without an Origin header (clients other than browsers) are
+// accepted. Default: every origin; docs/security.md says when to list them.
 func WithAllowedOrigins(origins ...string) ServerOption {
 	return serverOption{"WithAllowedOrigins", func(c *config) { c.allowedOrigins = origins }}
 }
