@@ -80,6 +80,13 @@ type Config struct {
 	// Options are more options for the runtime server: caps, rate limits,
 	// heartbeats (see package runtime).
 	Options []runtime.ServerOption
+	// MetricsAddr, when set ("127.0.0.1:9090"), is where the server serves
+	// its operations endpoint while it runs: /metrics (Prometheus: the
+	// runtime's metrics through package promobserve, and the Go runtime's
+	// and the process's), /healthz and /readyz (see [Server.OpsHandler]).
+	// It is up before the chat's listeners and down after the drain, so
+	// that /readyz answers 503 meanwhile.
+	MetricsAddr string
 }
 
 // Server is a chat server. Create one with [New], then [Server.Serve] (or
@@ -102,6 +109,8 @@ type Server struct {
 	historyBudget budget // shared by the histories of all rooms
 
 	watch watchers // the Watch streams, by room
+
+	ops *ops // the operations endpoint; nil without Config.MetricsAddr
 
 	pingSeq  atomic.Uint64
 	stopping atomic.Bool // set when shutdown begins: departures are not announced
@@ -175,6 +184,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		opts = append(opts, runtime.WithTLS(cfg.TLS))
 	}
+	if cfg.MetricsAddr != "" {
+		o, opt, err := newOps()
+		if err != nil {
+			return nil, err
+		}
+		s.ops = o
+		opts = append(opts, opt)
+	}
 	if cfg.Cluster != nil {
 		if cfg.Cluster.NATS == nil {
 			return nil, errors.New("chatserver: a cluster needs a NATS connection")
@@ -232,7 +249,13 @@ func (s *Server) start(ctx context.Context, again bool) error {
 		return fmt.Errorf("chatserver: %w", runtime.ErrClosed)
 	default:
 	}
+	if s.ops != nil && s.ops.srv == nil {
+		if err := s.startOps(); err != nil {
+			return err
+		}
+	}
 	if err := s.rt.Listen(ctx, s.cfg.Listen...); err != nil {
+		s.stopOps()
 		return err
 	}
 	if s.peers != nil {
@@ -289,12 +312,14 @@ func (s *Server) Addrs() []string { return s.rt.Addrs() }
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.beginStop()
 	s.log.Info("chat server shutting down", "sessions", s.rt.SessionCount())
+	defer s.stopOps()
 	return s.rt.Shutdown(ctx)
 }
 
 // Close closes every session at once and stops the server.
 func (s *Server) Close() error {
 	s.beginStop()
+	defer s.stopOps()
 	return s.rt.Close()
 }
 

@@ -47,6 +47,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	natsPrefix := fs.String("nats-prefix", "chat", "NATS subject `prefix` of this chat's cluster")
 	maxConns := fs.Int("max-conns", runtime.DefaultMaxConns, "connections the server holds at most")
 	maxConnsPerIP := fs.Int("max-conns-per-ip", runtime.DefaultMaxConnsPerIP, "connections from one host (IPv6: one /64) at most")
+	rateLimit := fs.Float64("rate-limit", runtime.DefaultRateLimit, "packets a second each session may send (a token bucket; see -rate-burst)")
+	rateBurst := fs.Int("rate-burst", runtime.DefaultRateBurst, "burst of -rate-limit, in packets")
+	origins := fs.String("allowed-origins", "", "comma-separated web `origins` (https://chat.example.com) whose pages may open WebSocket connections; empty: every origin")
+	writeTimeout := fs.Duration("write-timeout", runtime.DefaultWriteTimeout, "how long a write to a client may take before it is closed as a slow consumer")
+	sendQueue := fs.Int("send-queue-bytes", runtime.DefaultSendQueueBytes, "`bytes` queued for one client at most before it is closed as a slow consumer")
+	hbInterval := fs.Duration("heartbeat-interval", runtime.DefaultHeartbeatInterval, "how often clients ping (the runtime's heartbeat)")
+	hbTimeout := fs.Duration("heartbeat-timeout", runtime.DefaultHeartbeatTimeout, "a client silent this long is disconnected; more than -heartbeat-interval")
+	metricsAddr := fs.String("metrics", "", "`address` (127.0.0.1:9090) of an HTTP endpoint serving /metrics (Prometheus), /healthz and /readyz; empty: none")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log JSON instead of text")
 	httpAddr := fs.String("http", DefaultHTTP, "`address` to serve the chat's web page on (HTTPS with -tls-cert); empty: no page")
@@ -79,6 +87,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if *history < 0 || *historyBytes < 0 || *pingTimeout < 0 || *maxConns < 0 || *maxConnsPerIP < 0 {
 		return usageError("-history, -history-bytes, -ping-timeout, -max-conns and -max-conns-per-ip must not be negative")
 	}
+	if *rateLimit <= 0 || *rateBurst <= 0 || *writeTimeout <= 0 || *sendQueue <= 0 || *hbInterval <= 0 || *hbTimeout <= *hbInterval {
+		return usageError("-rate-limit, -rate-burst, -write-timeout, -send-queue-bytes and -heartbeat-interval must be positive, and -heartbeat-timeout more than -heartbeat-interval")
+	}
+	var allowed []string
+	for o := range strings.SplitSeq(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			allowed = append(allowed, o)
+		}
+	}
 	if *nodeID > 65535 || (*nodeID != 0 && *natsURL == "") {
 		return usageError("-node-id is a number from 1 to 65535, for a server with -nats")
 	}
@@ -101,7 +118,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		PingInterval:    *pingInterval,
 		PingTimeout:     *pingTimeout,
 		DevCertDir:      *devDir,
-		Options:         []runtime.ServerOption{runtime.WithMaxConnections(*maxConns), runtime.WithMaxConnectionsPerIP(*maxConnsPerIP)},
+		MetricsAddr:     *metricsAddr,
+		Options: []runtime.ServerOption{
+			runtime.WithMaxConnections(*maxConns), runtime.WithMaxConnectionsPerIP(*maxConnsPerIP),
+			runtime.WithRateLimit(*rateLimit, *rateBurst), runtime.WithWriteTimeout(*writeTimeout),
+			runtime.WithSendQueueBytes(*sendQueue), runtime.WithHeartbeat(*hbInterval, *hbTimeout),
+		},
+	}
+	if len(allowed) > 0 {
+		cfg.Options = append(cfg.Options, runtime.WithAllowedOrigins(allowed...))
 	}
 	if *natsURL != "" {
 		nc, err := nats.Connect(*natsURL, nats.Name("msgtrans chat server"), nats.MaxReconnects(-1), nats.ReconnectBufSize(-1))
