@@ -88,10 +88,14 @@ function noteSeen(m: ChatMessage): void {
   seen.set(m.room, { ms: m.time ? timestampDate(m.time).getTime() : 0, seq: m.seq });
 }
 
-/** Events that arrive while a Join waits for its response are held, so history comes first. */
-let holding: (() => void)[] | undefined;
-function event(fn: () => void): void {
-  if (holding) holding.push(fn);
+/**
+ * Events that arrive while a Join waits for its response are held: the
+ * joiner's own arrival is shown first, then the history and the members,
+ * then the rest, as the terminal client does.
+ */
+let holding: { fn: () => void; selfJoin: boolean }[] | undefined;
+function event(fn: () => void, selfJoin = false): void {
+  if (holding) holding.push({ fn, selfJoin });
   else fn();
 }
 
@@ -106,10 +110,13 @@ const handler: ChatEventsServiceHandler = {
     });
   },
   memberJoined(req) {
-    event(() => {
-      line("event", `${req.nick} joined ${req.room}`, { event: "joined", nick: req.nick });
-      if (req.room === me.joined && !members.includes(req.nick)) showMembers([...members, req.nick]);
-    });
+    event(
+      () => {
+        line("event", `${req.nick} joined ${req.room}`, { event: "joined", nick: req.nick });
+        if (req.room === me.joined && !members.includes(req.nick)) showMembers([...members, req.nick]);
+      },
+      holding !== undefined && holding.length === 0,
+    );
   },
   memberLeft(req) {
     event(() => {
@@ -178,7 +185,7 @@ async function main(): Promise<void> {
   client.onStateChange((c) => {
     if (c.state === "reconnecting" && !dropped) {
       dropped = true;
-      line("notice", `connection lost (${c.error ? describe(c.error) : "?"}); reconnecting…`);
+      line("notice", `${c.error ? describe(c.error) : "connection lost"}; reconnecting…`);
     }
   });
 
@@ -195,6 +202,8 @@ async function main(): Promise<void> {
       nickInput.value = me.nick;
       roomInput.value = me.room;
       if (!again) line("notice", `you are ${resp.nick} in ${resp.room}`);
+      const own = holding?.[0]?.selfJoin ? holding.shift() : undefined;
+      own?.fn();
       for (const m of resp.history) {
         if (!isNew(m)) continue;
         noteSeen(m);
@@ -205,7 +214,7 @@ async function main(): Promise<void> {
     } finally {
       const held = holding ?? [];
       holding = undefined;
-      for (const fn of held) fn();
+      for (const h of held) h.fn();
     }
   };
 
