@@ -98,6 +98,8 @@ type config struct {
 	inflateRate            int
 	maxHandlerTimeout      time.Duration
 	maxHandshakes          int
+	idleParking            time.Duration // WithIdleParking; see resolveIdleParking
+	idleParkingSet         bool
 	observer               Observer   // WithObserver
 	obs                    *observing // made from observer by NewServer, NewClient
 

@@ -3,12 +3,11 @@ package runtime
 import (
 	"errors"
 	"io"
-
-	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // run reads and dispatches packets until the connection fails or closes,
-// then waits for the session's goroutines and returns the close reason.
+// then waits for the session's goroutines and returns the close reason. A
+// session that may park (see [WithIdleParking]) is read by resume instead.
 func (s *Session) run() error {
 	var err error
 	if first := s.first; first != nil {
@@ -17,16 +16,35 @@ func (s *Session) run() error {
 		err = s.receive(in)
 		in.release()
 	}
-	for err == nil {
-		var read wire.Packet
-		if read, err = s.next(); err == nil {
-			// Taken from the pool only once read, so that a session
-			// waiting for its next packet holds none.
-			in := newInbound(read)
-			err = s.receive(in)
-			in.release()
+	if err == nil {
+		err = s.readLoop()
+	}
+	return s.finish(err)
+}
+
+// readLoop reads and dispatches packets until a read or a dispatch fails,
+// and returns why: a read error wrapping wire.ErrIdle when the session may
+// park and its reader has waited long enough.
+func (s *Session) readLoop() error {
+	for {
+		read, err := s.next()
+		if err != nil {
+			return err
+		}
+		// Taken from the pool only once read, so that a session waiting
+		// for its next packet holds none.
+		in := newInbound(read)
+		err = s.receive(in)
+		in.release()
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// finish ends the session after its reading stopped with err: it closes
+// it, waits for its goroutines and returns the close reason.
+func (s *Session) finish(err error) error {
 	s.mu.Lock()
 	closedLocally := s.closed
 	if s.readEnded != nil {

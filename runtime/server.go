@@ -34,6 +34,8 @@ type Server struct {
 	joinMu   sync.Mutex    // serialises joining the cluster
 	clock    *clock
 	work     *workPool
+	poller   *poller // parks idle sessions; made with the first, guarded by mu
+	noPoller bool    // none could be made; guarded by mu
 
 	mu        sync.Mutex
 	listeners []boundListener
@@ -70,6 +72,9 @@ const drainTimeout = 5 * time.Second
 // any invalid or client-only option makes it fail.
 func NewServer(opts ...ServerOption) (*Server, error) {
 	cfg, err := newServerConfig(opts)
+	if err == nil {
+		err = cfg.resolveIdleParking()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +262,7 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 		return
 	}
 	s.sessWG.Add(1)
+	p := s.pollerLocked()
 	s.mu.Unlock()
 	release := func() {}
 	if !admitted {
@@ -273,14 +279,19 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 	s.sessions.Set(sess.id, sess)
 	s.count.Add(1)
 	s.cfg.obs.opened(sess)
-	go func() {
-		defer s.sessWG.Done()
+	var authTimer *time.Timer
+	begin := func() {
 		if sess.policy.authenticate == nil {
 			sess.becomeReady("")
 		} else {
-			defer sess.authTimer().Stop()
+			authTimer = sess.authTimer()
 		}
-		reason := sess.run()
+	}
+	end := func(reason error) {
+		defer s.sessWG.Done()
+		if authTimer != nil {
+			authTimer.Stop()
+		}
 		s.cfg.obs.ended(sess, reason)
 		s.groups.leaveAll(sess)
 		s.users.remove(sess)
@@ -290,7 +301,57 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 		if sess.ready.Load() {
 			s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
 		}
+	}
+	if sess.parkable(p, s.cfg.idleParking) {
+		// Read by the pool's goroutines while it has data, and by none
+		// while parked.
+		sess.parking.ended = end
+		s.work.run(func() {
+			begin()
+			sess.resume()
+		})
+		return
+	}
+	go func() {
+		begin()
+		end(sess.run())
 	}()
+}
+
+// pollerLocked returns the server's poller, made on first use; nil when
+// parking is off or unsupported here. s.mu must be held.
+func (s *Server) pollerLocked() *poller {
+	if s.poller == nil && !s.noPoller && s.cfg.idleParking > 0 {
+		p, err := newPoller(s.wakeSession)
+		if err != nil {
+			if !errors.Is(err, errors.ErrUnsupported) {
+				s.cfg.logger.Warn("msgtrans: no poller for idle sessions; each keeps a reader goroutine", "err", err)
+			}
+			s.noPoller = true
+			return nil
+		}
+		s.poller = p
+	}
+	return s.poller
+}
+
+// wakeSession takes up the parked session with the id, whose socket is
+// ready; an id whose session has ended is ignored.
+func (s *Server) wakeSession(id uint64) {
+	if sess, ok := s.sessions.Get(id); ok {
+		sess.wake()
+	}
+}
+
+// closePoller closes the poller, once no session is left to park.
+func (s *Server) closePoller() {
+	s.mu.Lock()
+	p := s.poller
+	s.poller = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
 }
 
 // refuse tells a connection over the caps why it is refused (a go-away
@@ -404,6 +465,7 @@ func (s *Server) nextID() uint32 {
 func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.stop() {
 		s.sessWG.Wait()
+		s.closePoller()
 		s.work.close()
 		return nil
 	}
@@ -428,6 +490,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.sessWG.Wait()
+	s.closePoller()
 	s.work.close()
 	s.stopCluster(ctx)
 	return ctx.Err()
@@ -441,6 +504,7 @@ func (s *Server) Close() error {
 		sess.closeWith(ErrServerShutdown)
 	}
 	s.sessWG.Wait()
+	s.closePoller()
 	s.work.close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

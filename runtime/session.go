@@ -107,6 +107,10 @@ type Session struct {
 	// streams are the session's open streams.
 	streams streams
 
+	// parking is the session's part in idle parking (server side; see
+	// WithIdleParking).
+	parking parking
+
 	// stats counts the session's traffic when an observer is set (nil
 	// otherwise); see observing.
 	stats *sessionStats
@@ -215,6 +219,7 @@ func (s *Session) closeWith(reason error) {
 	s.cancel()
 	tellCloseReason(s.conn, reason)
 	_ = s.conn.Close()
+	s.wake() // a parked session has no reader to see the close
 	s.failPending(reason)
 }
 

@@ -49,6 +49,9 @@ func (s *Session) takeSlot() bool {
 			return true
 		case res := <-next:
 			r.busy = false
+			if errors.Is(res.err, wire.ErrIdle) {
+				continue // nothing arrived for a while: read again
+			}
 			if res.err != nil {
 				// The peer is gone (or broke the protocol): cancel its
 				// handlers now. The read loop reports why once it has

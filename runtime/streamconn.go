@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/wire"
@@ -86,6 +87,35 @@ func (s *StreamConn) CloseWrite() error {
 		return hc.CloseWrite()
 	}
 	return errors.ErrUnsupported
+}
+
+// ParkWhenIdle implements [IdleParker] for connections over a kernel
+// socket, TLS over one included: the decoder stops waiting once idle
+// (a TLS connection returns what it has decrypted before it waits on the
+// socket, so nothing stays buffered above it when the wait ends).
+func (s *StreamConn) ParkWhenIdle(after time.Duration) (syscall.RawConn, bool) {
+	rc, ok := socketOf(s.c)
+	if !ok || !s.dec.SetIdleTimeout(after) {
+		return nil, false
+	}
+	return rc, true
+}
+
+// socketOf returns the kernel socket under c, looking through
+// connections that wrap another (TLS, a listener's admitted connection).
+func socketOf(c net.Conn) (syscall.RawConn, bool) {
+	for c != nil {
+		if sc, ok := c.(syscall.Conn); ok {
+			rc, err := sc.SyscallConn()
+			return rc, err == nil
+		}
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.NetConn()
+	}
+	return nil, false
 }
 
 // SetLimits implements [LimitSetter].

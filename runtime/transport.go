@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/msgtrans/msgtrans-go/wire"
@@ -81,6 +82,20 @@ type CloseReasoner interface {
 // socket released.
 type Releaser interface {
 	Released() <-chan struct{}
+}
+
+// IdleParker is implemented by connections over a kernel socket whose
+// reader can leave them while they are idle, so that an idle session holds
+// no goroutine (see [WithIdleParking]). ParkWhenIdle(after) makes
+// ReadPacket return an error wrapping [wire.ErrIdle] once it has waited
+// about after (between after/2 and after) between packets with nothing
+// of the connection's input buffered anywhere above the socket; the
+// connection stays usable, and the runtime calls ReadPacket again when the
+// socket it returns is readable. It reports false, changing nothing, when
+// the connection cannot; after 0 turns parking off again. It is called by
+// the goroutine that reads the connection, between packets.
+type IdleParker interface {
+	ParkWhenIdle(after time.Duration) (syscall.RawConn, bool)
 }
 
 // ControlFrameNotifier is implemented by connections whose transport has
