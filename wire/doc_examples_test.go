@@ -45,6 +45,11 @@ func docExamples() []docExample {
 				TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "congo=t61rcWkgMzE"})),
 		named("hello", typed(wire.Packet{Type: wire.OneWay, MessageID: 1, Payload: []byte{1<<wire.CompressionZstd | 1<<wire.CompressionZlib}},
 			wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlHello})),
+		// What a browser sends: zlib only (browsers cannot inflate zstd).
+		named("hello-browser", typed(wire.Packet{Type: wire.OneWay, MessageID: 1, Payload: []byte{1 << wire.CompressionZlib}},
+			wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlHello})),
+		named("ping", typed(wire.Packet{Type: wire.OneWay, MessageID: 7},
+			wire.Ext{HasRoute: true, Route: wire.ControlRoute, Control: wire.ControlPing})),
 
 		// The server stream: Count(n: 2) with an opening window of 4.
 		named("stream-open", typed(wire.Packet{Type: wire.Request, MessageID: 2, Payload: []byte{0x08, 0x02}},
