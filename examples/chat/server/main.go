@@ -96,6 +96,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 			allowed = append(allowed, o)
 		}
 	}
+	if len(allowed) > 0 && *httpAddr != "" {
+		// The chat's own page stays allowed (page.go).
+		allowed = append(allowed, pageOrigins(*httpAddr, *certFile != "")...)
+	}
 	if *nodeID > 65535 || (*nodeID != 0 && *natsURL == "") {
 		return usageError("-node-id is a number from 1 to 65535, for a server with -nats")
 	}

@@ -119,9 +119,11 @@ func pageConfig(r *http.Request, addrs []string) web.Config {
 	return web.Config{Servers: append(plain, secure...)}
 }
 
-// pageOrigins are the origins the page has when served on addr (as bound),
-// for a WebSocket origin allow-list: the address itself and, on a loopback
-// address, localhost too.
+// pageOrigins are the origins the page has when served on addr, which
+// -allowed-origins gets besides those it lists: the address itself and, on
+// a loopback address, localhost too. A page reached by another name (on
+// 0.0.0.0, behind a proxy) has an origin only its operator knows: list it
+// in -allowed-origins.
 func pageOrigins(addr string, useTLS bool) []string {
 	scheme := "http://"
 	if useTLS {
