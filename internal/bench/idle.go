@@ -30,11 +30,14 @@ import (
 
 const idleServerCommand = "idle-server"
 
+// idleSettle is how long the connections stay idle before the first sample.
+const idleSettle = 5 * time.Second
+
 // idleSetup is one server measured by the idle scenario.
 type idleSetup struct{ transport, impl string }
 
 var idleSetups = []idleSetup{
-	{"tcp", implMsgtrans}, {"ws", implMsgtrans}, {"quic", implMsgtrans},
+	{"tcp", implMsgtrans}, {"tcp", implNoPark}, {"ws", implMsgtrans}, {"ws", implNoPark}, {"quic", implMsgtrans},
 	{"tcp", "raw"}, {"ws", "gorilla"},
 }
 
@@ -84,7 +87,11 @@ func startIdlePair(e *env, s idleSetup, n int, extra ...string) (*idlePair, erro
 	if s.transport == "quic" {
 		conc = 8
 	}
-	args := append([]string{"-impl", s.impl, "-transport", s.transport, "-addr", f[1], "-n", strconv.Itoa(n), "-conc", strconv.Itoa(conc)}, extra...)
+	clientImpl := s.impl
+	if clientImpl == implNoPark {
+		clientImpl = implMsgtrans // the server differs, not its clients
+	}
+	args := append([]string{"-impl", clientImpl, "-transport", s.transport, "-addr", f[1], "-n", strconv.Itoa(n), "-conc", strconv.Itoa(conc)}, extra...)
 	cp, rf, err := startChild(e, 300*time.Second, cert, clientsCommand, args...)
 	if err != nil {
 		pair.close()
@@ -140,7 +147,10 @@ func measureIdle(e *env, s idleSetup, n int) error {
 	}
 	defer p.close()
 	e.logf("idle %s %s: %d connected in %v", s.transport, s.impl, p.connected, time.Since(t0).Round(time.Millisecond))
-	time.Sleep(500 * time.Millisecond) // let the connection set-up's transient goroutines and buffers go
+	// Idle for a while before sampling: the connection set-up's transient
+	// goroutines and buffers go, sessions park (after 0.5 s idle), and the
+	// pool's workers that read them exit (after 2-4 s without work).
+	time.Sleep(idleSettle)
 	for round := 1; round <= e.opt.rounds; round++ {
 		d, err := p.sample(p.connected)
 		if err != nil {
@@ -239,8 +249,8 @@ func idleServerMain(args []string) int {
 		stop  func()
 	)
 	switch *impl {
-	case implMsgtrans:
-		srv, err := e.startMsgtrans(*transport)
+	case implMsgtrans, implNoPark:
+		srv, err := e.startMsgtrans(*transport, parkingOptions(*impl)...)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "idle-server:", err)
 			return 1

@@ -68,6 +68,9 @@ type options struct {
 	max        bool
 	conns      int // 0: the scenario's default
 	verbose    bool
+	// parkCompare adds msgtrans with idle parking off (implNoPark) to
+	// the throughput and unary rounds on tcp and ws.
+	parkCompare bool
 }
 
 func main() {
@@ -113,6 +116,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.max, "max", false, "idle: find the most connections held with heartbeats running")
 	fs.IntVar(&o.conns, "conns", 0, "connections (idle, broadcast: the count to hold; default per scenario)")
 	fs.BoolVar(&o.verbose, "v", false, "log the runtime's informational messages")
+	fs.BoolVar(&o.parkCompare, "park-compare", false, "throughput, unary: also run msgtrans with idle parking off ("+implNoPark+"), alternated in each round")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
