@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/transports/internal/dialer"
 	"github.com/msgtrans/msgtrans-go/transports/internal/listen"
 )
 
@@ -82,11 +83,11 @@ func (t Transport) Listen(ctx context.Context, u *url.URL, cfg *runtime.Transpor
 // against cfg.TLS (nil: the system roots), with the server name taken from
 // u when cfg.TLS leaves it empty. No proxy is used.
 func (t Transport) Dial(ctx context.Context, u *url.URL, cfg *runtime.TransportConfig) (runtime.Conn, error) {
-	d := net.Dialer{}
-	if cfg != nil && cfg.LocalIP != nil {
-		d.LocalAddr = &net.TCPAddr{IP: cfg.LocalIP}
+	var local net.IP
+	if cfg != nil {
+		local = cfg.LocalIP
 	}
-	return t.dial(ctx, u, cfg, d.DialContext)
+	return t.dial(ctx, u, cfg, dialer.TCP(local).DialContext)
 }
 
 // dial is Dial with the TCP dial function as a parameter (tests count the
