@@ -305,7 +305,7 @@ func (s *Session) serve(in *inbound, ext wire.Ext, h registered, m *Method) {
 		}
 		_, err := s.call(ctx, h.h, p)
 		if obs != nil {
-			obs.Received(CodeOf(err))
+			obs.Received(statusOf(err))
 		}
 		s.answer(p, nil, err)
 		return
@@ -324,14 +324,14 @@ func (s *Session) serve(in *inbound, ext wire.Ext, h registered, m *Method) {
 		// encoded straight into the response packet.
 		msg, err := s.callMessage(ctx, ms, p)
 		if obs != nil {
-			obs.Handled(time.Since(start), CodeOf(err))
+			obs.Handled(time.Since(start), statusOf(err))
 		}
 		s.answerMessage(p, msg, err)
 		return
 	}
 	resp, err := s.call(ctx, h.h, p)
 	if obs != nil {
-		obs.Handled(time.Since(start), CodeOf(err))
+		obs.Handled(time.Since(start), statusOf(err))
 	}
 	s.answer(p, resp, err)
 }

@@ -491,3 +491,12 @@ func (st *sessionStats) count(batch [][]byte) {
 	st.packetsOut.Add(uint64(len(batch)))
 	st.bytesOut.Add(uint64(n))
 }
+
+// statusOf is CodeOf without its cost on success: CodeOf's errors.As moves
+// a variable to the heap on every call, nil errors included.
+func statusOf(err error) Code {
+	if err == nil {
+		return CodeOK
+	}
+	return CodeOf(err)
+}

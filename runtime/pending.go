@@ -31,7 +31,7 @@ func (s *Session) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, er
 	p = tracePacket(ctx, p)
 	r, err := s.request(ctx, func(id uint32) ([]byte, error) { return s.encode(p, wire.Request, id) })
 	if obs != nil {
-		obs.Called(time.Since(start), CodeOf(err))
+		obs.Called(time.Since(start), statusOf(err))
 	}
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ type Server struct {
 	// listenersDown counts listeners whose accept loop stopped on an
 	// error that does not pass (see Ready).
 	listenersDown atomic.Int32
-	sessWG       sync.WaitGroup
+	sessWG        sync.WaitGroup
 }
 
 type boundListener struct {

@@ -296,7 +296,7 @@ func (st *stream) end(err error, final *wire.Packet) bool {
 	st.mu.Unlock()
 	close(st.done)
 	if st.obs != nil {
-		st.obs.StreamClosed(st.acceptor, CodeOf(err))
+		st.obs.StreamClosed(st.acceptor, statusOf(err))
 	}
 	if st.cancel != nil {
 		st.cancel()

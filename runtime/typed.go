@@ -149,7 +149,7 @@ func invoke(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg pro
 	}
 	start := time.Now()
 	rp, err := invokeOn(ctx, c, m, t, msg)
-	obs.Called(time.Since(start), CodeOf(err))
+	obs.Called(time.Since(start), statusOf(err))
 	return rp, err
 }
 

@@ -535,4 +535,3 @@ func listen(t *testing.T, addr string, opts ...runtime.ServerOption) *runtime.Se
 	t.Cleanup(func() { _ = srv.Close() })
 	return srv
 }
-
