@@ -20,7 +20,7 @@ func parkingCases(t *testing.T) []transportCase {
 	var out []transportCase
 	for _, tc := range transportCases() {
 		switch tc.name {
-		case "tcp", "tls":
+		case "tcp", "tls", "ws":
 			out = append(out, tc)
 		}
 	}

@@ -55,6 +55,8 @@ type bufConn struct {
 	ra     *[]byte
 	r0, r1 int  // unread bytes are (*ra)[r0:r1]
 	busy   bool // the last socket read filled the buffer it was given
+
+	parkSocket // idle parking (see park.go)
 }
 
 // readAheadSize is the pooled read-ahead buffer of a busy connection.
@@ -87,6 +89,11 @@ func (b *bufConn) Read(p []byte) (int, error) {
 			}
 		}
 		return n, nil
+	}
+	if b.pending != nil {
+		err := b.pending
+		b.pending = nil
+		return 0, err
 	}
 	if !b.busy || len(p) >= readAheadSize {
 		n, err := b.socketRead(p)

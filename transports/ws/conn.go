@@ -29,6 +29,7 @@ type conn struct {
 	hdr       [wire.HeaderSize]byte
 	inMessage bool // between NextReader returning a message and the message's end
 	broken    bool // gorilla's reader failed: it returns that error for good
+	parkConn       // idle parking (see park.go)
 
 	closeSent     atomic.Bool            // a close frame went out (ours, or the reply to the peer's)
 	closeReceived atomic.Bool            // the peer's close frame arrived
@@ -154,6 +155,9 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 	b := c.bc
 	b.waiting = true
 	c.inMessage = false
+	if err := c.idleWait(); err != nil {
+		return wire.Packet{}, err
+	}
 	mt, r, err := c.ws.NextReader()
 	if err != nil {
 		return wire.Packet{}, c.readError(err)

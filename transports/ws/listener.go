@@ -58,9 +58,11 @@ func (t Transport) serve(nl net.Listener, u *url.URL, cfg *runtime.TransportConf
 		served:   make(chan struct{}),
 		up: websocket.Upgrader{
 			HandshakeTimeout: cfg.HandshakeTimeout,
-			ReadBufferSize:   readBufferSize,
-			WriteBufferSize:  frameBufferSize,
-			WriteBufferPool:  &framePool,
+			// 0: gorilla reads through the buffer of readBufferSize
+			// bytes that Hijack makes (see hijackWriter).
+			ReadBufferSize:  0,
+			WriteBufferSize: frameBufferSize,
+			WriteBufferPool: &framePool,
 			// ServeHTTP checks the origin itself, so as to refuse one
 			// with a close code a browser can read.
 			CheckOrigin: func(*http.Request) bool { return true },
@@ -143,6 +145,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newConn(ws, hw.bc, l.cfg)
+	c.br = hw.br
 	if !originOK {
 		// Refused after the upgrade, so that a browser's page learns why
 		// (a refused upgrade only shows it a failed connection, 1006).
@@ -213,6 +216,7 @@ func (l *listener) Addr() net.Addr { return l.addr }
 type hijackWriter struct {
 	http.ResponseWriter
 	bc *bufConn
+	br *bufio.Reader // gorilla's read buffer, ours (see park.go); nil if not
 }
 
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -225,6 +229,14 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.bc = newBufConn(c)
+	if brw.Reader.Buffered() == 0 {
+		// gorilla reads through this buffer (the upgrader's
+		// ReadBufferSize is 0, and it is over 256 bytes), so ReadPacket
+		// can see that nothing is buffered when it waits; with bytes
+		// buffered before the upgrade completed gorilla refuses it.
+		w.br = bufio.NewReaderSize(w.bc, readBufferSize)
+		brw = bufio.NewReadWriter(w.br, brw.Writer)
+	}
 	return w.bc, brw, nil
 }
 

@@ -1,0 +1,124 @@
+package ws
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/msgtrans/msgtrans-go/wire"
+)
+
+// Idle parking (runtime.IdleParker) on the server side of plain ws://: the
+// listener gives gorilla a read buffer of ours (see hijackWriter), so that
+// ReadPacket can tell when nothing of the connection's input is buffered
+// above the socket; it then waits for the next message itself, not inside
+// gorilla (whose reader fails for good on a timeout), and returns
+// wire.ErrIdle once it has waited the idle time. A WebSocket ping or pong
+// frame between messages is read by gorilla, which then waits for the next
+// frame without an idle time: such a session parks again after its next
+// message.
+
+// ParkWhenIdle implements [runtime.IdleParker] for server connections over
+// plain TCP; dialed connections and wss:// ones report false.
+func (c *conn) ParkWhenIdle(after time.Duration) (syscall.RawConn, bool) {
+	if c.br == nil {
+		return nil, false
+	}
+	sc, ok := c.bc.Conn.(syscall.Conn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	c.idle = max(after, 0)
+	c.bc.rc = rc
+	if c.bc.tryRead == nil {
+		c.bc.tryRead = c.bc.readSocket
+	}
+	return rc, true
+}
+
+// idleWait is ReadPacket's wait for the next message while the connection
+// may park: it returns wire.ErrIdle after about c.idle with nothing
+// arrived, and nil otherwise, the bytes that arrived (or the error that
+// ended the wait) being left for gorilla's next read.
+func (c *conn) idleWait() error {
+	b := c.bc
+	if c.idle <= 0 || c.br.Buffered() > 0 || b.ra != nil || b.pending != nil {
+		return nil
+	}
+	// A deadline between idle/2 and idle ahead is kept, so that a busy
+	// connection sets it about once per idle/2.
+	now := time.Now()
+	if left := b.readDL.Sub(now); left < c.idle/2 || left > c.idle {
+		if err := b.setReadDeadline(now.Add(c.idle)); err != nil {
+			b.pending = err
+			return nil
+		}
+	}
+	b.n, b.errno = 0, 0
+	if err := b.rc.Read(b.tryRead); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return wire.ErrIdle
+		}
+		b.pending = err // closed
+		return nil
+	}
+	switch {
+	case b.errno != 0:
+		b.pending = &net.OpError{Op: "read", Net: "tcp", Source: b.LocalAddr(), Addr: b.RemoteAddr(), Err: os.NewSyscallError("read", b.errno)}
+	case b.n == 0:
+		b.pending = io.EOF
+	}
+	return nil
+}
+
+// readSocket reads once what has arrived into a pooled read-ahead buffer,
+// taken only now: it returns false, having given the buffer back, when
+// nothing has, and RawConn.Read then waits for the socket to be readable.
+func (b *bufConn) readSocket(fd uintptr) bool {
+	buf := readAheadPool.Get().(*[]byte)
+	for {
+		n, err := syscall.Read(int(fd), *buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			readAheadPool.Put(buf)
+			return false
+		}
+		if err != nil || n <= 0 {
+			readAheadPool.Put(buf)
+			b.errno, _ = err.(syscall.Errno)
+			return true
+		}
+		b.n = n
+		b.filled = time.Now()
+		b.busy = n == len(*buf)
+		b.ra, b.r0, b.r1 = buf, 0, n
+		return true
+	}
+}
+
+// parkConn is a conn's part in idle parking.
+type parkConn struct {
+	br   *bufio.Reader // gorilla's read buffer, when it is ours (server side)
+	idle time.Duration // ReadPacket's idle time (0: none); set by ParkWhenIdle
+}
+
+// parkSocket is a bufConn's part in idle parking, used by the goroutine
+// reading only.
+type parkSocket struct {
+	rc      syscall.RawConn
+	tryRead func(fd uintptr) bool // readSocket, made once
+	n       int                   // what readSocket read
+	errno   syscall.Errno         // readSocket's error
+	pending error                 // what ended an idle wait, for gorilla's next read
+}
