@@ -45,7 +45,7 @@ func TestChatInBrowser(t *testing.T) {
 	}
 	ts, _ := filepath.Abs(filepath.Join("..", "..", "clients", "ts"))
 	for what, path := range map[string]string{
-		"chromium (apt-get install chromium)":     chromium,
+		"chromium (apt-get install chromium)":    chromium,
 		"playwright-core (npm ci in clients/ts)": filepath.Join(ts, "node_modules", "playwright-core"),
 	} {
 		if _, err := os.Stat(path); err != nil {
