@@ -329,3 +329,38 @@ func TestPushInterceptors(t *testing.T) {
 		t.Errorf("interceptors saw\n%q\nwant\n%q", seen, want)
 	}
 }
+
+// TestTraceContextCarrier: a *TraceContext is a text map carrier for the
+// keys traceparent and tracestate, and for no other.
+func TestTraceContextCarrier(t *testing.T) {
+	var tc runtime.TraceContext
+	if keys := tc.Keys(); len(keys) != 0 {
+		t.Errorf("Keys of an empty trace context = %q", keys)
+	}
+	tc.Set("tracestate", "k=v")
+	if keys := tc.Keys(); len(keys) != 0 {
+		t.Errorf("Keys with a state and no parent = %q, want none (a state travels only beside a parent)", keys)
+	}
+	tc.Set("traceparent", traceA.Parent)
+	tc.Set("baggage", "user=x")
+	tests := []struct{ key, want string }{
+		{"traceparent", traceA.Parent},
+		{"tracestate", "k=v"},
+		{"baggage", ""},
+		{"Traceparent", ""},
+	}
+	for _, tt := range tests {
+		if got := tc.Get(tt.key); got != tt.want {
+			t.Errorf("Get(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+	}
+	if keys := tc.Keys(); !slices.Equal(keys, []string{"traceparent", "tracestate"}) {
+		t.Errorf("Keys = %q", keys)
+	}
+	if _, ok := runtime.OutgoingTrace(runtime.WithOutgoingTrace(context.Background(), runtime.TraceContext{State: "k=v"})); ok {
+		t.Error("a trace context with no parent counts as one to send")
+	}
+	if got, ok := runtime.OutgoingTrace(runtime.WithOutgoingTrace(context.Background(), tc)); !ok || got != tc {
+		t.Errorf("OutgoingTrace = %+v, %v; want %+v", got, ok, tc)
+	}
+}
