@@ -42,7 +42,7 @@ func runBroadcast(e *env) error {
 				e.logf("broadcast: skipping quic with %d connections (QUIC connects too slowly; at most %d)", n, maxQUICFanout)
 				continue
 			}
-			impls := []string{implMsgtrans}
+			impls := e.withProm([]string{implMsgtrans})
 			if tr == "tcp" {
 				impls = append(impls, "raw")
 			}
@@ -69,8 +69,8 @@ type fanoutServer struct {
 // msgtrans and raw here, the peers (peers.go) through fanoutPeers.
 func startFanout(e *env, tr, impl string) (*fanoutServer, error) {
 	switch impl {
-	case implMsgtrans:
-		srv, err := e.startMsgtrans(tr)
+	case implMsgtrans, implProm:
+		srv, err := e.startMsgtransImpl(tr, impl)
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +131,11 @@ func measureBroadcast(e *env, tr, impl string, n int) error {
 
 	e.logf("%s %s %s: connecting %d clients", e.scenario, tr, impl, n)
 	t0 := time.Now()
-	p, connected, err := startClients(e, 120*time.Second, "-impl", impl, "-transport", tr, "-addr", addr, "-n", strconv.Itoa(n))
+	clientImpl := impl
+	if impl == implProm {
+		clientImpl = implMsgtrans // the metrics are the server's
+	}
+	p, connected, err := startClients(e, 120*time.Second, "-impl", clientImpl, "-transport", tr, "-addr", addr, "-n", strconv.Itoa(n))
 	if err != nil {
 		return err
 	}

@@ -71,6 +71,9 @@ type options struct {
 	// parkCompare adds msgtrans with idle parking off (implNoPark) to
 	// the throughput and unary rounds on tcp and ws.
 	parkCompare bool
+	// metricsCompare adds msgtrans with the Prometheus adapter (implProm)
+	// to the throughput, unary and broadcast rounds.
+	metricsCompare bool
 }
 
 func main() {
@@ -117,6 +120,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.conns, "conns", 0, "connections (idle, broadcast: the count to hold; default per scenario)")
 	fs.BoolVar(&o.verbose, "v", false, "log the runtime's informational messages")
 	fs.BoolVar(&o.parkCompare, "park-compare", false, "throughput, unary: also run msgtrans with idle parking off ("+implNoPark+"), alternated in each round")
+	fs.BoolVar(&o.metricsCompare, "metrics-compare", false, "throughput, unary, broadcast: also run msgtrans with the Prometheus adapter on the server ("+implProm+"), alternated in each round")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2

@@ -42,6 +42,14 @@ func TestScenarios(t *testing.T) {
 			[]string{"transport=tcp vs=no-slow", "transport=ws vs=no-slow"}, nil},
 		{[]string{"idle", "-quick", "-transport", "tcp,ws", "-conns", "20"},
 			[]string{"transport=tcp vs=raw", "transport=ws vs=gorilla"}, nil},
+		// The cost gate of issue 17: msgtrans with the Prometheus adapter
+		// alternated with msgtrans.
+		{[]string{"throughput", "-quick", "-transport", "tcp", "-duration", "50ms", "-metrics-compare"},
+			[]string{"transport=tcp vs=msgtrans-prom"}, nil},
+		{[]string{"unary", "-quick", "-transport", "tcp", "-duration", "50ms", "-metrics-compare"},
+			[]string{"transport=tcp vs=msgtrans-prom"}, nil},
+		{[]string{"broadcast", "-quick", "-transport", "tcp", "-conns", "20", "-metrics-compare"},
+			[]string{"transport=tcp vs=msgtrans-prom"}, nil},
 		{[]string{"cluster", "-quick", "-conns", "30"},
 			[]string{"transport=tcp vs=1node", "transport=tcp vs=local"}, nil},
 	}

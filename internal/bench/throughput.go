@@ -34,7 +34,7 @@ func runThroughput(e *env) error {
 	d := e.phase(1500*time.Millisecond, 700*time.Millisecond)
 	for round := 1; round <= e.opt.rounds; round++ {
 		for _, tr := range e.transports(allTransports...) {
-			for _, impl := range e.withNoPark(tr, throughputImpls[tr]) {
+			for _, impl := range e.withProm(e.withNoPark(tr, throughputImpls[tr])) {
 				rate, io, err := measureEcho(e, tr, impl, d)
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", tr, impl, err)
@@ -171,8 +171,8 @@ func setupEcho(e *env, transport, impl string, n int, onEcho func(i int, p *benc
 		return nil, err
 	}
 	switch impl {
-	case implMsgtrans, implNoPark:
-		srv, err := e.startMsgtrans(transport, parkingOptions(impl)...)
+	case implMsgtrans, implNoPark, implProm:
+		srv, err := e.startMsgtransImpl(transport, impl)
 		if err != nil {
 			return nil, err
 		}

@@ -33,7 +33,7 @@ func runUnary(e *env) error {
 	for round := 1; round <= e.opt.rounds; round++ {
 		for _, callers := range []int{16, 256} {
 			for _, tr := range e.transports(allTransports...) {
-				for _, impl := range e.withNoPark(tr, unaryImpls[tr]) {
+				for _, impl := range e.withProm(e.withNoPark(tr, unaryImpls[tr])) {
 					t, err := setupCalls(e, tr, impl, max(1, callers/callersPerConn))
 					if err != nil {
 						return fmt.Errorf("%s %s: %w", tr, impl, err)
@@ -86,8 +86,8 @@ func setupCalls(e *env, transport, impl string, conns int) (*callTarget, error) 
 		return nil, err
 	}
 	switch impl {
-	case implMsgtrans, implNoPark:
-		srv, err := e.startMsgtrans(transport, parkingOptions(impl)...)
+	case implMsgtrans, implNoPark, implProm:
+		srv, err := e.startMsgtransImpl(transport, impl)
 		if err != nil {
 			return nil, err
 		}
