@@ -83,9 +83,9 @@ const (
 // closeWith, whichever swaps it from readParked first.
 type parking struct {
 	state  atomic.Int32
+	added  bool            // the socket is registered with the poller
 	poller *poller         // nil: the session is read by a goroutine of its own
 	rc     syscall.RawConn // the socket to wait on
-	added  bool            // the socket is registered with the poller
 	resume func()          // the session's resume, made once
 	ended  func(error)     // the server's end of the session, with its close reason
 }

@@ -90,10 +90,8 @@ func (b *bufConn) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if b.pending != nil {
-		err := b.pending
-		b.pending = nil
-		return 0, err
+	if b.waitEnd != 0 {
+		return 0, b.pendingError()
 	}
 	if !b.busy || len(p) >= readAheadSize {
 		n, err := b.socketRead(p)

@@ -58,8 +58,9 @@ func (t Transport) serve(nl net.Listener, u *url.URL, cfg *runtime.TransportConf
 		served:   make(chan struct{}),
 		up: websocket.Upgrader{
 			HandshakeTimeout: cfg.HandshakeTimeout,
-			// 0: gorilla reads through the buffer of readBufferSize
-			// bytes that Hijack makes (see hijackWriter).
+			// 0: gorilla reads through the buffer of
+			// serverReadBufferSize bytes that Hijack makes (see
+			// hijackWriter).
 			ReadBufferSize:  0,
 			WriteBufferSize: frameBufferSize,
 			WriteBufferPool: &framePool,
@@ -234,7 +235,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// ReadBufferSize is 0, and it is over 256 bytes), so ReadPacket
 		// can see that nothing is buffered when it waits; with bytes
 		// buffered before the upgrade completed gorilla refuses it.
-		w.br = bufio.NewReaderSize(w.bc, readBufferSize)
+		w.br = bufio.NewReaderSize(w.bc, serverReadBufferSize)
 		brw = bufio.NewReadWriter(w.br, brw.Writer)
 	}
 	return w.bc, brw, nil

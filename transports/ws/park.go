@@ -22,6 +22,13 @@ import (
 // frame without an idle time: such a session parks again after its next
 // message.
 
+// serverReadBufferSize is gorilla's read buffer on the server side, held
+// for the connection's life: the smallest that gorilla takes from Hijack
+// rather than making its own (over 256 bytes) and that holds a control
+// frame whole (125 bytes and a 14-byte header). Under load, reads go
+// through the pooled read-ahead buffer of bufConn.
+const serverReadBufferSize = 288
+
 // ParkWhenIdle implements [runtime.IdleParker] for server connections over
 // plain TCP; dialed connections and wss:// ones report false.
 func (c *conn) ParkWhenIdle(after time.Duration) (syscall.RawConn, bool) {
@@ -50,34 +57,40 @@ func (c *conn) ParkWhenIdle(after time.Duration) (syscall.RawConn, bool) {
 // ended the wait) being left for gorilla's next read.
 func (c *conn) idleWait() error {
 	b := c.bc
-	if c.idle <= 0 || c.br.Buffered() > 0 || b.ra != nil || b.pending != nil {
+	if c.idle <= 0 || c.br.Buffered() > 0 || b.ra != nil || b.waitEnd != 0 {
 		return nil
 	}
 	// A deadline between idle/2 and idle ahead is kept, so that a busy
 	// connection sets it about once per idle/2.
 	now := time.Now()
 	if left := b.readDL.Sub(now); left < c.idle/2 || left > c.idle {
-		if err := b.setReadDeadline(now.Add(c.idle)); err != nil {
-			b.pending = err
-			return nil
+		if b.setReadDeadline(now.Add(c.idle)) != nil {
+			return nil // closed: gorilla's read says so
 		}
 	}
-	b.n, b.errno = 0, 0
+	b.waitEnd = 0
 	if err := b.rc.Read(b.tryRead); err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			return wire.ErrIdle
 		}
-		b.pending = err // closed
-		return nil
-	}
-	switch {
-	case b.errno != 0:
-		b.pending = &net.OpError{Op: "read", Net: "tcp", Source: b.LocalAddr(), Addr: b.RemoteAddr(), Err: os.NewSyscallError("read", b.errno)}
-	case b.n == 0:
-		b.pending = io.EOF
+		return nil // closed: gorilla's read says so
 	}
 	return nil
+}
+
+// pendingError returns, once, what ended the last idle wait without data:
+// the peer's end of the stream or a read error.
+func (b *bufConn) pendingError() error {
+	e := b.waitEnd
+	b.waitEnd = 0
+	switch {
+	case e == 0:
+		return nil
+	case e < 0:
+		return io.EOF
+	}
+	return &net.OpError{Op: "read", Net: "tcp", Source: b.LocalAddr(), Addr: b.RemoteAddr(), Err: os.NewSyscallError("read", syscall.Errno(e))}
 }
 
 // readSocket reads once what has arrived into a pooled read-ahead buffer,
@@ -96,10 +109,12 @@ func (b *bufConn) readSocket(fd uintptr) bool {
 		}
 		if err != nil || n <= 0 {
 			readAheadPool.Put(buf)
-			b.errno, _ = err.(syscall.Errno)
+			b.waitEnd = -1
+			if errno, ok := err.(syscall.Errno); ok {
+				b.waitEnd = int32(errno)
+			}
 			return true
 		}
-		b.n = n
 		b.filled = time.Now()
 		b.busy = n == len(*buf)
 		b.ra, b.r0, b.r1 = buf, 0, n
@@ -118,7 +133,8 @@ type parkConn struct {
 type parkSocket struct {
 	rc      syscall.RawConn
 	tryRead func(fd uintptr) bool // readSocket, made once
-	n       int                   // what readSocket read
-	errno   syscall.Errno         // readSocket's error
-	pending error                 // what ended an idle wait, for gorilla's next read
+	// waitEnd says what ended the last idle wait without data, for
+	// gorilla's next read (see pendingError): 0 nothing, -1 the end of
+	// the stream, else the read's errno.
+	waitEnd int32
 }

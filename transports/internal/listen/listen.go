@@ -214,6 +214,7 @@ type Conn struct {
 func (c *Conn) HandshakeDone() {
 	if c.shaking.CompareAndSwap(true, false) {
 		c.timer.Stop()
+		c.timer = nil // an idle connection keeps none of it
 		c.l.handshaking.Add(-1)
 	}
 }
