@@ -46,10 +46,35 @@ func runBroadcast(e *env) error {
 			if tr == "tcp" {
 				impls = append(impls, "raw")
 			}
+			if e.opt.metricsCompare {
+				// Alternated round by round (each implementation connects
+				// its clients again for each), so that a machine whose
+				// speed drifts favours neither.
+				if err := alternateBroadcast(e, tr, impls, n); err != nil {
+					return err
+				}
+				continue
+			}
 			for _, impl := range impls {
 				if err := measureBroadcast(e, tr, impl, n); err != nil {
 					return fmt.Errorf("%s %s n=%d: %w", tr, impl, n, err)
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// alternateBroadcast measures each of impls for one round at a time, the
+// configured rounds over.
+func alternateBroadcast(e *env, tr string, impls []string, n int) error {
+	rounds := e.opt.rounds
+	e.opt.rounds = 1
+	defer func() { e.opt.rounds = rounds }()
+	for range rounds {
+		for _, impl := range impls {
+			if err := measureBroadcast(e, tr, impl, n); err != nil {
+				return fmt.Errorf("%s %s n=%d: %w", tr, impl, n, err)
 			}
 		}
 	}
