@@ -81,10 +81,17 @@
 //
 // Idle connections hold little memory: the batch buffer and gorilla's frame
 // buffer are pooled and taken only while writing, gorilla's read buffer is
-// 512 bytes (while data streams in, reads go through a pooled 16 KiB
-// read-ahead instead, so a burst costs few system calls), and the HTTP handler that performs the upgrade returns as soon as the
-// connection is handed to Accept, so no goroutine stays behind per
-// connection.
+// 288 bytes on a server and 512 on a client (while data streams in, reads
+// go through a pooled 16 KiB read-ahead instead, so a burst costs few
+// system calls), and the HTTP handler that performs the upgrade returns as
+// soon as the connection is handed to Accept, so no goroutine stays behind
+// per connection. On Linux an idle server connection over ws:// has no
+// reader goroutine either ([runtime.IdleParker], [runtime.WithIdleParking]):
+// gorilla reads through a buffer the listener made, so the connection
+// knows when nothing is buffered above the socket, and then waits for the
+// next message itself rather than inside gorilla. A WebSocket ping or pong
+// frame between messages is read by gorilla, which waits for the next frame
+// without parking: such a connection parks again after its next message.
 //
 // # Listener
 //
