@@ -473,14 +473,6 @@ func (ob *observing) route(m *Method, bizType uint8) RouteObserver {
 	return ob.raw(bizType)
 }
 
-// since returns the time since start; the zero start gives 0.
-func since(start time.Time) time.Duration {
-	if start.IsZero() {
-		return 0
-	}
-	return time.Since(start)
-}
-
 // count adds a batch written in one write.
 func (st *sessionStats) count(batch [][]byte) {
 	n := 0

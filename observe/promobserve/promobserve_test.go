@@ -518,9 +518,10 @@ func TestNew(t *testing.T) {
 	}
 }
 
+// funcObserver is not comparable: it holds a slice.
 type funcObserver struct {
 	runtime.BaseObserver
-	f []func()
+	_ []func()
 }
 
 func listen(t *testing.T, addr string, opts ...runtime.ServerOption) *runtime.Server {
