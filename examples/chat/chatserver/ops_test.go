@@ -117,3 +117,56 @@ func TestOpsAddressInUse(t *testing.T) {
 		t.Errorf("Start on a taken metrics address: %v", err)
 	}
 }
+
+// TestNotReadyWhileDraining: once Shutdown begins, /readyz answers 503
+// while the sessions drain (spread over a lame-duck window here), and the
+// endpoint stays up until the drain is over.
+func TestNotReadyWhileDraining(t *testing.T) {
+	srv, err := chatserver.New(chatserver.Config{Listen: []string{"tcp://127.0.0.1:0"}, Logger: quiet(), MetricsAddr: "127.0.0.1:0",
+		Options: []runtime.ServerOption{runtime.WithLameDuck(2 * time.Second)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c, err := runtime.Dial(context.Background(), srv.Addrs()[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	base := "http://" + srv.MetricsAddr()
+	if code, _ := get(t, base+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz before Shutdown: %d", code)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		done <- srv.Shutdown(ctx)
+	}()
+	// The second session's go-away waits a second into the window.
+	deadline := time.Now().Add(wait)
+	for !func() bool { code, _ := get(t, base+"/readyz"); return code == http.StatusServiceUnavailable }() {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz stayed 200 during Shutdown")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) before /readyz was seen 503 during the drain", err)
+	default:
+	}
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while draining: %d", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the endpoint is still up after Shutdown")
+	}
+}
