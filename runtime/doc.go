@@ -37,6 +37,16 @@
 // Transports register themselves when their package is imported; import
 // github.com/msgtrans/msgtrans-go/transports/all to have every one.
 //
+// # Metrics
+//
+// [WithObserver] reports what a server or client measures to an
+// [Observer]: traffic by transport (kept in per-session atomics and summed
+// when read), calls by route with their duration and status, connections
+// opened, closed and refused with their reasons, broadcasts, the cluster,
+// streams. It is nil by default. The adapters live in their own packages
+// (observe/promobserve for Prometheus); docs/observability.md lists the
+// metrics. [Server.Ready] answers readiness probes.
+//
 // # Files
 //
 // A packet's way in runs one way through the files: reader.go (the read
