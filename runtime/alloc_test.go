@@ -2,9 +2,12 @@ package runtime
 
 import (
 	"bytes"
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/msgtrans/msgtrans-go/wire"
 )
@@ -113,4 +116,44 @@ func BenchmarkSendEncodedSender(b *testing.B) {
 		}
 	}
 	conn.waitWritten(sent)
+}
+
+// TestSendAllocations: a packet the session encodes itself (Send, a typed
+// one-way message) is encoded into a buffer from the body pools, which
+// goes back once the writer has written it: sending allocates nothing.
+// (The race detector drops pooled buffers on purpose.)
+func TestSendAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled items on purpose")
+	}
+	msg := wrapperspb.String("a message of some sixty-four bytes, as in the benchmarks....")
+	m := NewMethod("test.v1.T.M", 7, MethodOneWay)
+	payload := bytes.Repeat([]byte{'x'}, 64)
+	tests := []struct {
+		name string
+		send func(s *Session) error
+	}{
+		{"Send, 64 bytes", func(s *Session) error {
+			return s.Send(&wire.Packet{BizType: 1, Payload: payload})
+		}},
+		{"typed one-way", func(s *Session) error { return SendOneWay(context.Background(), s, m, msg) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, conn := sinkSession(t)
+			sent := 0
+			allocs := testing.AllocsPerRun(1000, func() {
+				if err := tt.send(s); err != nil {
+					t.Fatal(err)
+				}
+				if sent++; sent%64 == 0 {
+					conn.waitWritten(sent) // buffers back in the pools
+				}
+			})
+			conn.waitWritten(sent)
+			if allocs != 0 {
+				t.Errorf("got %v allocations per packet sent, want 0", allocs)
+			}
+		})
+	}
 }

@@ -399,7 +399,7 @@ func (s *Session) answerMessage(req *wire.Packet, msg proto.Message, err error) 
 			b, err = s.encodeMessage(wire.Response, req.MessageID, req.BizType, nil, msg, size)
 		}
 		if err == nil {
-			if err := s.enqueue(b); err != nil && !errors.Is(err, ErrClosed) {
+			if err := s.enqueueOwned(b); err != nil && !errors.Is(err, ErrClosed) {
 				s.cfg.logger.Warn("msgtrans: sending response", "session", s.id, "err", err)
 			}
 			return

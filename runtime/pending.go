@@ -74,7 +74,7 @@ func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, e
 
 	b, err := encode(id)
 	if err == nil {
-		err = s.enqueue(b)
+		err = s.enqueueOwned(b)
 	}
 	if err != nil {
 		s.abandon(id, ch)

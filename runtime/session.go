@@ -45,10 +45,11 @@ type Session struct {
 
 	mu       sync.Mutex
 	queue    [][]byte
-	queued   int  // bytes in queue
-	writing  bool // a writer goroutine is running
-	closing  bool // no new sends; close once flushed
-	draining bool // new requests are refused; those running finish
+	queued   int      // bytes in queue
+	owned    [][]byte // the packets in queue this session encoded, for the pools once written
+	writing  bool     // a writer goroutine is running
+	closing  bool     // no new sends; close once flushed
+	draining bool     // new requests are refused; those running finish
 	flushed  chan struct{}
 	closed   bool
 	closeErr error

@@ -268,7 +268,7 @@ func (st *stream) sendMessage(m proto.Message, size int) error {
 		wake(st.sendWake)
 		return err
 	}
-	return s.enqueue(b)
+	return s.enqueueOwned(b)
 }
 
 // frame sends a stream frame of this stream.

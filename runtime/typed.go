@@ -115,7 +115,7 @@ func Push(ctx context.Context, srv *Server, to Target, m *Method, msg proto.Mess
 		}
 		b, err := sess.encodeTyped(wire.OneWay, srv.nextID(), m.route, 0, msg)
 		if err == nil {
-			err = sess.enqueue(b)
+			err = sess.enqueueOwned(b)
 		}
 		if err != nil {
 			return 0, err
@@ -183,7 +183,7 @@ func invokeOn(ctx context.Context, c Caller, m *Method, t wire.PacketType, msg p
 				if err != nil {
 					return wire.Packet{}, err
 				}
-				return wire.Packet{}, s.enqueue(b)
+				return wire.Packet{}, s.enqueueOwned(b)
 			}
 			// The timeout carried to the handler is the caller's deadline, or
 			// the request timeout the caller will wait.
@@ -273,9 +273,11 @@ func contextError(err error) error {
 
 func timeoutMS(d time.Duration) uint64 { return uint64(max(d.Milliseconds(), 1)) }
 
-// encodeTyped encodes a typed packet carrying msg into one new buffer: the
+// encodeTyped encodes a typed packet carrying msg into one buffer: the
 // header, the ext header and the marshalled message, with no intermediate
 // copies. When the payload is to be compressed it takes the general path.
+// The buffer may come from the body pools: queued with enqueueOwned, it
+// goes back once written.
 func (s *Session) encodeTyped(t wire.PacketType, id, route uint32, timeoutMS uint64, msg proto.Message) ([]byte, error) {
 	size := proto.Size(msg)
 	if err := checkSend(s.cfg.limits, 0, size); err != nil {
@@ -288,7 +290,7 @@ func (s *Session) encodeTyped(t wire.PacketType, id, route uint32, timeoutMS uin
 // nil) and msg, whose size is size (proto.Size, checked against the
 // limits), into one new buffer.
 func (s *Session) encodeMessage(t wire.PacketType, id uint32, bizType uint8, e *wire.Ext, msg proto.Message, size int) ([]byte, error) {
-	buf := make([]byte, wire.HeaderSize, wire.HeaderSize+maxTypedExt+size)
+	buf := wire.GetBuffer(wire.HeaderSize + maxTypedExt + size)[:wire.HeaderSize]
 	var flags wire.Flags
 	if e != nil {
 		buf = wire.AppendExt(buf, e)

@@ -50,7 +50,7 @@ func (s *Session) sendAs(p *wire.Packet, t wire.PacketType, id uint32) error {
 	if err != nil {
 		return err
 	}
-	return s.enqueue(b)
+	return s.enqueueOwned(b)
 }
 
 // encode returns the wire bytes of p with the given type and id, compressed
@@ -65,7 +65,7 @@ func (s *Session) encode(p *wire.Packet, t wire.PacketType, id uint32) ([]byte, 
 	if s.compresses(len(q.Payload)) {
 		q = *s.cfg.compressor.Compress(&q)
 	}
-	return wire.AppendPacket(make([]byte, 0, q.EncodedLen()), &q)
+	return wire.AppendPacket(wire.GetBuffer(q.EncodedLen()), &q)
 }
 
 // compresses reports whether a payload of n bytes sent on s is compressed:
@@ -86,17 +86,39 @@ func (s *Session) Queued() int {
 	return s.queued
 }
 
-func (s *Session) enqueue(b []byte) error {
+// enqueue queues b, which may be shared with other sessions (a broadcast)
+// or the caller (SendEncoded): the writer only reads it.
+func (s *Session) enqueue(b []byte) error { return s.queueBuf(b, false) }
+
+// enqueueOwned queues b, which nothing else refers to (a packet this
+// session encoded): once written, b's memory goes back to the body pools
+// (wire.PutBuffer), so that sending allocates nothing. A buffer that is not
+// queued goes back at once.
+func (s *Session) enqueueOwned(b []byte) error { return s.queueBuf(b, true) }
+
+func (s *Session) queueBuf(b []byte, owned bool) error {
 	s.mu.Lock()
 	if s.closed || s.closing {
 		s.mu.Unlock()
+		if owned {
+			wire.PutBuffer(b)
+		}
 		return fmt.Errorf("%w: session %d", ErrClosed, s.id)
 	}
 	if queued := s.queued; queued+len(b) > s.cfg.sendQueueBytes {
 		s.mu.Unlock()
+		if owned {
+			wire.PutBuffer(b)
+		}
 		s.cfg.logger.Warn("msgtrans: closing slow consumer", "session", s.id, "remote", addrString(s.conn.RemoteAddr()), "queued_bytes", queued)
 		s.closeWith(ErrSlowConsumer)
 		return ErrSlowConsumer
+	}
+	if owned {
+		if s.owned == nil {
+			s.owned = getBatch()
+		}
+		s.owned = append(s.owned, b)
 	}
 	s.pushLocked(b)
 	s.mu.Unlock()
@@ -146,13 +168,18 @@ func (s *Session) writeLoop() {
 	// first, so that they share this write.
 	goruntime.Gosched()
 	var spare [][]byte // the previous batch, emptied, to queue into next
+	var spareOwned [][]byte
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 || s.closed {
 			s.writing = false
 			putBatch(s.queue)
 			putBatch(spare)
-			s.queue, s.queued = nil, 0
+			// Owned buffers not written (the session closed) are left to
+			// the garbage collector.
+			putBatch(s.owned)
+			putBatch(spareOwned)
+			s.queue, s.queued, s.owned = nil, 0, nil
 			if s.closing && s.flushed != nil {
 				close(s.flushed)
 				s.flushed = nil
@@ -160,8 +187,8 @@ func (s *Session) writeLoop() {
 			s.mu.Unlock()
 			return
 		}
-		batch := s.queue
-		s.queue, s.queued = spare, 0
+		batch, owned := s.queue, s.owned
+		s.queue, s.queued, s.owned = spare, 0, spareOwned
 		if s.queue == nil {
 			s.queue = getBatch()
 		}
@@ -176,6 +203,12 @@ func (s *Session) writeLoop() {
 		}
 		clear(batch)
 		spare = batch[:0]
+		// The transport keeps nothing of what it was given ([Conn]).
+		for _, b := range owned {
+			wire.PutBuffer(b)
+		}
+		clear(owned)
+		spareOwned = owned[:0]
 		if err != nil {
 			s.closeWith(s.writeFailure(err))
 		}

@@ -77,3 +77,29 @@ func (p *Packet) Release() {
 // for good: [Packet.Release] will no longer give it back, and the garbage
 // collector frees it once nothing refers to it.
 func (p *Packet) Own() { p.pooled = nil }
+
+// GetBuffer returns an empty buffer with room for n bytes, from the pools
+// of packet bodies when n is small enough to pool. Appending a packet of n
+// bytes to it (see [AppendPacket]) allocates nothing more. Give it back with
+// [PutBuffer] once nothing refers to it; a buffer never given back is
+// collected as any other memory.
+func GetBuffer(n int) []byte {
+	b, _, _ := getBody(n)
+	return b[:0]
+}
+
+// PutBuffer gives b's memory to the pools of packet bodies, for
+// [GetBuffer] and pooling decoders to hand out again: nothing may refer to
+// it afterwards, b nor anything sliced from it. A buffer whose capacity is
+// not one of the pools' sizes is left to the garbage collector.
+func PutBuffer(b []byte) {
+	c := cap(b)
+	if c == 0 {
+		return
+	}
+	class := poolClass(c)
+	if class < 0 || 1<<(class+minPoolShift) != c {
+		return
+	}
+	putBody(unsafe.SliceData(b[:1]), int8(class))
+}

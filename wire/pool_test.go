@@ -74,3 +74,27 @@ func TestPooledBodiesAllocations(t *testing.T) {
 		t.Errorf("%.1f allocations per pooled packet, want 0", allocs)
 	}
 }
+
+func TestGetPutBuffer(t *testing.T) {
+	for _, n := range []int{0, 1, 64, 65, 1000, 1 << 16, 1<<16 + 1} {
+		b := GetBuffer(n)
+		if len(b) != 0 || cap(b) < n {
+			t.Errorf("GetBuffer(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		PutBuffer(append(b, make([]byte, n)...))
+	}
+	// Buffers of other capacities, and empty ones, are not taken.
+	PutBuffer(make([]byte, 10, 100))
+	PutBuffer(nil)
+	if got := GetBuffer(100); cap(got) != 128 {
+		t.Errorf("GetBuffer(100) has capacity %d, want its class's 128", cap(got))
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		b := GetBuffer(200)
+		b = append(b, "payload"...)
+		PutBuffer(b)
+	})
+	if allocs != 0 && !raceEnabled {
+		t.Errorf("a buffer taken and given back: %v allocations, want 0", allocs)
+	}
+}
