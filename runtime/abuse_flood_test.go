@@ -49,12 +49,16 @@ func zlibBomb(t testing.TB, n int) []byte {
 // the server closed it.
 func flood(p rawPeer, frame []byte, d time.Duration) bool {
 	deadline := time.Now().Add(d)
-	batch := bytes.Repeat(frame, max(1, 16<<10/len(frame)))
+	n := max(1, 16<<10/len(frame))
+	batch := bytes.Repeat(frame, n)
 	for time.Now().Before(deadline) {
 		var err error
-		if _, ok := p.(streamPeer); ok {
+		switch p := p.(type) {
+		case streamPeer:
 			err = p.WriteFrame(batch, len(batch))
-		} else {
+		case wsPeer:
+			err = p.WriteFrames(frame, n)
+		default:
 			err = p.WriteFrame(frame, len(frame))
 		}
 		if err != nil {
