@@ -24,7 +24,7 @@ type reply struct {
 func (s *Session) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, error) {
 	var obs RouteObserver
 	var start time.Time
-	if ob := s.cfg.obs; ob != nil && !wire.IsTypedExt(p) {
+	if ob := s.cfg.obs; ob != nil && !isTypedCall(p) {
 		// A raw call; typed ones are reported by invoke.
 		obs, start = ob.raw(p.BizType), time.Now()
 	}

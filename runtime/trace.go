@@ -144,3 +144,14 @@ func hasOutgoingTrace(ctx context.Context) bool {
 	_, ok := OutgoingTrace(ctx)
 	return ok
 }
+
+// isTypedCall reports whether p is a typed call: its ext header, in the
+// typed layout, names a route. A raw packet may carry a typed ext header
+// too, holding only a trace context, say; the observer counts it raw.
+func isTypedCall(p *wire.Packet) bool {
+	if !wire.IsTypedExt(p) {
+		return false
+	}
+	e, err := wire.ParseExt(p.Ext)
+	return err == nil && e.HasRoute
+}

@@ -364,3 +364,60 @@ func TestTraceContextCarrier(t *testing.T) {
 		t.Errorf("OutgoingTrace = %+v, %v; want %+v", got, ok, tc)
 	}
 }
+
+// countingObserver counts the calls and sends reported per route.
+type countingObserver struct {
+	runtime.BaseObserver
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+type countingRoute struct {
+	runtime.BaseObserver
+	o    *countingObserver
+	name string
+}
+
+func (o *countingObserver) Route(r runtime.Route) runtime.RouteObserver {
+	return &countingRoute{o: o, name: r.Name()}
+}
+
+func (r *countingRoute) add(what string) {
+	r.o.mu.Lock()
+	r.o.counts[what+" "+r.name]++
+	r.o.mu.Unlock()
+}
+
+func (r *countingRoute) Called(time.Duration, runtime.Code) { r.add("called") }
+func (r *countingRoute) Sent()                              { r.add("sent") }
+
+// TestTraceRawPacketsObserved: a raw packet whose ext header holds only a
+// trace context is still a raw call to the observer, counted under its
+// biz_type, sent or requested.
+func TestTraceRawPacketsObserved(t *testing.T) {
+	f := newFixture(t, transportCases()[0])
+	f.srv.Handle(bizEcho, echo)
+	got := make(chan *wire.Packet, 1)
+	f.srv.Handle(bizNote, collect(got))
+	o := &countingObserver{counts: make(map[string]int)}
+	c := f.dial(runtime.WithObserver(o))
+	traced := func(p *wire.Packet) *wire.Packet {
+		p.Flags |= wire.FlagHasRouteTag
+		p.Ext = wire.AppendExt(nil, &wire.Ext{TraceParent: traceA.Parent})
+		return p
+	}
+	if err := c.Send(traced(wire.NewOneWay(bizNote, []byte("x")))); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, got)
+	if _, err := c.Request(context.Background(), traced(wire.NewRequest(bizEcho, []byte("x")))); err != nil {
+		t.Fatal(err)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, k := range []string{fmt.Sprintf("sent biz/%d", bizNote), fmt.Sprintf("called biz/%d", bizEcho)} {
+		if o.counts[k] != 1 {
+			t.Errorf("%s: %d, want 1 (counts %v)", k, o.counts[k], o.counts)
+		}
+	}
+}

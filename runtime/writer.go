@@ -25,7 +25,7 @@ func (s *Session) nextID() uint32 {
 // would overflow the send queue, which closes the session as a slow consumer.
 func (s *Session) Send(p *wire.Packet) error {
 	err := s.sendAs(p, wire.OneWay, s.nextID())
-	if ob := s.cfg.obs; ob != nil && err == nil && !wire.IsTypedExt(p) {
+	if ob := s.cfg.obs; ob != nil && err == nil && !isTypedCall(p) {
 		// A raw message; typed ones are reported by invoke.
 		if h := ob.raw(p.BizType); h != nil {
 			h.Sent()
