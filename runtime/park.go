@@ -82,17 +82,17 @@ const (
 // up a parked session: the poller when its socket is readable, or
 // closeWith, whichever swaps it from readParked first.
 type parking struct {
-	state  atomic.Int32
-	added  bool            // the socket is registered with the poller
-	poller *poller         // nil: the session is read by a goroutine of its own
-	rc     syscall.RawConn // the socket to wait on
-	resume func()          // the session's resume, made once
-	ended  func(error)     // the server's end of the session, with its close reason
+	state     atomic.Int32
+	added     bool            // the socket is registered with the poller
+	srv       *Server         // nil: the session is read by a goroutine of its own
+	rc        syscall.RawConn // the socket to wait on
+	resume    func()          // the session's resume, made once
+	authTimer *time.Timer     // see Server.beginSession
 }
 
-// parkable prepares sess to be parked by p, and reports whether its
-// connection allows it.
-func (sess *Session) parkable(p *poller, after time.Duration) bool {
+// parkable prepares sess to be parked by srv's poller p, and reports
+// whether its connection allows it.
+func (sess *Session) parkable(srv *Server, p *poller, after time.Duration) bool {
 	ip, ok := sess.conn.(IdleParker)
 	if !ok || p == nil {
 		return false
@@ -101,7 +101,7 @@ func (sess *Session) parkable(p *poller, after time.Duration) bool {
 	if !ok {
 		return false
 	}
-	sess.parking.poller, sess.parking.rc = p, rc
+	sess.parking.srv, sess.parking.rc = srv, rc
 	sess.parking.resume = sess.resume
 	return true
 }
@@ -118,7 +118,8 @@ func (s *Session) resume() {
 		if errors.Is(err, wire.ErrIdle) {
 			continue
 		}
-		s.parking.ended(s.finish(err))
+		pk := &s.parking
+		pk.srv.endSession(s, s.finish(err), pk.authTimer, nil)
 		return
 	}
 }
@@ -131,7 +132,7 @@ func (s *Session) park() bool {
 	pk.added = true
 	pk.state.Store(readParked)
 	// From here on the session may be running on another goroutine.
-	err := pk.poller.arm(pk.rc, s.id, add)
+	err := pk.srv.poller.arm(pk.rc, s.id, add)
 	if err == nil {
 		return true
 	}

@@ -279,43 +279,54 @@ func (s *Server) startSession(c Conn, scheme string, admitted bool) {
 	s.sessions.Set(sess.id, sess)
 	s.count.Add(1)
 	s.cfg.obs.opened(sess)
-	var authTimer *time.Timer
-	begin := func() {
-		if sess.policy.authenticate == nil {
-			sess.becomeReady("")
-		} else {
-			authTimer = sess.authTimer()
-		}
-	}
-	end := func(reason error) {
-		defer s.sessWG.Done()
-		if authTimer != nil {
-			authTimer.Stop()
-		}
-		s.cfg.obs.ended(sess, reason)
-		s.groups.leaveAll(sess)
-		s.users.remove(sess)
-		s.sessions.Del(sess.id)
-		s.count.Add(-1)
-		release()
-		if sess.ready.Load() {
-			s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
-		}
-	}
-	if sess.parkable(p, s.cfg.idleParking) {
+	// Only a connection its listener admitted parks: it gives its place
+	// back itself, so a parked session keeps nothing of this call.
+	if admitted && sess.parkable(s, p, s.cfg.idleParking) {
 		// Read by the pool's goroutines while it has data, and by none
-		// while parked.
-		sess.parking.ended = end
+		// while parked; resume ends it.
 		s.work.run(func() {
-			begin()
+			s.beginSession(sess, &sess.parking.authTimer)
 			sess.resume()
 		})
 		return
 	}
 	go func() {
-		begin()
-		end(sess.run())
+		var authTimer *time.Timer
+		s.beginSession(sess, &authTimer)
+		reason := sess.run()
+		s.endSession(sess, reason, authTimer, release)
 	}()
+}
+
+// beginSession makes a new session ready, or starts its authentication
+// timer (set in *authTimer), on the goroutine that reads it.
+func (s *Server) beginSession(sess *Session, authTimer **time.Timer) {
+	if sess.policy.authenticate == nil {
+		sess.becomeReady("")
+	} else {
+		*authTimer = sess.authTimer()
+	}
+}
+
+// endSession forgets a session that has ended with reason; release (nil
+// for a connection its listener admitted) gives its place under the caps
+// back.
+func (s *Server) endSession(sess *Session, reason error, authTimer *time.Timer, release func()) {
+	defer s.sessWG.Done()
+	if authTimer != nil {
+		authTimer.Stop()
+	}
+	s.cfg.obs.ended(sess, reason)
+	s.groups.leaveAll(sess)
+	s.users.remove(sess)
+	s.sessions.Del(sess.id)
+	s.count.Add(-1)
+	if release != nil {
+		release()
+	}
+	if sess.ready.Load() {
+		s.emit(Event{Kind: ConnectionClosed, Session: sess, Err: reason})
+	}
 }
 
 // pollerLocked returns the server's poller, made on first use; nil when

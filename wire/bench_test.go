@@ -2,8 +2,11 @@ package wire_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/msgtrans/msgtrans-go/wire"
 )
@@ -69,5 +72,63 @@ func BenchmarkDecoder(b *testing.B) {
 		if n != packets {
 			b.Fatalf("decoded %d packets, want %d", n, packets)
 		}
+	}
+}
+
+// BenchmarkDecoderSocket reads packets that a writer sends in batches over
+// loopback TCP, with and without an idle timeout (SetIdleTimeout), which
+// costs a clock reading per wait between batches and a deadline set about
+// once per half idle time.
+func BenchmarkDecoderSocket(b *testing.B) {
+	for _, idle := range []time.Duration{0, 500 * time.Millisecond} {
+		b.Run(fmt.Sprint("idle=", idle), func(b *testing.B) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			client, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer client.Close()
+			server, err := l.Accept()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer server.Close()
+			const batch = 16
+			p := benchPacket()
+			var burst []byte
+			for range batch {
+				burst = mustAppend(b, burst, p)
+			}
+			dec := wire.NewDecoder(server, wire.Limits{})
+			dec.PoolBodies()
+			dec.SetIdleTimeout(idle)
+			done := make(chan struct{})
+			defer close(done)
+			go func() {
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					if _, err := client.Write(burst); err != nil {
+						return
+					}
+				}
+			}()
+			b.SetBytes(int64(len(burst) / batch))
+			b.ReportAllocs()
+			for b.Loop() {
+				q, err := dec.Next()
+				if err != nil {
+					b.Fatal(err)
+				}
+				q.Release()
+			}
+		})
 	}
 }

@@ -43,7 +43,7 @@ func (c *conn) ParkWhenIdle(after time.Duration) (syscall.RawConn, bool) {
 	if err != nil {
 		return nil, false
 	}
-	c.idle = max(after, 0)
+	c.bc.idle = max(after, 0)
 	c.bc.rc = rc
 	if c.bc.tryRead == nil {
 		c.bc.tryRead = c.bc.readSocket
@@ -52,19 +52,19 @@ func (c *conn) ParkWhenIdle(after time.Duration) (syscall.RawConn, bool) {
 }
 
 // idleWait is ReadPacket's wait for the next message while the connection
-// may park: it returns wire.ErrIdle after about c.idle with nothing
+// may park: it returns wire.ErrIdle after about b.idle with nothing
 // arrived, and nil otherwise, the bytes that arrived (or the error that
 // ended the wait) being left for gorilla's next read.
 func (c *conn) idleWait() error {
 	b := c.bc
-	if c.idle <= 0 || c.br.Buffered() > 0 || b.ra != nil || b.waitEnd != 0 {
+	if b.idle <= 0 || c.br.Buffered() > 0 || b.ra != nil || b.waitEnd != 0 {
 		return nil
 	}
 	// A deadline between idle/2 and idle ahead is kept, so that a busy
 	// connection sets it about once per idle/2.
 	now := time.Now()
-	if left := b.readDL.Sub(now); left < c.idle/2 || left > c.idle {
-		if b.setReadDeadline(now.Add(c.idle)) != nil {
+	if left := b.readDL.Sub(now); left < b.idle/2 || left > b.idle {
+		if b.setReadDeadline(now.Add(b.idle)) != nil {
 			return nil // closed: gorilla's read says so
 		}
 	}
@@ -124,13 +124,13 @@ func (b *bufConn) readSocket(fd uintptr) bool {
 
 // parkConn is a conn's part in idle parking.
 type parkConn struct {
-	br   *bufio.Reader // gorilla's read buffer, when it is ours (server side)
-	idle time.Duration // ReadPacket's idle time (0: none); set by ParkWhenIdle
+	br *bufio.Reader // gorilla's read buffer, when it is ours (server side)
 }
 
 // parkSocket is a bufConn's part in idle parking, used by the goroutine
 // reading only.
 type parkSocket struct {
+	idle    time.Duration // ReadPacket's idle time (0: none); set by ParkWhenIdle
 	rc      syscall.RawConn
 	tryRead func(fd uintptr) bool // readSocket, made once
 	// waitEnd says what ended the last idle wait without data, for
