@@ -26,6 +26,13 @@
 // packet once and queueing the same bytes to every recipient. A session
 // whose queue exceeds its byte bound is closed as a slow consumer.
 //
+// An idle session holds no goroutine on Linux (tcp://, tls://, ws://): once
+// its reader has waited [WithIdleParking] (500 ms by default) with nothing
+// to read, the session is parked and one poller per server wakes it up
+// when its socket is readable, on the server's pool of goroutines. Busy
+// sessions never park; heartbeats, deadlines and limits hold for parked
+// ones as for others.
+//
 // # Dialing
 //
 // [Dial] picks the transport from the address alone and reconnects with
