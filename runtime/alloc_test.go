@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,21 +140,57 @@ func TestSendAllocations(t *testing.T) {
 		{"typed one-way", func(s *Session) error { return SendOneWay(context.Background(), s, m, msg) }},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, conn := sinkSession(t)
-			sent := 0
-			allocs := testing.AllocsPerRun(1000, func() {
-				if err := tt.send(s); err != nil {
-					t.Fatal(err)
-				}
-				if sent++; sent%64 == 0 {
-					conn.waitWritten(sent) // buffers back in the pools
+		// In bursts the writer runs on; one at a time it exits after
+		// each packet and gives its queue back to the pool.
+		for _, burst := range []int{64, 1} {
+			t.Run(fmt.Sprintf("%s, bursts of %d", tt.name, burst), func(t *testing.T) {
+				s, conn := sinkSession(t)
+				sent := 0
+				allocs := testing.AllocsPerRun(1000, func() {
+					if err := tt.send(s); err != nil {
+						t.Fatal(err)
+					}
+					if sent++; sent%burst == 0 {
+						conn.waitWritten(sent) // buffers back in the pools
+					}
+				})
+				conn.waitWritten(sent)
+				if allocs != 0 {
+					t.Errorf("got %v allocations per packet sent, want 0", allocs)
 				}
 			})
-			conn.waitWritten(sent)
-			if allocs != 0 {
-				t.Errorf("got %v allocations per packet sent, want 0", allocs)
+		}
+	}
+}
+
+// TestBatchPool: send queues go back to the pool of their capacity and
+// come out again; queues of other capacities are dropped.
+func TestBatchPool(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops pooled items on purpose")
+	}
+	for _, n := range []int{1, 64, 65, 300, 600} {
+		b := getBatch()
+		for range n {
+			b = append(b, []byte{1})
+		}
+		putBatch(b)
+		got := getBatch()
+		want := cap(b)
+		if want > 512 || want&(want-1) != 0 {
+			want = 64 // not pooled: a new one
+		}
+		if len(got) != 0 || cap(got) != want {
+			t.Errorf("after a queue of %d entries (capacity %d): got len %d cap %d, want 0 and %d", n, cap(b), len(got), cap(got), want)
+		}
+		for _, e := range got[:cap(got)] {
+			if e != nil {
+				t.Fatalf("a pooled queue holds an entry")
 			}
-		})
+		}
+		putBatch(got)
+	}
+	if allocs := testing.AllocsPerRun(1000, func() { putBatch(getBatch()) }); allocs != 0 {
+		t.Errorf("a queue taken and given back: %v allocations, want 0", allocs)
 	}
 }

@@ -3,11 +3,13 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"net"
 	"os"
 	goruntime "runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/msgtrans/msgtrans-go/wire"
 )
@@ -139,23 +141,42 @@ func (s *Session) pushLocked(b []byte) {
 	}
 }
 
-// batchPool recycles send queues, so that a session whose writer comes and
+// batchPools recycle send queues, so that a session whose writer comes and
 // goes (it exits whenever the queue drains) does not grow a new queue for
-// every burst, while an idle session holds none.
-var batchPool = sync.Pool{New: func() any { b := make([][]byte, 0, 64); return &b }}
+// every burst, while an idle session holds none. A queue is kept as a bare
+// pointer to its first element in the pool of its capacity (64 to 512
+// entries, powers of two), so that giving one back allocates nothing;
+// queues grown to other capacities are left to the garbage collector.
+var batchPools [batchClasses]sync.Pool
 
-func getBatch() [][]byte { return (*batchPool.Get().(*[][]byte))[:0] }
+const (
+	minBatchShift = 6 // 64 entries
+	batchClasses  = 4 // up to 512
+)
+
+func getBatch() [][]byte {
+	for class := range batchClasses {
+		if v := batchPools[class].Get(); v != nil {
+			return unsafe.Slice((*[]byte)(v.(unsafe.Pointer)), 1<<(class+minBatchShift))[:0]
+		}
+	}
+	return make([][]byte, 0, 1<<minBatchShift)
+}
 
 // putBatch returns a queue to the pool. Entries beyond a queue's length are
 // always nil (a queue only grows by appending, and the writer clears what it
 // wrote before reusing a queue), so clearing its length is enough.
 func putBatch(b [][]byte) {
-	if b == nil || cap(b) > 4096 {
+	c := cap(b)
+	if c == 0 {
+		return
+	}
+	class := bits.Len(uint(c)) - 1 - minBatchShift
+	if class < 0 || class >= batchClasses || c != 1<<(class+minBatchShift) {
 		return // let an unusually large queue go
 	}
 	clear(b)
-	b = b[:0]
-	batchPool.Put(&b)
+	batchPools[class].Put(unsafe.Pointer(unsafe.SliceData(b[:1])))
 }
 
 // writeLoop drains the queue, one WritePackets call per drain. It runs only
