@@ -293,6 +293,46 @@ type TransportStats struct {
 	QueuedBytes int64 // bytes queued for writing now, over every open session
 }
 
+// Add adds o's counters and values (PacketsIn to QueuedBytes) to t's.
+// t keeps its Side and Transport, whatever o's.
+func (t *TransportStats) Add(o TransportStats) {
+	t.PacketsIn += o.PacketsIn
+	t.BytesIn += o.BytesIn
+	t.PacketsOut += o.PacketsOut
+	t.BytesOut += o.BytesOut
+	t.Writes += o.Writes
+	t.Dropped += o.Dropped
+	t.Sessions += o.Sessions
+	t.QueuedBytes += o.QueuedBytes
+}
+
+// SumTransportStats sums the entries of stats that share a Side and a
+// Transport into one, as an observer does with the totals of several
+// sources ([StatsSource.Stats] appends one entry per transport of one
+// server or client). It returns one entry per (Side, Transport), in the
+// order each pair first appears in stats.
+//
+// Like [slices.Compact], it works in place: the result shares stats'
+// backing array, whose elements past the result's length are zeroed.
+// Each entry is compared with the pairs found before it, which suits the
+// few transports a process has.
+func SumTransportStats(stats []TransportStats) []TransportStats {
+	n := 0
+next:
+	for i := range stats {
+		for j := range n {
+			if stats[j].Side == stats[i].Side && stats[j].Transport == stats[i].Transport {
+				stats[j].Add(stats[i])
+				continue next
+			}
+		}
+		stats[n] = stats[i]
+		n++
+	}
+	clear(stats[n:])
+	return stats[:n]
+}
+
 // observing is a server's or client's observer with what it keeps for it.
 // A config without an observer has none (nil).
 type observing struct {
@@ -360,7 +400,7 @@ func (ob *observing) Stats(dst []TransportStats) []TransportStats {
 			return
 		}
 		t := find(sess.scheme)
-		t.add(st)
+		t.addSession(st)
 		t.Dropped += uint64(sess.dropped.Load())
 		t.Sessions++
 		t.QueuedBytes += int64(sess.Queued())
@@ -368,7 +408,7 @@ func (ob *observing) Stats(dst []TransportStats) []TransportStats {
 	return dst
 }
 
-func (t *TransportStats) add(st *sessionStats) {
+func (t *TransportStats) addSession(st *sessionStats) {
 	t.PacketsIn += st.packetsIn.Load()
 	t.BytesIn += st.bytesIn.Load()
 	t.PacketsOut += st.packetsOut.Load()
@@ -397,7 +437,7 @@ func (ob *observing) ended(sess *Session, reason error) {
 			t = &TransportStats{Side: ob.side, Transport: sess.scheme}
 			ob.closed[sess.scheme] = t
 		}
-		t.add(st)
+		t.addSession(st)
 		t.Dropped += uint64(sess.dropped.Load())
 		st.retired = true
 		ob.mu.Unlock()

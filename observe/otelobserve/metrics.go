@@ -3,13 +3,13 @@ package otelobserve
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
+	"github.com/msgtrans/msgtrans-go/observe/internal/percode"
 	"github.com/msgtrans/msgtrans-go/runtime"
 )
 
@@ -143,36 +143,12 @@ func (ob *observer) collect(_ context.Context, o metric.Observer) error {
 	ob.mu.Lock()
 	sources := ob.sources
 	ob.mu.Unlock()
-	type key struct {
-		side      runtime.Side
-		transport string
-	}
-	sums := make(map[key]*runtime.TransportStats)
-	var order []key
-	var buf []runtime.TransportStats
+	var stats []runtime.TransportStats
 	for _, src := range sources {
-		buf = src.Stats(buf[:0])
-		for _, t := range buf {
-			k := key{t.Side, t.Transport}
-			s := sums[k]
-			if s == nil {
-				s = &runtime.TransportStats{Side: t.Side, Transport: t.Transport}
-				sums[k] = s
-				order = append(order, k)
-			}
-			s.PacketsIn += t.PacketsIn
-			s.BytesIn += t.BytesIn
-			s.PacketsOut += t.PacketsOut
-			s.BytesOut += t.BytesOut
-			s.Writes += t.Writes
-			s.Dropped += t.Dropped
-			s.Sessions += t.Sessions
-			s.QueuedBytes += t.QueuedBytes
-		}
+		stats = src.Stats(stats)
 	}
-	for _, k := range order {
-		s := sums[k]
-		side, transport := SideKey.String(k.side.String()), TransportKey.String(k.transport)
+	for _, s := range runtime.SumTransportStats(stats) {
+		side, transport := SideKey.String(s.Side.String()), TransportKey.String(s.Transport)
 		in := metric.WithAttributes(side, transport, DirectionKey.String("receive"))
 		out := metric.WithAttributes(side, transport, DirectionKey.String("transmit"))
 		both := metric.WithAttributes(side, transport)
@@ -294,14 +270,8 @@ type route struct {
 	name   string
 	sent   []metric.AddOption
 	opened [2][]metric.AddOption // by role: opener, acceptor
-	codes  [numCodes]atomic.Pointer[byCode]
-	other  sync.Map // runtime.Code beyond numCodes → *byCode
+	codes  percode.Cache[byCode]
 }
-
-// numCodes is how many status codes have a slot of their own (the 17 of
-// the wire protocol); others, which only a misbehaving peer sends, go
-// through a map.
-const numCodes = 17
 
 // byCode are a route's attribute sets for one status code.
 type byCode struct {
@@ -312,23 +282,7 @@ type byCode struct {
 
 // code returns the route's attribute sets for c, making them the first
 // time.
-func (r *route) code(c runtime.Code) *byCode {
-	if int(c) < numCodes {
-		if b := r.codes[c].Load(); b != nil {
-			return b
-		}
-		b := r.makeCode(c)
-		if !r.codes[c].CompareAndSwap(nil, b) {
-			b = r.codes[c].Load()
-		}
-		return b
-	}
-	if b, ok := r.other.Load(c); ok {
-		return b.(*byCode)
-	}
-	b, _ := r.other.LoadOrStore(c, r.makeCode(c))
-	return b.(*byCode)
-}
+func (r *route) code(c runtime.Code) *byCode { return r.codes.Get(c, r.makeCode) }
 
 func (r *route) makeCode(c runtime.Code) *byCode {
 	code := StatusCode(c)

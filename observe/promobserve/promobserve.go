@@ -3,12 +3,11 @@ package promobserve
 import (
 	"errors"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/msgtrans/msgtrans-go/observe/internal/percode"
 	"github.com/msgtrans/msgtrans-go/runtime"
 )
 
@@ -217,14 +216,8 @@ type route struct {
 	msgRole string
 	sent    prometheus.Counter
 	opened  [2]prometheus.Counter // by role: opener, acceptor
-	codes   [numCodes]atomic.Pointer[byCode]
-	other   sync.Map // runtime.Code beyond numCodes → *byCode
+	codes   percode.Cache[byCode]
 }
-
-// numCodes is how many status codes have a slot of their own (the 17 of
-// the wire protocol); others, which only a misbehaving peer sends, go
-// through a map.
-const numCodes = 17
 
 // byCode are a route's instruments for one status code.
 type byCode struct {
@@ -234,23 +227,7 @@ type byCode struct {
 }
 
 // code returns the route's instruments for c, making them the first time.
-func (r *route) code(c runtime.Code) *byCode {
-	if int(c) < numCodes {
-		if b := r.codes[c].Load(); b != nil {
-			return b
-		}
-		b := r.makeCode(c)
-		if !r.codes[c].CompareAndSwap(nil, b) {
-			b = r.codes[c].Load()
-		}
-		return b
-	}
-	if b, ok := r.other.Load(c); ok {
-		return b.(*byCode)
-	}
-	b, _ := r.other.LoadOrStore(c, r.makeCode(c))
-	return b.(*byCode)
-}
+func (r *route) code(c runtime.Code) *byCode { return r.codes.Get(c, r.makeCode) }
 
 func (r *route) makeCode(c runtime.Code) *byCode {
 	code := StatusCode(c)

@@ -1,6 +1,7 @@
 package promobserve
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,37 +55,15 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, src := range c.sources {
 		buf = src.Stats(buf)
 	}
+	// The sums are copied out of buf, which the next Collect reuses, before
+	// it is unlocked.
+	sums := slices.Clone(runtime.SumTransportStats(buf))
 	c.buf = buf
-	type key struct {
-		side      runtime.Side
-		transport string
-	}
-	sum := make(map[key]*runtime.TransportStats)
-	var order []key
-	for i := range buf {
-		t := &buf[i]
-		k := key{t.Side, t.Transport}
-		s := sum[k]
-		if s == nil {
-			s = &runtime.TransportStats{Side: t.Side, Transport: t.Transport}
-			sum[k] = s
-			order = append(order, k)
-		}
-		s.PacketsIn += t.PacketsIn
-		s.BytesIn += t.BytesIn
-		s.PacketsOut += t.PacketsOut
-		s.BytesOut += t.BytesOut
-		s.Writes += t.Writes
-		s.Dropped += t.Dropped
-		s.Sessions += t.Sessions
-		s.QueuedBytes += t.QueuedBytes
-	}
 	c.mu.Unlock()
-	for _, k := range order {
-		s := sum[k]
-		side := k.side.String()
+	for _, s := range sums {
+		side, transport := s.Side.String(), s.Transport
 		counter := func(d *prometheus.Desc, v uint64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), side, k.transport)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), side, transport)
 		}
 		counter(c.packetsIn, s.PacketsIn)
 		counter(c.bytesIn, s.BytesIn)
@@ -92,7 +71,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.bytesOut, s.BytesOut)
 		counter(c.writes, s.Writes)
 		counter(c.dropped, s.Dropped)
-		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(s.Sessions), side, k.transport)
-		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.QueuedBytes), side, k.transport)
+		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(s.Sessions), side, transport)
+		ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.QueuedBytes), side, transport)
 	}
 }
