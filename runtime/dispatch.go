@@ -189,22 +189,52 @@ func (s *Session) receive(in *inbound) error {
 		s.handlers.Add(1)
 		s.mu.Unlock()
 		s.wg.Add(1)
-		// The packet moves to an inbound of the goroutine's, which
-		// releases it; the read loop releases the emptied one.
-		g := newInbound(in.p)
-		g.keep, in.p = in.keep, wire.Packet{}
-		s.work.run(func() {
-			defer s.wg.Done()
-			defer s.handlers.Done()
-			defer func() { <-s.inflight }()
-			s.serve(g, ext, h, m)
-			g.release()
-		})
+		// The packet moves to an inbound of the task's, which releases
+		// it; the read loop releases the emptied one.
+		t := requestTasks.Get().(*requestTask)
+		t.s, t.in, t.ext, t.h, t.m = s, newInbound(in.p), ext, h, m
+		t.in.keep, in.p = in.keep, wire.Packet{}
+		s.work.run(t.fn)
 		return nil
 	default:
 		s.serve(in, ext, h, m)
 		return nil
 	}
+}
+
+// requestTask is a request being served on the session's work pool: its
+// packet and what dispatch found for it. Tasks are pooled, each with its
+// run method bound once, so that handing a request to the pool allocates
+// nothing.
+type requestTask struct {
+	s   *Session
+	in  *inbound
+	ext wire.Ext
+	h   registered
+	m   *Method
+	fn  func() // run
+}
+
+var requestTasks sync.Pool
+
+func init() {
+	// Set here: New refers to run, which gives tasks back to the pool.
+	requestTasks.New = func() any {
+		t := new(requestTask)
+		t.fn = t.run
+		return t
+	}
+}
+
+func (t *requestTask) run() {
+	s := t.s
+	defer s.wg.Done()
+	defer s.handlers.Done()
+	defer func() { <-s.inflight }()
+	s.serve(t.in, t.ext, t.h, t.m)
+	t.in.release()
+	*t = requestTask{fn: t.fn}
+	requestTasks.Put(t)
 }
 
 // overLimit handles a packet the rate limit refused: a request is answered

@@ -30,15 +30,16 @@ func (s *Session) takeSlot() bool {
 	for {
 		if !r.busy && r.err == nil && len(r.held) < maxHeld && r.heldBytes < s.cfg.limits.MaxPacketSize() {
 			r.busy = true
-			if r.ch == nil {
+			if r.ch == nil { // made once, when first needed
 				r.ch = make(chan readResult, 1)
+				r.read = func() {
+					defer s.wg.Done()
+					p, err := s.conn.ReadPacket()
+					r.ch <- readResult{p, err}
+				}
 			}
 			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				p, err := s.conn.ReadPacket()
-				r.ch <- readResult{p, err}
-			}()
+			s.work.run(r.read)
 		}
 		var next chan readResult
 		if r.busy {
@@ -72,6 +73,7 @@ func (s *Session) takeSlot() bool {
 // slot, for the read loop to take before reading again.
 type readAhead struct {
 	ch        chan readResult // the read in progress, when busy
+	read      func()          // reads one packet into ch, on the work pool
 	busy      bool
 	held      []wire.Packet
 	heldBytes int
