@@ -75,7 +75,7 @@ type stream struct {
 	cancel   context.CancelFunc
 
 	mu        sync.Mutex
-	in        [][]byte // messages received and not yet read
+	in        []wire.Packet // messages received and not yet read (their memory may be pooled)
 	head      int      // in[head:] are unread
 	window    int      // the messages the peer may send ahead of our reading
 	peerLeft  int      // the messages the peer may still send: what we granted, less what came
@@ -155,8 +155,8 @@ func (st *stream) RecvMsg(m proto.Message) error {
 	for {
 		st.mu.Lock()
 		if st.head < len(st.in) {
-			b := st.in[st.head]
-			st.in[st.head] = nil
+			p := st.in[st.head]
+			st.in[st.head] = wire.Packet{}
 			st.head++
 			if st.head == len(st.in) {
 				st.in, st.head = st.in[:0], 0
@@ -171,7 +171,9 @@ func (st *stream) RecvMsg(m proto.Message) error {
 			if grant > 0 && !ended {
 				_ = st.frame(wire.StreamCredit, uint32(grant), nil)
 			}
-			if err := proto.Unmarshal(b, m); err != nil {
+			err := proto.Unmarshal(p.Payload, m) // copies what it keeps
+			p.Release()
+			if err != nil {
 				return Errorf(CodeInvalidArgument, "stream message is not a valid %s: %v", m.ProtoReflect().Descriptor().FullName(), err)
 			}
 			return nil
@@ -306,8 +308,10 @@ func (st *stream) end(err error, final *wire.Packet) bool {
 
 // deliver takes a frame from the peer. It runs on the session's read
 // goroutine and never blocks: a peer that sends more than it was granted
-// has the stream reset.
-func (st *stream) deliver(op wire.StreamOp, ext wire.Ext, payload []byte) {
+// has the stream reset. A message's packet is queued as it is, its pooled
+// memory with it, for RecvMsg to release once unmarshalled; the caller
+// must not release p.
+func (st *stream) deliver(op wire.StreamOp, ext wire.Ext, p *wire.Packet) {
 	st.mu.Lock()
 	if st.ended {
 		st.mu.Unlock()
@@ -326,7 +330,7 @@ func (st *stream) deliver(op wire.StreamOp, ext wire.Ext, payload []byte) {
 			return
 		}
 		st.peerLeft--
-		st.in = append(st.in, payload)
+		st.in = append(st.in, *p)
 		queued := len(st.in) - st.head
 		st.mu.Unlock()
 		if testHookQueued != nil {

@@ -170,7 +170,7 @@ func (s *Session) streamFrame(p *wire.Packet, ext wire.Ext) {
 		s.streams.unknown.Add(1)
 		return
 	}
-	st.deliver(f.Op, ext, p.Payload)
+	st.deliver(f.Op, ext, p)
 }
 
 // endOpened ends the stream this side opened that a Response answers; it
@@ -189,7 +189,7 @@ func (s *Session) endOpened(p *wire.Packet, ext wire.Ext) bool {
 	} else if len(p.Payload) > 0 {
 		// A client-streaming method's response: the stream's last message.
 		st.mu.Lock()
-		st.in = append(st.in, p.Payload)
+		st.in = append(st.in, wire.Packet{Payload: p.Payload})
 		st.mu.Unlock()
 	}
 	st.end(err, p)
