@@ -154,8 +154,10 @@ const (
 	batchClasses  = 4 // up to 512
 )
 
+// getBatch takes the largest queue the pools have: a queue is only held
+// while its session is writing, and a busy session would grow a small one.
 func getBatch() [][]byte {
-	for class := range batchClasses {
+	for class := batchClasses - 1; class >= 0; class-- {
 		if v := batchPools[class].Get(); v != nil {
 			return unsafe.Slice((*[]byte)(v.(unsafe.Pointer)), 1<<(class+minBatchShift))[:0]
 		}
