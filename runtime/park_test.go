@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	goruntime "runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,5 +224,40 @@ func TestIdleParkingOff(t *testing.T) {
 	}
 	if _, err := c.Request(context.Background(), wire.NewRequest(bizEcho, []byte("x"))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIdleParkingEnv: MSGTRANS_IDLE_PARKING sets parking for servers not
+// given WithIdleParking ("off", or a duration); the option wins over it;
+// a value that is neither fails NewServer, naming the variable.
+func TestIdleParkingEnv(t *testing.T) {
+	parkingCases(t)
+	tc := transportCases()[1] // tcp
+	t.Setenv("MSGTRANS_IDLE_PARKING", "5ms")
+	f := newFixture(t, tc)
+	f.dial()
+	f.waitSessions(1)
+	waitParked(t, f.srv, 1)
+
+	t.Setenv("MSGTRANS_IDLE_PARKING", "off")
+	for _, opts := range [][]runtime.ServerOption{nil, {runtime.WithIdleParking(5 * time.Millisecond)}} {
+		f := newFixture(t, tc, opts...)
+		f.dial()
+		f.waitSessions(1)
+		if opts == nil {
+			time.Sleep(50 * time.Millisecond) // ten times the idle time above: proving an absence
+			if n := runtime.ParkedSessions(f.srv); n != 0 {
+				t.Fatalf("%d sessions parked with MSGTRANS_IDLE_PARKING=off", n)
+			}
+		} else {
+			waitParked(t, f.srv, 1) // the option wins
+		}
+	}
+
+	for _, bad := range []string{"bogus", "-1s", "0s"} {
+		t.Setenv("MSGTRANS_IDLE_PARKING", bad)
+		if _, err := runtime.NewServer(); err == nil || !strings.Contains(err.Error(), "MSGTRANS_IDLE_PARKING") {
+			t.Errorf("MSGTRANS_IDLE_PARKING=%s: NewServer = %v, want an error naming the variable", bad, err)
+		}
 	}
 }
