@@ -30,8 +30,10 @@ import (
 
 const idleServerCommand = "idle-server"
 
-// idleSettle is how long the connections stay idle before the first sample.
-const idleSettle = 5 * time.Second
+// idleSettle is how long the connections stay idle before the first
+// sample (-quick: long enough for sessions to park, not for the pool's
+// workers to exit).
+func idleSettle(e *env) time.Duration { return pick(e, 5*time.Second, time.Second) }
 
 // idleSetup is one server measured by the idle scenario.
 type idleSetup struct{ transport, impl string }
@@ -150,7 +152,7 @@ func measureIdle(e *env, s idleSetup, n int) error {
 	// Idle for a while before sampling: the connection set-up's transient
 	// goroutines and buffers go, sessions park (after 0.5 s idle), and the
 	// pool's workers that read them exit (after 2-4 s without work).
-	time.Sleep(idleSettle)
+	time.Sleep(idleSettle(e))
 	for round := 1; round <= e.opt.rounds; round++ {
 		d, err := p.sample(p.connected)
 		if err != nil {

@@ -41,7 +41,12 @@ func TestScenarios(t *testing.T) {
 		{[]string{"slowconsumer", "-quick", "-transport", "tcp,ws", "-conns", "20"},
 			[]string{"transport=tcp vs=no-slow", "transport=ws vs=no-slow"}, nil},
 		{[]string{"idle", "-quick", "-transport", "tcp,ws", "-conns", "20"},
-			[]string{"transport=tcp vs=raw", "transport=ws vs=gorilla"}, nil},
+			[]string{"transport=tcp vs=raw", "transport=ws vs=gorilla", "transport=tcp vs=msgtrans-nopark", "transport=ws vs=msgtrans-nopark"}, nil},
+		// Issue 15: msgtrans with idle parking off alternated with msgtrans.
+		{[]string{"throughput", "-quick", "-transport", "tcp,ws", "-duration", "50ms", "-park-compare"},
+			[]string{"transport=tcp vs=msgtrans-nopark", "transport=ws vs=msgtrans-nopark"}, nil},
+		{[]string{"unary", "-quick", "-transport", "tcp", "-duration", "50ms", "-park-compare"},
+			[]string{"transport=tcp vs=msgtrans-nopark"}, nil},
 		// The cost gate of issue 17: msgtrans with the Prometheus adapter
 		// alternated with msgtrans.
 		{[]string{"throughput", "-quick", "-transport", "tcp", "-duration", "50ms", "-metrics-compare"},
