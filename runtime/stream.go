@@ -76,13 +76,13 @@ type stream struct {
 
 	mu        sync.Mutex
 	in        []wire.Packet // messages received and not yet read (their memory may be pooled)
-	head      int      // in[head:] are unread
-	window    int      // the messages the peer may send ahead of our reading
-	peerLeft  int      // the messages the peer may still send: what we granted, less what came
-	consumed  int      // read since the last grant
-	peerDone  bool     // the peer half-closed
-	credit    int      // messages we may still send
-	sentClose bool     // we half-closed
+	head      int           // in[head:] are unread
+	window    int           // the messages the peer may send ahead of our reading
+	peerLeft  int           // the messages the peer may still send: what we granted, less what came
+	consumed  int           // read since the last grant
+	peerDone  bool          // the peer half-closed
+	credit    int           // messages we may still send
+	sentClose bool          // we half-closed
 	ended     bool
 	err       error        // why it ended (nil: cleanly)
 	final     *wire.Packet // the opener's: the Response that ended it
