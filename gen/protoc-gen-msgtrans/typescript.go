@@ -235,21 +235,13 @@ func renderTSHandler(g tsLine, sm *serviceModel, name string) {
 	g.P("}")
 }
 
-// tsKind is the runtime's MethodKind string of k.
+// tsKind is the TypeScript runtime's MethodKind string of k: the Go
+// generator's names, but for the bidirectional kind's shorter one.
 func tsKind(k methodKind) string {
-	switch k {
-	case kindUnary:
-		return "unary"
-	case kindOneWay:
-		return "one-way"
-	case kindServerStream:
-		return "server-streaming"
-	case kindClientStream:
-		return "client-streaming"
-	case kindBidiStream:
+	if k == kindBidiStream {
 		return "bidi-streaming"
 	}
-	return ""
+	return k.String()
 }
 
 // jsDoc writes a /** */ comment of the lines, indented; "*/" in a line
