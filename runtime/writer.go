@@ -233,9 +233,39 @@ func (s *Session) writeLoop() {
 		clear(owned)
 		spareOwned = owned[:0]
 		if err != nil {
-			s.closeWith(s.writeFailure(err))
+			reason := s.writeFailure(err)
+			if errors.Is(reason, ErrSlowConsumer) || errors.Is(err, net.ErrClosed) {
+				s.closeWith(reason)
+				continue
+			}
+			// The peer is gone (it closed or reset the connection), but
+			// what it sent before is still to be read: responses to
+			// requests of this side among it. The reader ends the session
+			// at the end of that input, failing only what is left
+			// unanswered; lingerTime bounds the wait.
+			s.stopSending(reason)
 		}
 	}
+}
+
+// stopSending ends a session's sending after a write failed because the
+// peer is gone: what is queued is dropped and new sends fail as on a
+// closing session, while the reader reads what the peer sent before it
+// went. The session is closed with reason after lingerTime if its reading
+// has not ended it by then.
+func (s *Session) stopSending(reason error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closing = true
+	clear(s.queue)
+	s.queue, s.queued = s.queue[:0], 0
+	clear(s.owned)
+	s.owned = s.owned[:0]
+	s.mu.Unlock()
+	time.AfterFunc(lingerTime, func() { s.closeWith(reason) })
 }
 
 // refreshWriteDeadline gives the coming write the write timeout. Setting a
