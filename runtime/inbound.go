@@ -1,0 +1,60 @@
+package runtime
+
+import (
+	"sync"
+
+	"github.com/msgtrans/msgtrans-go/wire"
+)
+
+// inbound is a packet read from the connection. Inbound packets are
+// pooled, and so is their memory when the connection's decoder pools it
+// (wire.Decoder.PoolBodies): once a packet is dispatched, what nothing
+// refers to any more goes back (see release). keep says what does.
+type inbound struct {
+	p    wire.Packet
+	keep keep
+}
+
+// keep says what of an inbound packet outlives its dispatch.
+type keep uint8
+
+const (
+	// keepNothing: the packet and its memory go back to the pools.
+	keepNothing keep = iota
+	// keepPayload: something holds the payload (a stream's queue of
+	// messages); the packet goes back, its memory to the garbage collector.
+	keepPayload
+	// keepPacket: something holds the packet (a handler that owns it, a
+	// waiting call, an event, a stream); nothing goes back. A request's
+	// goroutine, which holds its packet, releases it itself.
+	keepPacket
+)
+
+var inboundPool = sync.Pool{New: func() any { return new(inbound) }}
+
+func newInbound(p wire.Packet) *inbound {
+	in := inboundPool.Get().(*inbound)
+	in.p = p
+	return in
+}
+
+// release gives back what of a dispatched packet nothing holds.
+func (in *inbound) release() {
+	switch in.keep {
+	case keepPacket:
+		return
+	case keepPayload:
+		in.p.Own()
+	default:
+		in.p.Release()
+	}
+	*in = inbound{}
+	inboundPool.Put(in)
+}
+
+// handOver marks the packet as held by whatever it is given to, which owns
+// its memory from now on.
+func (in *inbound) handOver() {
+	in.keep = keepPacket
+	in.p.Own()
+}
