@@ -137,6 +137,7 @@ func (s *Session) receive(in *inbound) error {
 		t := requestTasks.Get().(*requestTask)
 		t.s, t.in, t.ext, t.h, t.m = s, newInbound(in.p), ext, h, m
 		t.in.keep, in.p = in.keep, wire.Packet{}
+		s.serving.Add(1)
 		s.work.run(t.fn)
 		return nil
 	default:
@@ -175,6 +176,7 @@ func (t *requestTask) run() {
 	defer s.handlers.Done()
 	defer func() { <-s.inflight }()
 	s.serve(t.in, t.ext, t.h, t.m)
+	s.serving.Add(-1)
 	t.in.release()
 	*t = requestTask{fn: t.fn}
 	requestTasks.Put(t)

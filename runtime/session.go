@@ -43,24 +43,30 @@ type Session struct {
 	hello    atomic.Bool
 	pings    atomic.Int32
 
-	mu       sync.Mutex
-	queue    [][]byte
-	queued   int      // bytes in queue
-	owned    [][]byte // the packets in queue this session encoded, for the pools once written
-	writing  bool     // a writer goroutine is running
-	closing  bool     // no new sends; close once flushed
-	draining bool     // new requests are refused; those running finish
-	flushed  chan struct{}
-	closed   bool
-	closeErr error
-	groups   map[string]struct{}
-	attrs    map[any]any // guarded by mu; nil until the first Set
+	mu      sync.Mutex
+	queue   [][]byte
+	queued  int      // bytes in queue
+	owned   [][]byte // the packets in queue this session encoded, for the pools once written
+	writing bool     // a writer goroutine is running
+	// sharedQueued: a shared encoding (a fan-out's) was queued since the
+	// writer last started; see othersSending.
+	sharedQueued bool
+	closing      bool // no new sends; close once flushed
+	draining     bool // new requests are refused; those running finish
+	flushed      chan struct{}
+	closed       bool
+	closeErr     error
+	groups       map[string]struct{}
+	attrs        map[any]any // guarded by mu; nil until the first Set
 
 	pmu     sync.Mutex
 	pending map[uint32]chan reply
 
 	handlers sync.WaitGroup // request handlers running; see drain
-	goaway   atomic.Bool    // the server said it is going away (client side)
+	// serving counts the request handlers running, for the writer (see
+	// othersSending).
+	serving atomic.Int32
+	goaway  atomic.Bool // the server said it is going away (client side)
 
 	// Server side: ready is set once the session may be served (at once,
 	// or when the authenticator accepts its hello); identity is what the

@@ -121,6 +121,8 @@ func (s *Session) queueBuf(b []byte, owned bool) error {
 			s.owned = getBatch()
 		}
 		s.owned = append(s.owned, b)
+	} else {
+		s.sharedQueued = true
 	}
 	s.pushLocked(b)
 	s.mu.Unlock()
@@ -186,10 +188,12 @@ func putBatch(b [][]byte) {
 // goroutine and holds no queue.
 func (s *Session) writeLoop() {
 	defer s.wg.Done()
-	// Let goroutines that are ready to send on this session (request
-	// handlers answering a batch of requests, say) queue their packets
-	// first, so that they share this write.
-	goruntime.Gosched()
+	if s.othersSending() {
+		// Let goroutines that are ready to send on this session (request
+		// handlers answering a batch of requests, say) queue their
+		// packets first, so that they share this write.
+		goruntime.Gosched()
+	}
 	var spare [][]byte // the previous batch, emptied, to queue into next
 	var spareOwned [][]byte
 	for {
@@ -246,6 +250,40 @@ func (s *Session) writeLoop() {
 			s.stopSending(reason)
 		}
 	}
+}
+
+// othersSending reports whether goroutines other than the one that
+// started the writer are likely to queue packets on s shortly: request
+// handlers running, callers awaiting responses, open streams, or a
+// fan-out (shared encodings, queued by broadcasts going through many
+// sessions, one after the other). Only then does the writer yield before
+// its first write. A yield is not free: it puts the writer on the global
+// run queue and wakes an idle processor to take it, and a session whose
+// one sender is its own reader (handlers of one-way messages answering
+// inline) gains no batching from it, only that cost: on 2 cores the thread
+// hand-offs left a third of the CPU idle (BENCHMARKS.md, rawpath).
+func (s *Session) othersSending() bool {
+	if s.serving.Load() > 0 {
+		return true
+	}
+	s.mu.Lock()
+	shared := s.sharedQueued
+	s.sharedQueued = false
+	s.mu.Unlock()
+	if shared {
+		return true
+	}
+	s.pmu.Lock()
+	calls := len(s.pending)
+	s.pmu.Unlock()
+	if calls > 0 {
+		return true
+	}
+	t := &s.streams
+	t.mu.Lock()
+	open := len(t.opened) + len(t.accepted)
+	t.mu.Unlock()
+	return open > 0
 }
 
 // stopSending ends a session's sending after a write failed because the
