@@ -252,16 +252,16 @@ func (s *Session) writeLoop() {
 	}
 }
 
-// othersSending reports whether goroutines other than the one that
+// othersSending reports whether many goroutines other than the one that
 // started the writer are likely to queue packets on s shortly: request
-// handlers running, callers awaiting responses, open streams, or a
-// fan-out (shared encodings, queued by broadcasts going through many
-// sessions, one after the other). Only then does the writer yield before
-// its first write. A yield is not free: it puts the writer on the global
-// run queue and wakes an idle processor to take it, and a session whose
-// one sender is its own reader (handlers of one-way messages answering
-// inline) gains no batching from it, only that cost: on 2 cores the thread
-// hand-offs left a third of the CPU idle (BENCHMARKS.md, rawpath).
+// handlers running, callers awaiting responses, or a fan-out (shared
+// encodings, queued by broadcasts going through many sessions, one after
+// the other). Only then does the writer yield before its first write. A
+// yield is not free: it puts the writer on the global run queue and wakes
+// an idle processor to take it, and a session with one busy sender (its
+// reader answering one-way messages inline, or a stream's handler) gains
+// little batching from it and pays for the thread hand-offs: on 2 cores
+// they left a third of the CPU idle (BENCHMARKS.md, rawpath and stream).
 func (s *Session) othersSending() bool {
 	if s.serving.Load() > 0 {
 		return true
@@ -276,14 +276,7 @@ func (s *Session) othersSending() bool {
 	s.pmu.Lock()
 	calls := len(s.pending)
 	s.pmu.Unlock()
-	if calls > 0 {
-		return true
-	}
-	t := &s.streams
-	t.mu.Lock()
-	open := len(t.opened) + len(t.accepted)
-	t.mu.Unlock()
-	return open > 0
+	return calls > 0
 }
 
 // stopSending ends a session's sending after a write failed because the
