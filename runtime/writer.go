@@ -254,7 +254,8 @@ func (s *Session) writeLoop() {
 
 // othersSending reports whether many goroutines other than the one that
 // started the writer are likely to queue packets on s shortly: request
-// handlers running, callers awaiting responses, or a fan-out (shared
+// handlers running, callers awaiting responses (more than one of each), or
+// a fan-out (shared
 // encodings, queued by broadcasts going through many sessions, one after
 // the other). Only then does the writer yield before its first write. A
 // yield is not free: it puts the writer on the global run queue and wakes
@@ -263,7 +264,10 @@ func (s *Session) writeLoop() {
 // little batching from it and pays for the thread hand-offs: on 2 cores
 // they left a third of the CPU idle (BENCHMARKS.md, rawpath and stream).
 func (s *Session) othersSending() bool {
-	if s.serving.Load() > 0 {
+	// More than one: a handler that has just answered (and started this
+	// writer) may still be counted, and a lone call's own request is
+	// pending; a yield would only delay their packets.
+	if s.serving.Load() > 1 {
 		return true
 	}
 	s.mu.Lock()
@@ -276,7 +280,7 @@ func (s *Session) othersSending() bool {
 	s.pmu.Lock()
 	calls := len(s.pending)
 	s.pmu.Unlock()
-	return calls > 0
+	return calls > 1
 }
 
 // stopSending ends a session's sending after a write failed because the

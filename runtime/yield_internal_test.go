@@ -21,10 +21,16 @@ func TestOthersSending(t *testing.T) {
 			s.owned = append(s.owned, wire.GetBuffer(16))
 			s.mu.Unlock()
 		}, false},
-		{"request handler running", func(s *Session) { s.serving.Add(1) }, true},
-		{"call awaiting its response", func(s *Session) {
+		{"the request handler that answered", func(s *Session) { s.serving.Add(1) }, false},
+		{"request handlers running", func(s *Session) { s.serving.Add(2) }, true},
+		{"a lone call awaiting its response", func(s *Session) {
 			s.pmu.Lock()
 			s.pending = map[uint32]chan reply{7: make(chan reply, 1)}
+			s.pmu.Unlock()
+		}, false},
+		{"calls awaiting their responses", func(s *Session) {
+			s.pmu.Lock()
+			s.pending = map[uint32]chan reply{7: make(chan reply, 1), 9: make(chan reply, 1)}
 			s.pmu.Unlock()
 		}, true},
 		{"stream open", func(s *Session) {
