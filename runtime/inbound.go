@@ -33,10 +33,14 @@ const (
 var inboundPool = sync.Pool{New: func() any { return new(inbound) }}
 
 func newInbound(p wire.Packet) *inbound {
-	in := inboundPool.Get().(*inbound)
+	in := getInbound()
 	in.p = p
 	return in
 }
+
+// getInbound takes an empty inbound from the pool (release empties those
+// it gives back).
+func getInbound() *inbound { return inboundPool.Get().(*inbound) }
 
 // release gives back what of a dispatched packet nothing holds.
 func (in *inbound) release() {

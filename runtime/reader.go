@@ -27,14 +27,15 @@ func (s *Session) run() error {
 // park and its reader has waited long enough.
 func (s *Session) readLoop() error {
 	for {
-		read, err := s.next()
-		if err != nil {
+		// The packet is read into a pooled inbound, given back if the
+		// read fails (the session is idle, say) so that a parked session
+		// holds none.
+		in := getInbound()
+		if err := s.next(&in.p); err != nil {
+			in.release()
 			return err
 		}
-		// Taken from the pool only once read, so that a session waiting
-		// for its next packet holds none.
-		in := newInbound(read)
-		err = s.receive(in)
+		err := s.receive(in)
 		in.release()
 		if err != nil {
 			return err

@@ -85,31 +85,45 @@ type readResult struct {
 	err error
 }
 
-// next returns the session's next packet: one read ahead, or the result of
-// the read in progress, or a new read.
-func (s *Session) next() (wire.Packet, error) {
+// next reads the session's next packet into *p: one read ahead, or the
+// result of the read in progress, or a new read.
+func (s *Session) next(p *wire.Packet) error {
 	r := &s.ahead
 	switch {
 	case r.err != nil:
 		// The peer went away while requests waited: what it sent last
 		// would only reach handlers of a closed session.
 		r.held = nil
-		return wire.Packet{}, r.err
+		return r.err
 	case len(r.held) > 0:
-		p := r.held[0]
+		*p = r.held[0]
 		r.held[0] = wire.Packet{}
 		r.held = r.held[1:]
 		r.heldBytes -= wire.HeaderSize + len(p.Ext) + len(p.Payload)
 		if len(r.held) == 0 {
 			r.held = nil
 		}
-		return p, nil
+		return nil
 	case r.busy:
 		res := <-r.ch
 		r.busy = false
-		return res.p, res.err
+		*p = res.p
+		return res.err
 	}
-	return s.conn.ReadPacket()
+	if ir, ok := s.conn.(intoReader); ok {
+		return ir.ReadPacketInto(p)
+	}
+	var err error
+	*p, err = s.conn.ReadPacket()
+	return err
+}
+
+// intoReader is implemented by connections that can read a packet into
+// the caller's [wire.Packet] (StreamConn, QUIC's), which the read loop
+// prefers: a Packet returned by value is copied at every level it passes.
+type intoReader interface {
+	// ReadPacketInto is ReadPacket reading into *p.
+	ReadPacketInto(p *wire.Packet) error
 }
 
 // readFailure is the close reason for a failed read.

@@ -34,6 +34,11 @@ func NewStreamConn(c net.Conn, lim wire.Limits) *StreamConn {
 // ReadPacket implements [Conn].
 func (s *StreamConn) ReadPacket() (wire.Packet, error) { return s.dec.Next() }
 
+// ReadPacketInto is [StreamConn.ReadPacket] reading into *p, which it
+// overwrites; the runtime's read loop uses it to save the copies of a
+// returned packet.
+func (s *StreamConn) ReadPacketInto(p *wire.Packet) error { return s.dec.NextInto(p) }
+
 // WritePackets implements [Conn]. It gathers the packets into pooled buffers
 // of up to 64 KiB, so a batch of small packets costs one system call; a
 // packet larger than that is written directly.

@@ -45,6 +45,9 @@ func BenchmarkParsePacket(b *testing.B) {
 	}
 }
 
+// BenchmarkDecoder reads a stream of packets with Next, and with NextInto
+// into one packet whose pooled memory is given back after each (what the
+// runtime's read loop does).
 func BenchmarkDecoder(b *testing.B) {
 	const packets = 1024
 	p := benchPacket()
@@ -52,26 +55,40 @@ func BenchmarkDecoder(b *testing.B) {
 	for range packets {
 		stream = mustAppend(b, stream, p)
 	}
-	r := bytes.NewReader(stream)
-	b.SetBytes(int64(len(stream)))
-	b.ReportAllocs()
-	for b.Loop() {
-		r.Reset(stream)
-		dec := wire.NewDecoder(r, wire.Limits{})
-		n := 0
-		for {
-			_, err := dec.Next()
-			if err == io.EOF {
-				break
+	for _, into := range []bool{false, true} {
+		b.Run(fmt.Sprint("into=", into), func(b *testing.B) {
+			r := bytes.NewReader(stream)
+			b.SetBytes(int64(len(stream)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Reset(stream)
+				dec := wire.NewDecoder(r, wire.Limits{})
+				if into {
+					dec.PoolBodies()
+				}
+				var q wire.Packet
+				var err error
+				n := 0
+				for {
+					if into {
+						err = dec.NextInto(&q)
+						q.Release()
+					} else {
+						_, err = dec.Next()
+					}
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					n++
+				}
+				if n != packets {
+					b.Fatalf("decoded %d packets, want %d", n, packets)
+				}
 			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-		if n != packets {
-			b.Fatalf("decoded %d packets, want %d", n, packets)
-		}
+		})
 	}
 }
 

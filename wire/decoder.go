@@ -132,37 +132,47 @@ func (d *Decoder) SetLimits(lim Limits) {
 // [ErrTooLarge], detected from the header before the body is allocated.
 // After an error the Decoder must not be used again, but for [ErrIdle].
 func (d *Decoder) Next() (Packet, error) {
-	p, err := d.next()
-	if err != nil {
-		d.release()
-	}
+	var p Packet
+	err := d.NextInto(&p)
 	return p, err
 }
 
-func (d *Decoder) next() (Packet, error) {
+// NextInto is [Decoder.Next] reading into *p, which it overwrites: a
+// reader on a hot path saves the copies of a returned Packet. On error *p
+// is left zero.
+func (d *Decoder) NextInto(p *Packet) error {
+	err := d.next(p)
+	if err != nil {
+		d.release()
+	}
+	return err
+}
+
+func (d *Decoder) next(p *Packet) error {
 	d.pktStart = 0 // set by the packet's first read (fill, read)
+	*p = Packet{}
 	var frame uint32
 	if d.pre > 0 {
 		if err := d.fill(0, d.pre); err != nil {
-			return Packet{}, err
+			return err
 		}
 		frame = binary.BigEndian.Uint32(d.head[:d.pre])
 		switch {
 		case uint64(frame) > uint64(d.maxFrame):
-			return Packet{}, fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrTooLarge, frame, d.maxFrame)
+			return fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrTooLarge, frame, d.maxFrame)
 		case frame < HeaderSize:
-			return Packet{}, fmt.Errorf("%w: frame of %d bytes is shorter than a packet header", ErrProtocol, frame)
+			return fmt.Errorf("%w: frame of %d bytes is shorter than a packet header", ErrProtocol, frame)
 		}
 	}
 	if err := d.fill(d.pre, d.pre+HeaderSize); err != nil {
-		return Packet{}, err
+		return err
 	}
 	h, err := ParseHeader(d.head[d.pre:d.pre+HeaderSize], d.lim)
 	if err != nil {
-		return Packet{}, err
+		return err
 	}
 	if want := HeaderSize + h.BodyLen(); d.pre > 0 && int(frame) != want {
-		return Packet{}, fmt.Errorf("%w: frame length %d does not match the packet header's %d", ErrProtocol, frame, want)
+		return fmt.Errorf("%w: frame length %d does not match the packet header's %d", ErrProtocol, frame, want)
 	}
 	var body []byte
 	var pooled *byte
@@ -176,14 +186,14 @@ func (d *Decoder) next() (Packet, error) {
 		if pooled != nil {
 			putBody(pooled, class)
 		}
-		return Packet{}, err
+		return err
 	}
 	if d.buffered() == 0 {
 		d.release()
 	}
-	p := h.Packet(body)
+	h.fill(p, body)
 	p.pooled, p.class = pooled, class
-	return p, nil
+	return nil
 }
 
 func (d *Decoder) buffered() int { return d.r1 - d.r0 }

@@ -591,3 +591,45 @@ func TestDecoderDeadlineExcludesCallerDelay(t *testing.T) {
 		t.Error(d)
 	}
 }
+
+// TestDecoderNextInto: NextInto reads the same packets as Next into a
+// packet it overwrites whole (nothing of the previous packet survives in
+// fields the next one leaves empty), and leaves it zero on an error.
+func TestDecoderNextInto(t *testing.T) {
+	want := []wire.Packet{
+		{Type: wire.Request, Compression: wire.CompressionZstd, BizType: 9, MessageID: 7, Flags: wire.FlagHasRouteTag, Ext: []byte("ext"), Payload: []byte("payload")},
+		{MessageID: 8},
+		{Type: wire.Response, BizType: 1, MessageID: 9, Payload: []byte("p")},
+		{Ext: []byte("only an ext")},
+	}
+	cut := mustAppend(t, nil, &want[0])
+	stream := append(encodeAll(t, want), cut[:len(cut)-1]...)
+	for _, pool := range []bool{false, true} {
+		for _, rc := range streamReaders {
+			t.Run(fmt.Sprintf("pool=%v/%s", pool, rc.name), func(t *testing.T) {
+				dec := wire.NewDecoder(rc.make(stream), wire.Limits{})
+				if pool {
+					dec.PoolBodies()
+				}
+				p := wire.Packet{Type: wire.OneWay, BizType: 200, MessageID: 99, Ext: []byte("stale"), Payload: []byte("stale")}
+				var got []wire.Packet
+				for range want {
+					if err := dec.NextInto(&p); err != nil {
+						t.Fatalf("packet %d: %v", len(got), err)
+					}
+					got = append(got, wire.Packet{Type: p.Type, Compression: p.Compression, BizType: p.BizType, MessageID: p.MessageID, Flags: p.Flags,
+						Ext: bytes.Clone(p.Ext), Payload: bytes.Clone(p.Payload)})
+					p.Release()
+				}
+				checkPackets(t, got, want)
+				err := dec.NextInto(&p)
+				if !errors.Is(err, wire.ErrTruncated) {
+					t.Fatalf("truncated last packet: got %v, want one wrapping ErrTruncated", err)
+				}
+				if d := packetDiff(p, wire.Packet{}); d != "" {
+					t.Errorf("after an error the packet is not zero: %s", d)
+				}
+			})
+		}
+	}
+}

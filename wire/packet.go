@@ -252,15 +252,17 @@ func ParsePacket(b []byte, lim Limits) (p Packet, n int, err error) {
 // Packet builds the packet for h from its body (ext header then payload),
 // which must hold exactly h.BodyLen() bytes; the packet aliases body.
 func (h Header) Packet(body []byte) Packet {
-	return Packet{
-		Type:        h.Type,
-		Compression: h.Compression,
-		BizType:     h.BizType,
-		MessageID:   h.MessageID,
-		Flags:       h.Flags,
-		Ext:         nilIfEmpty(body[:h.ExtLen:h.ExtLen]),
-		Payload:     nilIfEmpty(body[h.ExtLen:len(body):len(body)]),
-	}
+	var p Packet
+	h.fill(&p, body)
+	return p
+}
+
+// fill sets the fields of a zero *p to the packet h heads, with body.
+func (h Header) fill(p *Packet, body []byte) {
+	p.Type, p.Compression, p.BizType = h.Type, h.Compression, h.BizType
+	p.MessageID, p.Flags = h.MessageID, h.Flags
+	p.Ext = nilIfEmpty(body[:h.ExtLen:h.ExtLen])
+	p.Payload = nilIfEmpty(body[h.ExtLen:len(body):len(body)])
 }
 
 func nilIfEmpty(b []byte) []byte {

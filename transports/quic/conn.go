@@ -55,12 +55,20 @@ func (c *conn) SetLimits(lim wire.Limits) { c.dec.SetLimits(lim) }
 
 // ReadPacket implements [runtime.Conn].
 func (c *conn) ReadPacket() (wire.Packet, error) {
-	p, err := c.dec.Next()
+	var p wire.Packet
+	err := c.ReadPacketInto(&p)
+	return p, err
+}
+
+// ReadPacketInto is ReadPacket reading into *p, which the runtime's read
+// loop prefers.
+func (c *conn) ReadPacketInto(p *wire.Packet) error {
+	err := c.dec.NextInto(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		// After bad input there is nothing worth lingering for.
 		c.readFailed.Store(true)
 	}
-	return p, err
+	return err
 }
 
 // WritePackets implements [runtime.Conn]. Each packet is prefixed with its
