@@ -83,7 +83,7 @@ func (s *BidiStream[Req, Res]) Context() context.Context { return s.st.Context()
 func NewServerStreamHandler[Req, Res any, PReq message[Req]](fn func(context.Context, *Session, PReq, *ServerStream[Res]) error) StreamHandler {
 	return func(ctx context.Context, s *Session, open *wire.Packet, st Stream) (*wire.Packet, error) {
 		req := PReq(new(Req))
-		if err := proto.Unmarshal(open.Payload, req); err != nil {
+		if err := unmarshalNew(open.Payload, req); err != nil {
 			return nil, Errorf(CodeInvalidArgument, "request is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
 		}
 		return nil, fn(ctx, s, req, &ServerStream[Res]{st})

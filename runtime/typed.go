@@ -61,7 +61,7 @@ func CallUnary[Resp any, PResp message[Resp]](ctx context.Context, c Caller, m *
 	}
 	defer rp.Release() // decoded into a message of its own
 	resp := PResp(new(Resp))
-	if err := proto.Unmarshal(rp.Payload, resp); err != nil {
+	if err := unmarshalNew(rp.Payload, resp); err != nil {
 		return nil, Errorf(CodeInternal, "response is not a valid %s: %v", resp.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return resp, nil
@@ -324,6 +324,13 @@ func nilIfEmpty(b []byte) []byte {
 // or a stream field (8 bytes).
 const maxTypedExt = 1 + 6 + 2 + 10
 
+// unmarshalNew decodes b into m, a message just made: as proto.Unmarshal,
+// but without first resetting m, which has nothing to reset (a reset goes
+// through reflection; it cost about 2% of the CPU of the typed echo).
+func unmarshalNew(b []byte, m proto.Message) error {
+	return proto.UnmarshalOptions{Merge: true}.Unmarshal(b, m)
+}
+
 func marshalError(msg proto.Message, err error) error {
 	return Errorf(CodeInternal, "marshal %s: %v", msg.ProtoReflect().Descriptor().FullName(), err)
 }
@@ -355,7 +362,7 @@ type unaryHandler[Req, Resp any, PReq message[Req], PResp message[Resp]] struct 
 
 func (h unaryHandler[Req, Resp, PReq, PResp]) serveMessage(ctx context.Context, s *Session, p *wire.Packet) (proto.Message, error) {
 	req := PReq(new(Req))
-	if err := proto.Unmarshal(p.Payload, req); err != nil {
+	if err := unmarshalNew(p.Payload, req); err != nil {
 		return nil, Errorf(CodeInvalidArgument, "request is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
 	}
 	resp, err := h.fn(ctx, s, req)
@@ -390,7 +397,7 @@ type oneWayHandler[Req any, PReq message[Req]] struct {
 // ServePacket implements [Handler].
 func (h oneWayHandler[Req, PReq]) ServePacket(ctx context.Context, s *Session, p *wire.Packet) (*wire.Packet, error) {
 	req := PReq(new(Req))
-	if err := proto.Unmarshal(p.Payload, req); err != nil {
+	if err := unmarshalNew(p.Payload, req); err != nil {
 		return nil, Errorf(CodeInvalidArgument, "message is not a valid %s: %v", req.ProtoReflect().Descriptor().FullName(), err)
 	}
 	return nil, h.fn(ctx, s, req)
