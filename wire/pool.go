@@ -56,6 +56,24 @@ func getBody(n int) ([]byte, *byte, int8) {
 	return b, unsafe.SliceData(b), int8(c)
 }
 
+// PooledPacket returns a packet headed by h whose ext header and payload
+// lie in one pooled buffer of h.BodyLen() bytes, and that buffer, for the
+// caller to fill: a transport that reads packet bodies itself (the
+// WebSocket one) gets memory that goes back to the pools as a pooling
+// [Decoder]'s does. [Packet.Release] gives it back (also when filling it
+// failed), [Packet.Own] keeps it for good.
+func (h Header) PooledPacket() (Packet, []byte) {
+	n := h.BodyLen()
+	if n == 0 {
+		return h.Packet(nil), nil
+	}
+	body, pooled, class := getBody(n)
+	var p Packet
+	h.fill(&p, body)
+	p.pooled, p.class = pooled, class
+	return p, body
+}
+
 // putBody gives a buffer back to the pool of its class.
 func putBody(base *byte, class int8) {
 	bodyPools[class].Put(unsafe.Pointer(base))

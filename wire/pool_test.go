@@ -98,3 +98,54 @@ func TestGetPutBuffer(t *testing.T) {
 		t.Errorf("a buffer taken and given back: %v allocations, want 0", allocs)
 	}
 }
+
+// TestPooledPacket: a packet made for a header has its ext header and
+// payload in the buffer it returns, which comes from the pools when it
+// can, goes back with Release and stays with Own.
+func TestPooledPacket(t *testing.T) {
+	tests := []struct {
+		name           string
+		ext, payload   int
+		pooled         bool
+		wantExt, wantP bool
+	}{
+		{"empty", 0, 0, false, false, false},
+		{"payload only", 0, 100, true, false, true},
+		{"ext only", 9, 0, true, true, false},
+		{"both", 9, 4000, true, true, true},
+		{"too large to pool", 0, 1<<16 + 1, false, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := Header{Type: Request, BizType: 3, MessageID: 42, ExtLen: uint16(tt.ext), PayloadLen: uint32(tt.payload)}
+			p, body := h.PooledPacket()
+			if len(body) != tt.ext+tt.payload {
+				t.Fatalf("body of %d bytes, want %d", len(body), tt.ext+tt.payload)
+			}
+			for i := range body {
+				body[i] = byte(i)
+			}
+			if p.Type != Request || p.BizType != 3 || p.MessageID != 42 {
+				t.Fatalf("header fields not carried: %+v", p)
+			}
+			if (p.Ext != nil) != tt.wantExt || (p.Payload != nil) != tt.wantP || len(p.Ext) != tt.ext || len(p.Payload) != tt.payload {
+				t.Fatalf("ext %d bytes, payload %d bytes; want %d and %d", len(p.Ext), len(p.Payload), tt.ext, tt.payload)
+			}
+			if tt.payload > 0 && p.Payload[0] != byte(tt.ext) {
+				t.Fatal("the payload does not follow the ext header in the buffer")
+			}
+			if (p.pooled != nil) != tt.pooled {
+				t.Fatalf("pooled = %v, want %v", p.pooled != nil, tt.pooled)
+			}
+			kept := p
+			kept.Own()
+			if kept.pooled != nil || len(kept.Payload) != tt.payload {
+				t.Fatal("Own did not keep the packet's memory")
+			}
+			p.Release()
+			if tt.pooled && (p.Payload != nil || p.Ext != nil || p.pooled != nil) {
+				t.Fatal("a released packet keeps its memory")
+			}
+		})
+	}
+}

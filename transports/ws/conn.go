@@ -184,8 +184,10 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 	if err != nil {
 		return wire.Packet{}, err
 	}
-	body := make([]byte, h.BodyLen())
+	// The session gives the packet's memory back once it is done with it.
+	p, body := h.PooledPacket()
 	if n, err := io.ReadFull(r, body); err != nil {
+		p.Release()
 		if isMessageEnd(err) {
 			return wire.Packet{}, fmt.Errorf("%w: binary message of %d bytes, its packet header declares %d",
 				wire.ErrTruncated, wire.HeaderSize+n, wire.HeaderSize+len(body))
@@ -196,17 +198,19 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 	for {
 		n, err := r.Read(c.hdr[:1])
 		if n > 0 {
+			p.Release()
 			return wire.Packet{}, c.overlong(r, wire.HeaderSize+len(body))
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			p.Release()
 			return wire.Packet{}, c.readError(err)
 		}
 	}
 	c.inMessage = false
-	return h.Packet(body), nil
+	return p, nil
 }
 
 // overlong reads on a message found longer than the packet of size bytes
