@@ -35,6 +35,11 @@ type Session struct {
 
 	// peerComp is the bitmask of compressions the peer accepts.
 	peerComp atomic.Uint32
+	// A graceful close half-closes the connection and lingers until the
+	// peer closes (see linger): packets arriving meanwhile are dropped.
+	// (Fields are ordered so that none is padded: an idle session's size
+	// counts; see TestSessionSize.)
+	lingering atomic.Bool
 	// Heartbeat state: when the last packet arrived (by the owner's coarse
 	// clock), whether the peer sent a hello (and so heartbeats), and the
 	// pings it sent since the server's last heartbeat tick.
@@ -53,8 +58,8 @@ type Session struct {
 	sharedQueued bool
 	closing      bool // no new sends; close once flushed
 	draining     bool // new requests are refused; those running finish
-	flushed      chan struct{}
 	closed       bool
+	flushed      chan struct{}
 	closeErr     error
 	groups       map[string]struct{}
 	attrs        map[any]any // guarded by mu; nil until the first Set
@@ -74,9 +79,7 @@ type Session struct {
 	ready    atomic.Bool
 	identity string
 
-	// A graceful close half-closes the connection and lingers until the
-	// peer closes (see linger): packets arriving meanwhile are dropped.
-	lingering    atomic.Bool
+	// Lingering (see above): the read loop's end and the close reason.
 	readEnded    chan struct{} // closed when the read loop ends; guarded by mu
 	lingerReason error         // the close reason meanwhile; guarded by mu
 
