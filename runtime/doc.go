@@ -57,9 +57,11 @@
 // # Files
 //
 // A packet's way in runs one way through the files: reader.go (the read
-// loop), dispatch.go (rate limit, authentication, decompression and the
-// handler, with auth.go, ratelimit.go and control.go deciding and
-// dispatch.go acting), then the handler, and pending.go for responses. Its
+// loop, into a pooled inbound: inbound.go), slots.go (request slots, and
+// reading ahead while waiting for one), dispatch.go (rate limit,
+// authentication, decompression and the handler, with auth.go,
+// ratelimit.go and control.go deciding and dispatch.go acting), serve.go
+// (running the handler and answering), and pending.go for responses. Its
 // way out: writer.go (queue and writer) for one session, fanout.go for
 // pushes. docs/architecture.md has the map.
 package runtime

@@ -110,20 +110,12 @@ func (s *Session) next(p *wire.Packet) error {
 		*p = res.p
 		return res.err
 	}
-	if ir, ok := s.conn.(intoReader); ok {
+	if ir, ok := s.conn.(PacketIntoReader); ok {
 		return ir.ReadPacketInto(p)
 	}
 	var err error
 	*p, err = s.conn.ReadPacket()
 	return err
-}
-
-// intoReader is implemented by connections that can read a packet into
-// the caller's [wire.Packet] (StreamConn, QUIC's), which the read loop
-// prefers: a Packet returned by value is copied at every level it passes.
-type intoReader interface {
-	// ReadPacketInto is ReadPacket reading into *p.
-	ReadPacketInto(p *wire.Packet) error
 }
 
 // readFailure is the close reason for a failed read.

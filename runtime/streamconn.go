@@ -34,9 +34,9 @@ func NewStreamConn(c net.Conn, lim wire.Limits) *StreamConn {
 // ReadPacket implements [Conn].
 func (s *StreamConn) ReadPacket() (wire.Packet, error) { return s.dec.Next() }
 
-// ReadPacketInto is [StreamConn.ReadPacket] reading into *p, which it
-// overwrites; the runtime's read loop uses it to save the copies of a
-// returned packet.
+var _ PacketIntoReader = (*StreamConn)(nil)
+
+// ReadPacketInto implements [PacketIntoReader].
 func (s *StreamConn) ReadPacketInto(p *wire.Packet) error { return s.dec.NextInto(p) }
 
 // WritePackets implements [Conn]. It gathers the packets into pooled buffers

@@ -46,6 +46,16 @@ type Conn interface {
 	RemoteAddr() net.Addr
 }
 
+// PacketIntoReader is implemented by connections that can read a packet
+// into the caller's [wire.Packet] ([StreamConn], QUIC's), which the
+// session's read loop then uses instead of ReadPacket: a Packet returned
+// by value is copied at every call it passes through.
+type PacketIntoReader interface {
+	// ReadPacketInto is ReadPacket reading into *p, which it overwrites
+	// (zero on an error).
+	ReadPacketInto(p *wire.Packet) error
+}
+
 // LimitSetter is implemented by connections whose limits can change while
 // they are open; the runtime uses it to hold a connection to tighter limits
 // until it has authenticated (see [WithAuthenticator]). It is called by the

@@ -60,8 +60,9 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 	return p, err
 }
 
-// ReadPacketInto is ReadPacket reading into *p, which the runtime's read
-// loop prefers.
+var _ runtime.PacketIntoReader = (*conn)(nil)
+
+// ReadPacketInto implements [runtime.PacketIntoReader].
 func (c *conn) ReadPacketInto(p *wire.Packet) error {
 	err := c.dec.NextInto(p)
 	if err != nil && !errors.Is(err, io.EOF) {
