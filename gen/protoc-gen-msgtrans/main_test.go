@@ -130,6 +130,9 @@ func method(name string, opts *msgtransv1.MethodOptions, mutate ...func(*descrip
 }
 
 func TestPluginErrors(t *testing.T) {
+	if r := routeOf("bad.v1.S.R19MEqo"); r != 0 {
+		t.Fatalf("the route-0 case's name hashes to %#x, not 0", r)
+	}
 	badDirection := &descriptorpb.ServiceOptions{}
 	proto.SetExtension(badDirection, msgtransv1.E_Service, &msgtransv1.ServiceOptions{Direction: 99})
 	tests := []struct {
@@ -166,6 +169,12 @@ func TestPluginErrors(t *testing.T) {
 			"unknown direction",
 			handmade(badDirection, method("A", nil)),
 			"bad/v1/bad.proto: service S: unknown direction 99",
+		},
+		{
+			// A name whose FNV-1a hash is 0, found by meeting in the middle.
+			"route id 0 derived",
+			handmade(nil, method("R19MEqo", nil)),
+			"bad/v1/bad.proto: service S, method R19MEqo: route id 0 is reserved for control packets; set (msgtrans.v1.method).route_id",
 		},
 	}
 	for _, tt := range tests {
