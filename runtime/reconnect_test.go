@@ -402,3 +402,51 @@ func TestWithLocalIP(t *testing.T) {
 		})
 	}
 }
+
+// TestDialOverCapacity: a client dialling a server that is at its per-host
+// cap is refused by Dial itself, with the server's resource_exhausted, at
+// once and after one attempt; it does not get a client that then
+// reconnects in a loop.
+func TestDialOverCapacity(t *testing.T) {
+	for _, tc := range abuseCases() { // tcp and ws
+		t.Run(tc.name, func(t *testing.T) {
+			refusals := &refusalCounter{}
+			srv, err := runtime.NewServer(runtime.WithMaxConnectionsPerIP(1), runtime.WithLogger(slog.New(refusals)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Handle(bizEcho, echo)
+			t.Cleanup(func() { _ = srv.Close() })
+			addr := tc.listen(t)
+			if err := srv.Listen(context.Background(), addr); err != nil {
+				t.Fatal(err)
+			}
+			addr = srv.Addrs()[0]
+			first, err := runtime.Dial(context.Background(), addr, runtime.WithLogger(slog.New(slog.DiscardHandler)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = first.Close() })
+			for i := range 3 {
+				start := time.Now()
+				c, err := runtime.Dial(context.Background(), addr, runtime.WithLogger(slog.New(slog.DiscardHandler)))
+				if err == nil {
+					_ = c.Close()
+					t.Fatalf("dial %d over the cap: got a client, want a refusal", i+1)
+				}
+				if runtime.CodeOf(err) != runtime.CodeResourceExhausted {
+					t.Errorf("dial %d over the cap: %v (code %v), want resource_exhausted", i+1, err, runtime.CodeOf(err))
+				}
+				if d := time.Since(start); d > 5*time.Second {
+					t.Errorf("dial %d over the cap took %v", i+1, d)
+				}
+			}
+			if _, err := first.Request(context.Background(), wire.NewRequest(bizEcho, nil)); err != nil {
+				t.Errorf("the client within the cap: %v", err)
+			}
+			if n := refusals.count(); n > 3 {
+				t.Errorf("the server refused %d connections for 3 dials", n)
+			}
+		})
+	}
+}
