@@ -331,15 +331,42 @@ func TestAbuseOutOfDescriptors(t *testing.T) {
 		}
 		stalled = append(stalled, c)
 	}
-	// A TCP connection now meets EMFILE at accept.
+	// TCP connections now meet EMFILE at accept: the listener sheds them
+	// with the reserved descriptor, telling each why (a go-away refusal),
+	// and keeps accepting. A probe accepted because a descriptor was free
+	// for a moment (it is answered the hello) stays open, holding it, and
+	// the next one is tried.
 	tcpHost := strings.TrimPrefix(addrs[0], "tcp://")
-	probe, err := net.Dial("tcp", tcpHost)
-	if err != nil {
-		t.Fatal(err)
+	shed := false
+	for i := 0; i < 10 && !shed; i++ {
+		probe, err := net.Dial("tcp", tcpHost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, probe)
+		_ = probe.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := probe.Write(controlBytes(t, wire.ControlHello, []byte{0})); err != nil {
+			t.Fatalf("probe %d: %v", i+1, err)
+		}
+		p, err := wire.NewDecoder(probe, wire.Limits{}).Next()
+		if err != nil {
+			t.Fatalf("probe %d was told nothing: %v", i+1, err)
+		}
+		ext, err := wire.ParseExt(p.Ext)
+		switch {
+		case err != nil:
+			t.Fatalf("probe %d: %v", i+1, err)
+		case ext.Control == wire.ControlHello:
+			t.Logf("probe %d accepted: a descriptor was free", i+1)
+		case ext.Control == wire.ControlGoAway && ext.Code == wire.CodeResourceExhausted && strings.Contains(ext.Message, "file descriptors"):
+			shed = true
+		default:
+			t.Fatalf("probe %d got control %v, status %v %q; want a hello or a go-away for want of file descriptors", i+1, ext.Control, ext.Code, ext.Message)
+		}
 	}
-	_ = probe.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, _ = io.ReadAll(probe) // shed at once, or served once descriptors free up
-	_ = probe.Close()
+	if !shed {
+		t.Fatal("no connection was shed with a refusal while the server was out of descriptors")
+	}
 	// The stalled connections are closed at the handshake timeout (1 s);
 	// then every listener serves.
 	for _, addr := range addrs {

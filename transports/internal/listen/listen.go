@@ -153,10 +153,20 @@ func (l *Listener) refuseConn(c *net.TCPConn, why error) {
 	})
 }
 
+// errShed is why a connection shed for want of descriptors is refused.
+var errShed = runtime.Errorf(runtime.CodeResourceExhausted, "server out of file descriptors; retry later")
+
+// shedWait bounds the time shed spends telling one peer no: the accept
+// loop waits meanwhile, and the descriptor is needed back.
+const shedWait = 20 * time.Millisecond
+
 // shed uses the reserved descriptor to accept one waiting connection and
 // close it at once, then reserves a descriptor again: with the process out
 // of descriptors, peers are told no promptly instead of waiting in the
-// backlog.
+// backlog. Where the protocol allows it the peer is told why first (a
+// go-away on plain TCP, a 503 on plain WebSocket), and what it sent is read
+// and dropped, so that the close is an orderly one rather than a reset that
+// could destroy the refusal; elsewhere (TLS) the connection is reset.
 func (l *Listener) shed() {
 	l.reserveMu.Lock()
 	defer l.reserveMu.Unlock()
@@ -167,7 +177,20 @@ func (l *Listener) shed() {
 	l.reserve = nil
 	_ = l.tl.SetDeadline(time.Now().Add(time.Millisecond))
 	if c, err := l.tl.AcceptTCP(); err == nil {
-		_ = c.SetLinger(0)
+		if l.refuse == nil {
+			_ = c.SetLinger(0)
+		} else {
+			deadline := time.Now().Add(shedWait)
+			_ = c.SetDeadline(deadline)
+			l.refuse(c, errShed)
+			_ = c.CloseWrite()
+			var buf [512]byte
+			for {
+				if _, err := c.Read(buf[:]); err != nil {
+					break
+				}
+			}
+		}
 		_ = c.Close()
 	}
 	_ = l.tl.SetDeadline(time.Time{})
