@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
 	"github.com/msgtrans/msgtrans-go/runtime"
 	"github.com/msgtrans/msgtrans-go/wire"
 )
@@ -103,6 +105,44 @@ func TestClientInterceptors(t *testing.T) {
 	for _, want := range []string{"oneway pushed", "request asked", "request forbidden"} {
 		if got := <-seen; got != want {
 			t.Errorf("interceptor saw %q, want %q", got, want)
+		}
+	}
+}
+
+// TestLoggingNamesTypedMethods: the Logging interceptor names a typed call
+// by its method's full name (from the call's CallInfo), with the type and
+// the status, and a failing one at Warn.
+func TestLoggingNamesTypedMethods(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	f := newFixture(t, transportCases()[0], runtime.WithInterceptors(runtime.Logging(logger)))
+	m := runtime.NewMethod("logging.v1.L.Echo", 0x4c4f47, runtime.MethodUnary)
+	f.srv.HandleMethod(m, runtime.NewUnaryHandler(func(_ context.Context, _ *runtime.Session, req *wrapperspb.StringValue) (*wrapperspb.StringValue, error) {
+		if req.GetValue() == "fail" {
+			return nil, runtime.Errorf(runtime.CodeFailedPrecondition, "not now")
+		}
+		return req, nil
+	}))
+	c := f.dial()
+	ctx := context.Background()
+	if _, err := runtime.CallUnary[wrapperspb.StringValue](ctx, c, m, wrapperspb.String("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runtime.CallUnary[wrapperspb.StringValue](ctx, c, m, wrapperspb.String("fail")); runtime.CodeOf(err) != runtime.CodeFailedPrecondition {
+		t.Fatalf("failing call: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want 2:\n%s", len(lines), logs.String())
+	}
+	for i, want := range []struct{ level, code string }{{"DEBUG", "ok"}, {"WARN", "failed_precondition"}} {
+		for _, part := range []string{"level=" + want.level, `msg="msgtrans: handled"`, "method=logging.v1.L.Echo", "type=request", "code=" + want.code} {
+			if !strings.Contains(lines[i], part) {
+				t.Errorf("line %d lacks %s: %s", i+1, part, lines[i])
+			}
+		}
+		if strings.Contains(lines[i], "biz_type=") {
+			t.Errorf("line %d names the biz_type of a typed call: %s", i+1, lines[i])
 		}
 	}
 }
