@@ -203,6 +203,59 @@ func TestAbuseCapsBeforeHandshake(t *testing.T) {
 	}
 }
 
+// TestAbuseHandshakeCap: connections that never finish their transport
+// handshake fill WithMaxHandshakes, not the per-host cap; beyond it a new
+// connection is refused at once (closed under TLS, a 503 on plain
+// WebSocket) rather than held until the handshake timeout, and the
+// timeout frees the places.
+func TestAbuseHandshakeCap(t *testing.T) {
+	const limit = 4
+	for _, name := range []string{"tls", "ws", "wss"} {
+		var tc transportCase
+		for _, c := range transportCases() {
+			if c.name == name {
+				tc = c
+			}
+		}
+		t.Run(name, func(t *testing.T) {
+			settled(t)
+			f := newFixture(t, tc, runtime.WithMaxHandshakes(limit), runtime.WithMaxConnectionsPerIP(100),
+				runtime.WithHandshakeTimeout(time.Second), runtime.WithLogger(slog.New(slog.DiscardHandler)))
+			f.srv.Handle(bizEcho, echo)
+			stall := func() {
+				c := stallers["silent"](t, f)
+				t.Cleanup(func() { _ = c.Close() })
+			}
+			for range limit {
+				stall()
+			}
+			eventually(t, 5*time.Second, "a connection beside the stalled handshakes", func() error {
+				if err := dialOnce(f); err == nil {
+					stall() // it overtook a staller: one more fills the place
+					return errors.New("served")
+				}
+				return nil
+			})
+			u, _ := url.Parse(f.addr)
+			c, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(900 * time.Millisecond))
+			b, err := io.ReadAll(c)
+			_ = c.Close()
+			var ne net.Error
+			switch {
+			case errors.As(err, &ne) && ne.Timeout():
+				t.Errorf("a connection beyond %d handshakes in progress was held open (read %q)", limit, b)
+			case name == "ws" && !strings.HasPrefix(string(b), "HTTP/1.1 503"):
+				t.Errorf("a plain WebSocket connection beyond the handshake cap got %q, want a 503", b)
+			}
+			eventually(t, 10*time.Second, "a client after the handshake timeout", func() error { return dialOnce(f) })
+		})
+	}
+}
+
 // TestAbuseWebSocketKeepAlive: plain HTTP requests on the WebSocket port
 // (no upgrade) do not hold a connection: one request is answered (426) and
 // the connection closed, however often the peer asks again.
