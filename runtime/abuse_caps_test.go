@@ -181,20 +181,7 @@ func TestAbuseCapsBeforeHandshake(t *testing.T) {
 			if tc.name != "quic" {
 				// Refused before TLS or HTTP: closed at once, not at the
 				// handshake timeout.
-				u, _ := url.Parse(f.addr)
-				c, err := net.Dial("tcp", u.Host)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = c.SetReadDeadline(time.Now().Add(900 * time.Millisecond))
-				b, err := io.ReadAll(c)
-				_ = c.Close()
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					t.Errorf("a connection over the cap was held open (read %q)", b)
-				} else if tc.name == "ws" && !strings.HasPrefix(string(b), "HTTP/1.1 503") {
-					t.Errorf("a plain WebSocket connection over the cap got %q, want a 503", b)
-				}
+				refusedAtOnce(t, f, "the per-host cap")
 			}
 			// The handshake timeout frees the places.
 			eventually(t, 10*time.Second, "a client after the handshake timeout", func() error { return dialOnce(f) })
@@ -236,23 +223,31 @@ func TestAbuseHandshakeCap(t *testing.T) {
 				}
 				return nil
 			})
-			u, _ := url.Parse(f.addr)
-			c, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = c.SetReadDeadline(time.Now().Add(900 * time.Millisecond))
-			b, err := io.ReadAll(c)
-			_ = c.Close()
-			var ne net.Error
-			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-				t.Errorf("a connection beyond %d handshakes in progress was held open (read %q)", limit, b)
-			case name == "ws" && !strings.HasPrefix(string(b), "HTTP/1.1 503"):
-				t.Errorf("a plain WebSocket connection beyond the handshake cap got %q, want a 503", b)
-			}
+			refusedAtOnce(t, f, "the handshake cap")
 			eventually(t, 10*time.Second, "a client after the handshake timeout", func() error { return dialOnce(f) })
 		})
+	}
+}
+
+// refusedAtOnce checks that a TCP connection to f's listener, over cap,
+// is refused at once, before any TLS or HTTP: closed within 900 ms rather
+// than held to the handshake timeout, with a 503 on plain WebSocket.
+func refusedAtOnce(t *testing.T, f *fixture, cap string) {
+	t.Helper()
+	u, _ := url.Parse(f.addr)
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(900 * time.Millisecond))
+	b, err := io.ReadAll(c)
+	_ = c.Close()
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		t.Errorf("a connection over %s was held open (read %q)", cap, b)
+	case f.tc.name == "ws" && !strings.HasPrefix(string(b), "HTTP/1.1 503"):
+		t.Errorf("a plain WebSocket connection over %s got %q, want a 503", cap, b)
 	}
 }
 
