@@ -81,6 +81,7 @@ func TestAbuseFlood(t *testing.T) {
 		ws    bool // WebSocket only
 		frame func(t *testing.T) []byte
 		ping  bool // WebSocket ping frames instead of packets
+		pongs bool // WebSocket pong frames, framed by the test, instead of packets
 		want  error
 	}{
 		{name: "one-way", frame: func(t *testing.T) []byte {
@@ -100,6 +101,7 @@ func TestAbuseFlood(t *testing.T) {
 			return controlBytes(t, wire.ControlPing, nil)
 		}, want: runtime.ErrPingFlood},
 		{name: "websocket ping frames", ws: true, ping: true, want: runtime.ErrPingFlood},
+		{name: "websocket pong frames", ws: true, pongs: true, want: runtime.ErrRateLimited},
 		{name: "decompression bombs", frame: func(t *testing.T) []byte {
 			// 10 MiB each, to a handler: inflated until the budget is spent.
 			return packetBytes(t, &wire.Packet{BizType: bizNote, Compression: wire.CompressionZlib, Payload: zlibBomb(t, 10<<20)})
@@ -127,12 +129,23 @@ func TestAbuseFlood(t *testing.T) {
 				f.waitSessions(1)
 				start := time.Now()
 				var closed bool
-				if tt.ping {
+				switch {
+				case tt.ping:
 					wp := p.(wsPeer)
 					for i := 0; i < 1e6 && !closed; i++ {
 						closed = wp.c.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(time.Second)) != nil
 					}
-				} else {
+				case tt.pongs:
+					// Unsolicited pongs, 2,048 frames a write: FIN and the
+					// pong opcode, the mask bit and a one-byte length, a zero
+					// masking key, the payload.
+					batch := bytes.Repeat([]byte{0x8a, 0x81, 0, 0, 0, 0, 'p'}, 2048)
+					conn := p.(wsPeer).c.UnderlyingConn()
+					for deadline := time.Now().Add(20 * time.Second); !closed && time.Now().Before(deadline); {
+						_, err := conn.Write(batch)
+						closed = err != nil
+					}
+				default:
 					closed = flood(p, tt.frame(t), 20*time.Second)
 				}
 				err := f.waitEvent(runtime.ConnectionClosed).Err
