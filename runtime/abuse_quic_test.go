@@ -1,0 +1,107 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	quicgo "github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/qlog"
+	"github.com/quic-go/quic-go/qlogwriter"
+
+	"github.com/msgtrans/msgtrans-go/runtime"
+	"github.com/msgtrans/msgtrans-go/transports/quic"
+)
+
+// retryWatch is a client's qlog trace that notes whether the server
+// answered its first Initial with a Retry.
+type retryWatch struct{ retried atomic.Bool }
+
+func (w *retryWatch) AddProducer() qlogwriter.Recorder { return w }
+func (w *retryWatch) Close() error                     { return nil }
+func (w *retryWatch) RecordEvent(e qlogwriter.Event) {
+	if p, ok := e.(qlog.PacketReceived); ok && p.Header.PacketType == qlog.PacketTypeRetry {
+		w.retried.Store(true)
+	}
+}
+
+// dialQUIC makes a QUIC connection to f's listener with quic-go itself,
+// watched by w, and closes it once made.
+func dialQUIC(t *testing.T, f *fixture, w *retryWatch) error {
+	t.Helper()
+	u, _ := url.Parse(f.addr)
+	tc := f.certs.Client.Clone()
+	tc.ServerName, tc.NextProtos = u.Hostname(), []string{quic.ALPN}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := quicgo.DialAddr(ctx, u.Host, tc, &quicgo.Config{
+		Tracer: func(context.Context, bool, quicgo.ConnectionID) qlogwriter.Trace { return w },
+	})
+	if err != nil {
+		return err
+	}
+	return c.CloseWithError(0, "")
+}
+
+// TestAbuseQUICHandshakes: QUIC peers meet the caps before the server does
+// the work of a handshake. Once a quarter of the handshakes allowed at once
+// are in progress, a new peer must first prove its address with a Retry
+// (a peer spoofing addresses cannot), and not before; and a peer over the
+// per-host cap is refused before its handshake completes (its dial fails,
+// rather than succeeding and being closed).
+func TestAbuseQUICHandshakes(t *testing.T) {
+	var tc transportCase
+	for _, c := range transportCases() {
+		if c.name == "quic" {
+			tc = c
+		}
+	}
+	t.Run("retry under load", func(t *testing.T) {
+		settled(t)
+		const handshakes = 8 // Retry from 2 in progress
+		f := newFixture(t, tc, runtime.WithMaxHandshakes(handshakes), runtime.WithMaxConnectionsPerIP(100),
+			runtime.WithHandshakeTimeout(5*time.Second), runtime.WithLogger(slog.New(slog.DiscardHandler)))
+		f.srv.Handle(bizEcho, echo)
+		var quiet retryWatch
+		if err := dialQUIC(t, f, &quiet); err != nil {
+			t.Fatal(err)
+		}
+		if quiet.retried.Load() {
+			t.Fatal("a Retry with no handshake in progress")
+		}
+		for range handshakes / 4 {
+			c := stallers["initial only"](t, f)
+			t.Cleanup(func() { _ = c.Close() })
+		}
+		eventually(t, 5*time.Second, "a Retry while handshakes stall", func() error {
+			var w retryWatch
+			if err := dialQUIC(t, f, &w); err != nil {
+				return err
+			}
+			if !w.retried.Load() {
+				return errors.New("no Retry")
+			}
+			return nil
+		})
+	})
+	t.Run("refused before the handshake", func(t *testing.T) {
+		settled(t)
+		f := newFixture(t, tc, runtime.WithMaxConnectionsPerIP(1), runtime.WithLogger(slog.New(slog.DiscardHandler)))
+		f.srv.Handle(bizEcho, echo)
+		c := f.dial()
+		t.Cleanup(func() { _ = c.Close() })
+		var w retryWatch
+		if err := dialQUIC(t, f, &w); err == nil {
+			t.Fatal("a QUIC peer over the per-host cap completed its handshake")
+		} else {
+			t.Logf("refused: %v", err)
+		}
+		if err := dialOnce(f); err == nil {
+			t.Fatal("a client over the per-host cap was served")
+		}
+	})
+}
