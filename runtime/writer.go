@@ -255,26 +255,24 @@ func (s *Session) writeLoop() {
 // othersSending reports whether many goroutines other than the one that
 // started the writer are likely to queue packets on s shortly: request
 // handlers running, callers awaiting responses (more than one of each), or
-// a fan-out (shared
-// encodings, queued by broadcasts going through many sessions, one after
-// the other). Only then does the writer yield before its first write. A
-// yield is not free: it puts the writer on the global run queue and wakes
-// an idle processor to take it, and a session with one busy sender (its
-// reader answering one-way messages inline, or a stream's handler) gains
-// little batching from it and pays for the thread hand-offs: on 2 cores
-// they left a third of the CPU idle (BENCHMARKS.md, rawpath and stream).
+// a fan-out (shared encodings, queued by broadcasts going through many
+// sessions, one after the other). Only then does the writer yield before
+// its first write. A yield is not free: it puts the writer on the global
+// run queue and wakes an idle processor to take it, and a session with one
+// busy sender (its reader answering one-way messages inline, or a stream's
+// handler) gains little batching from it and pays for the thread
+// hand-offs: on 2 cores they left a third of the CPU idle (BENCHMARKS.md,
+// rawpath and stream). It clears the fan-out mark, which concerns only
+// the writer start that sees it.
 func (s *Session) othersSending() bool {
-	// More than one: a handler that has just answered (and started this
-	// writer) may still be counted, and a lone call's own request is
-	// pending; a yield would only delay their packets.
-	if s.serving.Load() > 1 {
-		return true
-	}
 	s.mu.Lock()
 	shared := s.sharedQueued
 	s.sharedQueued = false
 	s.mu.Unlock()
-	if shared {
+	// More than one: a handler that has just answered (and started this
+	// writer) may still be counted, and a lone call's own request is
+	// pending; a yield would only delay their packets.
+	if shared || s.serving.Load() > 1 {
 		return true
 	}
 	s.pmu.Lock()

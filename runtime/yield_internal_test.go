@@ -77,6 +77,18 @@ func TestSharedQueuedOncePerStart(t *testing.T) {
 	if s.othersSending() {
 		t.Fatal("the fan-out mark outlived the writer start that saw it")
 	}
+	// Cleared also when running handlers alone decide the yield.
+	if err := s.SendEncoded(enc); err != nil {
+		t.Fatal(err)
+	}
+	s.serving.Add(2)
+	if !s.othersSending() {
+		t.Fatal("running handlers did not make the writer yield")
+	}
+	s.serving.Add(-2)
+	if s.othersSending() {
+		t.Fatal("the fan-out mark outlived a writer start that yielded for handlers")
+	}
 	if err := s.Send(wire.NewOneWay(1, []byte("own"))); err != nil {
 		t.Fatal(err)
 	}
