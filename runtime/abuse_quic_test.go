@@ -50,7 +50,8 @@ func dialQUIC(t *testing.T, f *fixture, w *retryWatch) error {
 // the work of a handshake: a peer over the per-host cap is refused before
 // its handshake completes (its dial fails, rather than succeeding and
 // being closed), and is not asked for a Retry while no handshake is in
-// progress.
+// progress. The Retry asked under load is tested beside the listener that
+// counts handshakes (transports/quic TestRetryUnderLoad).
 func TestAbuseQUICHandshakes(t *testing.T) {
 	var tc transportCase
 	for _, c := range transportCases() {
