@@ -3,6 +3,9 @@ package runtime
 import (
 	"errors"
 	"io"
+	goruntime "runtime"
+
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 // run reads and dispatches packets until the connection fails or closes,
@@ -35,12 +38,31 @@ func (s *Session) readLoop() error {
 			in.release()
 			return err
 		}
+		request := in.p.Type == wire.Request
 		err := s.receive(in)
 		in.release()
 		if err != nil {
 			return err
 		}
+		if request && s.serving.Load() > 1 && !s.readAhead() {
+			// Handlers were just handed requests and the next read would
+			// go to the connection: let them run first. They answer
+			// together (their responses share the writer's next write)
+			// and meanwhile more of the peer's requests arrive, so the
+			// read that follows returns a batch rather than finding
+			// nothing. With 256 callers over 16 TCP connections this
+			// raised calls per second by about a tenth (BENCHMARKS.md).
+			goruntime.Gosched()
+		}
 	}
+}
+
+// readAhead reports whether the connection holds bytes read ahead, so that
+// its next packet needs no read from the network; connections that cannot
+// tell report false.
+func (s *Session) readAhead() bool {
+	r, ok := s.conn.(ReadAheader)
+	return ok && r.Buffered() > 0
 }
 
 // finish ends the session after its reading stopped with err: it closes

@@ -34,7 +34,10 @@ func NewStreamConn(c net.Conn, lim wire.Limits) *StreamConn {
 // ReadPacket implements [Conn].
 func (s *StreamConn) ReadPacket() (wire.Packet, error) { return s.dec.Next() }
 
-var _ PacketIntoReader = (*StreamConn)(nil)
+var (
+	_ PacketIntoReader = (*StreamConn)(nil)
+	_ ReadAheader      = (*StreamConn)(nil)
+)
 
 // ReadPacketInto implements [PacketIntoReader].
 func (s *StreamConn) ReadPacketInto(p *wire.Packet) error { return s.dec.NextInto(p) }
@@ -140,3 +143,6 @@ func (s *StreamConn) RemoteAddr() net.Addr { return s.c.RemoteAddr() }
 
 // NetConn returns the underlying connection.
 func (s *StreamConn) NetConn() net.Conn { return s.c }
+
+// Buffered implements [ReadAheader].
+func (s *StreamConn) Buffered() int { return s.dec.Buffered() }

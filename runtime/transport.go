@@ -56,6 +56,16 @@ type PacketIntoReader interface {
 	ReadPacketInto(p *wire.Packet) error
 }
 
+// ReadAheader is implemented by connections that read ahead of the packet
+// they return ([StreamConn], QUIC's, WebSocket's). The read loop asks it
+// after handing requests to their handlers: with nothing read ahead, it lets
+// the handlers run before its next read, so that they answer together and
+// the read finds more of what the peer sent waiting.
+type ReadAheader interface {
+	// Buffered reports the bytes read ahead and not yet returned.
+	Buffered() int
+}
+
 // LimitSetter is implemented by connections whose limits can change while
 // they are open; the runtime uses it to hold a connection to tighter limits
 // until it has authenticated (see [WithAuthenticator]). It is called by the

@@ -362,3 +362,7 @@ func unixNanoTime(n int64) time.Time {
 	}
 	return time.Unix(0, n)
 }
+
+// Buffered reports the bytes read ahead and not yet decoded: while it is
+// above zero, the next packet's first bytes need no read.
+func (d *Decoder) Buffered() int { return d.buffered() }

@@ -60,7 +60,14 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 	return p, err
 }
 
-var _ runtime.PacketIntoReader = (*conn)(nil)
+var (
+	_ runtime.PacketIntoReader = (*conn)(nil)
+	_ runtime.ReadAheader      = (*conn)(nil)
+)
+
+// Buffered implements [runtime.ReadAheader]: the bytes the decoder read
+// ahead (what quic-go holds for the stream is not counted).
+func (c *conn) Buffered() int { return c.dec.Buffered() }
 
 // ReadPacketInto implements [runtime.PacketIntoReader].
 func (c *conn) ReadPacketInto(p *wire.Packet) error {

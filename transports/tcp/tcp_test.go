@@ -14,6 +14,7 @@ import (
 	"github.com/msgtrans/msgtrans-go/internal/testcert"
 	"github.com/msgtrans/msgtrans-go/runtime"
 	"github.com/msgtrans/msgtrans-go/transports/tcp"
+	"github.com/msgtrans/msgtrans-go/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -68,5 +69,64 @@ func TestTLSListenerNeedsCertificate(t *testing.T) {
 	u, _ := url.Parse("tls://127.0.0.1:0")
 	if _, err := (tcp.Transport{TLS: true}).Listen(context.Background(), u, nil); err == nil {
 		t.Fatal("tls listener without a certificate started")
+	}
+}
+
+// TestBufferedReadAhead: packets written together are read with one read
+// from the socket, and Buffered says what is left of it, down to zero once
+// the last is returned (the read loop yields to handlers only then).
+func TestBufferedReadAhead(t *testing.T) {
+	certs := testcert.New()
+	for _, tt := range []struct {
+		scheme       string
+		tr           tcp.Transport
+		server, dial *runtime.TransportConfig
+	}{
+		{"tcp", tcp.Transport{}, &runtime.TransportConfig{}, &runtime.TransportConfig{}},
+		{"tls", tcp.Transport{TLS: true}, &runtime.TransportConfig{TLS: certs.Server}, &runtime.TransportConfig{TLS: certs.Client}},
+	} {
+		t.Run(tt.scheme, func(t *testing.T) {
+			u, _ := url.Parse(tt.scheme + "://127.0.0.1:0")
+			l, err := tt.tr.Listen(context.Background(), u, tt.server)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			addr, _ := url.Parse(tt.scheme + "://" + l.Addr().String())
+			client, err := tt.tr.Dial(context.Background(), addr, tt.dial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			server, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer server.Close()
+			ra, ok := server.(runtime.ReadAheader)
+			if !ok {
+				t.Fatalf("%T does not report what it read ahead", server)
+			}
+
+			const packets = 3
+			batch := make([][]byte, packets)
+			for i := range batch {
+				if batch[i], err = wire.AppendPacket(nil, wire.NewOneWay(1, []byte("read ahead"))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := client.WritePackets(batch); err != nil {
+				t.Fatal(err)
+			}
+			for i := range packets {
+				if _, err := server.ReadPacket(); err != nil {
+					t.Fatalf("packet %d: %v", i, err)
+				}
+				left := (packets - 1 - i) * len(batch[0])
+				if got := ra.Buffered(); got != left {
+					t.Fatalf("after packet %d of %d, Buffered() = %d, want %d", i+1, packets, got, left)
+				}
+			}
+		})
 	}
 }

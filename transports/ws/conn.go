@@ -144,6 +144,22 @@ func (c *conn) SetLimits(lim wire.Limits) {
 	c.bc.pktTimeout = c.lim.PacketReadTimeout
 }
 
+var _ runtime.ReadAheader = (*conn)(nil)
+
+// Buffered implements [runtime.ReadAheader]: the bytes read from the socket
+// and not yet returned, in the read-ahead buffer and (server side) in
+// gorilla's. Called by the reading goroutine only.
+func (c *conn) Buffered() int {
+	n := 0
+	if c.br != nil {
+		n = c.br.Buffered()
+	}
+	if b := c.bc; b.ra != nil {
+		n += b.r1 - b.r0
+	}
+	return n
+}
+
 // ReadPacket implements [runtime.Conn]: it reads one binary message and
 // returns the packet it holds, which owns its memory.
 func (c *conn) ReadPacket() (wire.Packet, error) {

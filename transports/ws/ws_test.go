@@ -751,3 +751,35 @@ func TestAbnormalEnds(t *testing.T) {
 		})
 	}
 }
+
+// TestBufferedReadAhead: messages written together are read with one read
+// from the socket, and Buffered says bytes are left until the last message
+// is returned, then none.
+func TestBufferedReadAhead(t *testing.T) {
+	const packets = 3
+	for _, v := range variants {
+		t.Run(v.scheme, func(t *testing.T) {
+			l, u := v.listen(t, wire.Limits{})
+			client, server := v.connect(t, l, u)
+			ra, ok := server.(runtime.ReadAheader)
+			if !ok {
+				t.Fatalf("%T does not report what it read ahead", server)
+			}
+			batch := make([][]byte, packets)
+			for i := range batch {
+				batch[i] = encode(t, wire.NewOneWay(1, []byte("read ahead")))
+			}
+			if err := client.WritePackets(batch); err != nil {
+				t.Fatal(err)
+			}
+			for i := range packets {
+				if _, err := server.ReadPacket(); err != nil {
+					t.Fatalf("packet %d: %v", i, err)
+				}
+				if got, last := ra.Buffered(), i == packets-1; (got == 0) != last {
+					t.Fatalf("after packet %d of %d, Buffered() = %d", i+1, packets, got)
+				}
+			}
+		})
+	}
+}
