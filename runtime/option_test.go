@@ -300,3 +300,46 @@ func TestWithAllowedOrigins(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestInFlightFullUnderLoad: callers beyond the in-flight cap keep a
+// session's slots full, so its reader reads ahead on another goroutine while
+// it waits for one, and hands requests to handlers while others run (when
+// it may yield to them). Every call is answered; under -race this also
+// checks that the reader never asks the connection what it has buffered
+// while the read ahead is using it.
+func TestInFlightFullUnderLoad(t *testing.T) {
+	const (
+		inFlight = 2
+		callers  = 16
+		calls    = 100
+	)
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc, runtime.WithMaxInFlight(inFlight))
+			f.srv.Handle(bizEcho, echo)
+			c := f.dial()
+			errs := make(chan error, callers)
+			for w := range callers {
+				go func() {
+					for i := range calls {
+						want := fmt.Sprintf("%d/%d", w, i)
+						resp, err := c.Request(context.Background(), wire.NewRequest(bizEcho, []byte(want)))
+						if err == nil && resp.Text() != want {
+							err = fmt.Errorf("got %q, want %q", resp.Text(), want)
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range callers {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
