@@ -23,7 +23,9 @@ import (
 // go mod tidy, then the server and the client, over tcp and ws. The module
 // comes the way a published version does: from a module proxy (a file://
 // one made from this checkout's tracked files) into an empty module cache,
-// with every other module from the machine's module cache, offline. So it
+// every other module from the machine's module cache or, for what it lacks
+// (go mod tidy reads the tests of dependencies too), the configured proxy,
+// with the checksum database off. So it
 // fails when the README's code or commands drift, and when the module
 // cannot be installed as published (a replace directive in go.mod, say,
 // makes `go install …@latest` refuse it).
@@ -49,12 +51,13 @@ func TestReadmeQuickStart(t *testing.T) {
 	section := readmeSection(t, string(readme), "## Define, generate, implement")
 
 	modcache := strings.TrimSpace(command(t, ".", nil, "go", "env", "GOMODCACHE"))
+	upstream := strings.TrimSpace(command(t, ".", nil, "go", "env", "GOPROXY"))
 	proxy := t.TempDir()
 	publish(t, root, proxy, "v0.1.0")
 	gopath := t.TempDir()
 	env := []string{
 		"GOPATH=" + gopath, // an empty module cache; go install's bin/
-		"GOPROXY=file://" + filepath.ToSlash(proxy) + ",file://" + filepath.ToSlash(filepath.Join(modcache, "cache", "download")),
+		"GOPROXY=file://" + filepath.ToSlash(proxy) + ",file://" + filepath.ToSlash(filepath.Join(modcache, "cache", "download")) + "," + upstream,
 		"GOSUMDB=off", "GOWORK=off", "GOTOOLCHAIN=local",
 		"GOFLAGS=-modcacherw", // so that the test can remove the cache
 		"PATH=" + filepath.Dir(buf) + string(os.PathListSeparator) + os.Getenv("PATH"),
