@@ -53,6 +53,16 @@ func findBuf(t *testing.T) string {
 	return ""
 }
 
+// needBuf returns the buf command, skipping the test when there is none.
+func needBuf(t *testing.T) string {
+	t.Helper()
+	buf := findBuf(t)
+	if buf == "" {
+		t.Skip("buf is not installed (go install github.com/bufbuild/buf/cmd/buf@v1.75.0; .ci/run does)")
+	}
+	return buf
+}
+
 // goEnv is the environment of go commands run on temporary modules: no
 // workspace, go.mod completed as needed, no VCS stamping.
 func goEnv() []string {

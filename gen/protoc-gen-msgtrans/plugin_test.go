@@ -53,10 +53,7 @@ func checkOutput(t *testing.T, scenario, out string) {
 }
 
 func TestPluginUnderBuf(t *testing.T) {
-	buf := findBuf(t)
-	if buf == "" {
-		t.Skip("buf is not installed (go install github.com/bufbuild/buf/cmd/buf@v1.75.0; .ci/run does)")
-	}
+	buf := needBuf(t)
 	plugin := buildPlugin(t)
 	for _, sc := range scenarios(t) {
 		t.Run(sc, func(t *testing.T) {

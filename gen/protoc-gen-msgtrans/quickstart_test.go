@@ -33,10 +33,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the go command, buf and the README's programs")
 	}
-	buf := findBuf(t)
-	if buf == "" {
-		t.Skip("buf is not installed (go install github.com/bufbuild/buf/cmd/buf@v1.75.0; .ci/run does)")
-	}
+	buf := needBuf(t)
 	root := repoRoot(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed: the published module is made from the tracked files")

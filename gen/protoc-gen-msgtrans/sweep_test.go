@@ -28,10 +28,7 @@ func TestRealWorldSweep(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs buf and the go command over a module's protos")
 	}
-	buf := findBuf(t)
-	if buf == "" {
-		t.Skip("buf is not installed (go install github.com/bufbuild/buf/cmd/buf@v1.75.0; .ci/run does)")
-	}
+	buf := needBuf(t)
 	dir := moduleDir(t, sweepModule, benchRequirement(t, sweepModule))
 	files := serviceFiles(t, dir)
 	if len(files) == 0 {
