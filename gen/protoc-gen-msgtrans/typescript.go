@@ -106,7 +106,7 @@ func renderTS(g tsLine, p *params, fm *fileModel, svcNames map[*protogen.Service
 	g.P("// source: ", filePath(f))
 	g.P()
 	g.P(`import type { MessageInitShape, MessageShape } from "`, esImport, `";`)
-	g.P(`import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar } from "`, jsString(p.tsRuntime), `";`)
+	g.P(`import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar, StreamOptions } from "`, jsString(p.tsRuntime), `";`)
 	base := path.Base(strings.TrimSuffix(f.Desc.Path(), ".proto")) + "_pb"
 	switch p.importExt {
 	case "js":
@@ -174,8 +174,11 @@ func renderTSClient(g tsLine, sm *serviceModel, name string) {
 		case kindOneWay:
 			jsDoc(g, "  ", protoComment(mm.m.Comments.Leading), mm.deprecated)
 			g.P("  ", key, "(request: ", in, ", options?: CallOptions): Promise<void>;")
+		case kindServerStream:
+			jsDoc(g, "  ", protoComment(mm.m.Comments.Leading), mm.deprecated)
+			g.P("  ", key, "(request: ", in, ", options?: StreamOptions): AsyncIterable<", out, ">;")
 		default:
-			g.P("  // ", mm.m.Desc.Name(), " (", mm.kind, ") is not here: the TypeScript runtime has no streams yet.")
+			g.P("  // ", mm.m.Desc.Name(), " (", mm.kind, ") is not here: the TypeScript runtime has server streams only.")
 		}
 	}
 	g.P("}")
@@ -191,6 +194,8 @@ func renderTSClient(g tsLine, sm *serviceModel, name string) {
 			g.P("    ", key, ": (request, options) => c.call(m.", key, ", request, options),")
 		case kindOneWay:
 			g.P("    ", key, ": (request, options) => c.send(m.", key, ", request, options),")
+		case kindServerStream:
+			g.P("    ", key, ": (request, options) => c.serverStream(m.", key, ", request, options),")
 		}
 	}
 	g.P("  };")
@@ -215,7 +220,7 @@ func renderTSHandler(g tsLine, sm *serviceModel, name string) {
 			jsDoc(g, "  ", protoComment(mm.m.Comments.Leading), mm.deprecated)
 			g.P("  ", key, "(request: ", in, ", ctx: HandlerContext): void | Promise<void>;")
 		default:
-			g.P("  // ", mm.m.Desc.Name(), " (", mm.kind, ") is not here: the TypeScript runtime has no streams yet.")
+			g.P("  // ", mm.m.Desc.Name(), " (", mm.kind, ") is not here: the TypeScript runtime serves no streams.")
 		}
 	}
 	g.P("}")

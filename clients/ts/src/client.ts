@@ -6,8 +6,8 @@
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { canInflate, inflateZlib } from "./compress.js";
-import { CONTROL_ROUTE, Control, encodeExt, type Ext, isTypedExt, parseExt } from "./ext.js";
-import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar } from "./method.js";
+import { CONTROL_ROUTE, Control, encodeExt, type Ext, isTypedExt, parseExt, type StreamField, StreamOp } from "./ext.js";
+import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar, StreamOptions } from "./method.js";
 import { Code, MsgtransError, codeName, codeOf } from "./status.js";
 import { type CloseInfo, type Connection, type Dialer, type WebSocketConstructor, webSocketDialer } from "./transport.js";
 import { Compression, DEFAULT_LIMITS, Flags, type Limits, type Packet, PacketType, ProtocolError, decodePacket, encodePacket } from "./wire.js";
@@ -87,12 +87,22 @@ interface PendingCall {
 type UnaryHandler = { kind: "unary"; method: MethodDef; fn: (req: any, ctx: HandlerContext) => unknown };
 type OneWayHandler = { kind: "one-way"; method: MethodDef; fn: (req: any, ctx: HandlerContext) => unknown };
 
+/** A server stream this client opened, as the connection's reader sees it. */
+interface OpenStream {
+  /** A message frame from the server. */
+  deliver(payload: Uint8Array): void;
+  /** The stream ended: its Response (err set unless the status is OK), a cancel from the server, the connection lost. */
+  end(err?: MsgtransError): void;
+}
+
 /** One live connection and what belongs to it alone. */
 interface Link {
   conn: Connection;
   url: string;
   nextId: number;
   calls: Map<number, PendingCall>;
+  /** server streams open, by stream id (the opening Request's message id) */
+  streams: Map<number, OpenStream>;
   /** aborted when the connection ends: handlers' signals follow it */
   ended: AbortController;
   /** packets are handled one after another, also across an async inflate */
@@ -110,6 +120,9 @@ interface Link {
   /** called when ready becomes true */
   onReady?: () => void;
 }
+
+/** A server stream's window unless the caller sets one, as msgtrans-go's. */
+const DEFAULT_STREAM_WINDOW = 32;
 
 const CLOSE_NORMAL = 1000;
 const CLOSE_PROTOCOL = 1002;
@@ -138,6 +151,7 @@ export class Client implements Caller, Registrar {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private everOpen = false;
   private connecting: Promise<void> | undefined;
+  private _unknownStreamFrames = 0;
 
   constructor(
     url: string | readonly string[],
@@ -345,6 +359,7 @@ export class Client implements Caller, Registrar {
       url,
       nextId: 1,
       calls: new Map(),
+      streams: new Map(),
       ended: new AbortController(),
       inbox: Promise.resolve(),
       lastReceived: now,
@@ -418,6 +433,8 @@ export class Client implements Caller, Registrar {
     link.ended.abort(why);
     for (const [, call] of link.calls) call.reject(why);
     link.calls.clear();
+    for (const [, stream] of link.streams) stream.end(why);
+    link.streams.clear();
     if (this.link === link) this.link = undefined;
     if (!link.ready || this._state === "closed") return; // connect's attempt reports it
     if (link.refusal && isFinal(link.refusal)) {
@@ -473,6 +490,14 @@ export class Client implements Caller, Registrar {
     if (ext.stream && p.type !== PacketType.OneWay) throw new ProtocolError("a stream field in a Request or a Response");
     switch (p.type) {
       case PacketType.Response: {
+        const stream = link.streams.get(p.messageId);
+        if (stream) {
+          link.streams.delete(p.messageId);
+          if (ext.notUnderstood) stream.end(new MsgtransError(Code.Unimplemented, `not understood: ${ext.notUnderstood}`));
+          else if (ext.code) stream.end(new MsgtransError(ext.code, ext.message ?? ""));
+          else stream.end();
+          return;
+        }
         const call = link.calls.get(p.messageId);
         if (!call) return;
         link.calls.delete(p.messageId);
@@ -489,13 +514,46 @@ export class Client implements Caller, Registrar {
         this.serve(link, p, ext);
         return;
       default:
-        if (ext.notUnderstood || ext.stream) return; // not understood, or a frame of a stream: this client has none
+        if (ext.notUnderstood) return;
+        if (ext.stream) {
+          this.streamFrame(link, p, ext.stream, ext);
+          return;
+        }
         if (ext.route === CONTROL_ROUTE) {
           this.control(link, p, ext);
           return;
         }
         this.serve(link, p, ext);
     }
+  }
+
+  /**
+   * A stream frame. Only the server's frames of streams this client opened
+   * mean anything here (it accepts none); a frame of no open stream is
+   * dropped and counted, as docs/wire.md says.
+   */
+  private streamFrame(link: Link, p: Packet, f: StreamField, ext: Ext): void {
+    const stream = f.fromAcceptor ? link.streams.get(f.id) : undefined;
+    if (!stream) {
+      this._unknownStreamFrames++;
+      return;
+    }
+    switch (f.op) {
+      case StreamOp.Message:
+        stream.deliver(p.payload);
+        return;
+      case StreamOp.Cancel:
+        link.streams.delete(f.id);
+        stream.end(new MsgtransError(ext.code || Code.Canceled, ext.message ?? "stream canceled by the server"));
+        return;
+      default:
+      // half-close (the Response follows), credit (this side sends no messages)
+    }
+  }
+
+  /** Stream frames that came for no open stream, dropped (one that just ended, typically). */
+  get unknownStreamFrames(): number {
+    return this._unknownStreamFrames;
   }
 
   private control(link: Link, p: Packet, ext: Ext): void {
@@ -679,6 +737,142 @@ export class Client implements Caller, Registrar {
       ext: encodeExt({ route: method.route }),
       payload: toBinary(method.input, create(method.input, request)),
     });
+  }
+
+  /**
+   * Opens a server stream: iterate the result (for await) to read the
+   * server's messages. The stream opens when iteration begins and ends when
+   * the server's handler returns (iteration ends; a status other than OK is
+   * thrown, after the messages sent before it), when the loop is left
+   * (break, return, throw: the stream is cancelled), or when options.signal
+   * aborts, options.timeoutMs passes or the connection drops (thrown as
+   * canceled, deadline_exceeded, unavailable). The server sends at most
+   * options.window messages (32) ahead of those read; this side grants more
+   * each time it has read half of it.
+   */
+  serverStream<I extends DescMessage, O extends DescMessage>(
+    method: MethodDef<I, O>,
+    request: MessageInitShape<I>,
+    options: StreamOptions = {},
+  ): AsyncIterable<MessageShape<O>> {
+    if (method.kind !== "server-streaming") throw new TypeError(`msgtrans: ${method.fullName} is ${method.kind}, not server-streaming`);
+    const window = options.window ?? DEFAULT_STREAM_WINDOW;
+    if (!Number.isInteger(window) || window < 1 || window > 0x7fffffff) throw new RangeError(`msgtrans: window ${window}: must be an integer from 1 to 2^31-1`);
+    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new RangeError(`msgtrans: timeoutMs ${options.timeoutMs}: must be positive`);
+    return {
+      [Symbol.asyncIterator]: () => this.openStream(method, request, options, window),
+    };
+  }
+
+  private openStream<I extends DescMessage, O extends DescMessage>(
+    method: MethodDef<I, O>,
+    request: MessageInitShape<I>,
+    options: StreamOptions,
+    window: number,
+  ): AsyncIterator<MessageShape<O>> {
+    let link: Link | undefined;
+    let id = 0;
+    const queue: Uint8Array[] = [];
+    let ended = false;
+    let failure: MsgtransError | undefined;
+    let wake: (() => void) | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let allowed = window; // messages the server may still send
+    let read = 0; // read since the last grant
+    const half = Math.max(1, Math.floor(window / 2));
+    const timeout = options.timeoutMs;
+
+    const frame = (l: Link, ext: Ext) =>
+      this.write(l, {
+        compression: Compression.None,
+        type: PacketType.OneWay,
+        bizType: 0,
+        messageId: this.nextId(l),
+        flags: Flags.HasRouteTag,
+        ext: encodeExt(ext),
+        payload: new Uint8Array(0),
+      });
+    const end = (err?: MsgtransError) => {
+      if (ended) return;
+      ended = true;
+      failure = err;
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      if (link?.streams.get(id) === stream) link.streams.delete(id);
+      wake?.();
+    };
+    // Ends the stream from this side, telling the server (a cancel frame).
+    const cancel = (code: number, message: string) => {
+      if (ended) return;
+      if (link && !link.ended.signal.aborted) frame(link, { stream: { op: StreamOp.Cancel, fromAcceptor: false, id }, code, message });
+      end(code === Code.Canceled && message === "" ? undefined : new MsgtransError(code, message));
+    };
+    const onAbort = () => cancel(Code.Canceled, "stream canceled");
+    const stream: OpenStream = {
+      deliver: (payload) => {
+        if (ended) return;
+        if (allowed === 0) {
+          cancel(Code.ResourceExhausted, `the server sent over the stream's window of ${window} messages`);
+          return;
+        }
+        allowed--;
+        queue.push(payload);
+        wake?.();
+      },
+      end,
+    };
+    const open = () => {
+      if (options.signal?.aborted) throw new MsgtransError(Code.Canceled, "stream canceled");
+      link = this.usable();
+      const payload = toBinary(method.input, create(method.input, request));
+      id = this.nextId(link);
+      link.streams.set(id, stream);
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeout !== undefined) timer = setTimeout(() => cancel(Code.DeadlineExceeded, `stream not done within ${timeout} ms`), timeout);
+      this.write(link, {
+        compression: Compression.None,
+        type: PacketType.Request,
+        bizType: 0,
+        messageId: id,
+        flags: Flags.HasRouteTag,
+        ext: encodeExt({ route: method.route, timeoutMs: timeout === undefined ? undefined : Math.ceil(timeout), credit: window }),
+        payload,
+      });
+    };
+
+    return {
+      next: async (): Promise<IteratorResult<MessageShape<O>>> => {
+        if (!link && !ended) open();
+        for (;;) {
+          const b = queue.shift();
+          if (b !== undefined) {
+            if (!ended && ++read >= half) {
+              frame(link!, { stream: { op: StreamOp.Credit, fromAcceptor: false, id }, credit: read });
+              allowed += read;
+              read = 0;
+            }
+            try {
+              return { value: fromBinary(method.output, b), done: false };
+            } catch (err) {
+              const why = `stream message does not decode: ${asError(err).message}`;
+              cancel(Code.Internal, why);
+              throw new MsgtransError(Code.Internal, why);
+            }
+          }
+          if (ended) {
+            if (failure) throw failure;
+            return { value: undefined, done: true };
+          }
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+        }
+      },
+      return: async (): Promise<IteratorResult<MessageShape<O>>> => {
+        cancel(Code.Canceled, "");
+        queue.length = 0;
+        return { value: undefined, done: true };
+      },
+    };
   }
 
   /** Serves a unary method the server calls: the handler's result is the response, what it throws the error status. */

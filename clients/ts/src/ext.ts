@@ -23,7 +23,10 @@ const TAG_CREDIT = 0x09;
 /** The kinds of control packet. */
 export const Control = { Hello: 1, Ping: 2, Pong: 3, GoAway: 4 } as const;
 
-/** A stream field: this runtime has no streams, but knows the field to drop such frames quietly. */
+/** The ops of a stream field (docs/wire.md, "Streams"). */
+export const StreamOp = { Message: 1, HalfClose: 2, Credit: 3, Cancel: 4 } as const;
+
+/** A stream field: which stream a OneWay frame belongs to, and what it does. */
 export interface StreamField {
   op: number;
   fromAcceptor: boolean;

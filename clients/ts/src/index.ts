@@ -4,8 +4,8 @@
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export { Client, RefusedError, type ClientOptions, type ClientState, type ConnectOptions, type StateChange } from "./client.js";
 export { canInflate, inflateZlib } from "./compress.js";
-export { CONTROL_ROUTE, Control, EXT_VERSION, encodeExt, isTypedExt, parseExt, type Ext, type StreamField } from "./ext.js";
-export type { CallOptions, Caller, HandlerContext, MethodDef, MethodKind, Registrar } from "./method.js";
+export { CONTROL_ROUTE, Control, EXT_VERSION, StreamOp, encodeExt, isTypedExt, parseExt, type Ext, type StreamField } from "./ext.js";
+export type { CallOptions, Caller, HandlerContext, MethodDef, MethodKind, Registrar, StreamOptions } from "./method.js";
 export { Code, MsgtransError, codeName, codeOf } from "./status.js";
 export {
   SUBPROTOCOLS,

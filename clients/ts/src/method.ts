@@ -31,6 +31,16 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Options of a server stream. */
+export interface StreamOptions {
+  /** The stream's deadline in ms, which travels to the server; none by default (a server caps a stream's life). */
+  timeoutMs?: number;
+  /** Aborting it cancels the stream: reading fails with code canceled. */
+  signal?: AbortSignal;
+  /** How many messages the server may send ahead of those read: the stream's window. Default 32. */
+  window?: number;
+}
+
 /** What a handler is told about the request it handles. */
 export interface HandlerContext {
   /** The method being handled. */
@@ -49,6 +59,11 @@ export interface Caller {
     options?: CallOptions,
   ): Promise<MessageShape<O>>;
   send<I extends DescMessage>(method: MethodDef<I>, request: MessageInitShape<I>, options?: CallOptions): Promise<void>;
+  serverStream<I extends DescMessage, O extends DescMessage>(
+    method: MethodDef<I, O>,
+    request: MessageInitShape<I>,
+    options?: StreamOptions,
+  ): AsyncIterable<MessageShape<O>>;
 }
 
 /** Serves the methods a server calls on its clients: what generated register functions use ([Client] is one). */

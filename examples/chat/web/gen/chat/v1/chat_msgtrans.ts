@@ -4,7 +4,7 @@
 // source: chat/v1/chat.proto
 
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar } from "@msgtrans/client";
+import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar, StreamOptions } from "@msgtrans/client";
 import * as pb from "./chat_pb.js";
 
 /**
@@ -108,7 +108,16 @@ export interface ChatServiceClient {
    * every member as NickChanged.
    */
   nick(request: MessageInitShape<typeof ChatServiceMethods.nick.input>, options?: CallOptions): Promise<MessageShape<typeof ChatServiceMethods.nick.output>>;
-  // Watch (server-streaming) is not here: the TypeScript runtime has no streams yet.
+  /**
+   * Watch streams a room's events to an observer who is not a member: a
+   * Watching event with the room's members and latest messages once the
+   * watch is in place, then every message, arrival, departure
+   * and nick change as it happens, until the caller ends the stream. A
+   * watcher needs no nick, is not listed by Who and is announced to nobody;
+   * it may watch a room nobody is in yet. A watcher that reads slower than
+   * the room talks is dropped with resource_exhausted rather than held.
+   */
+  watch(request: MessageInitShape<typeof ChatServiceMethods.watch.input>, options?: StreamOptions): AsyncIterable<MessageShape<typeof ChatServiceMethods.watch.output>>;
 }
 
 /**
@@ -122,6 +131,7 @@ export function newChatServiceClient(c: Caller): ChatServiceClient {
     say: (request, options) => c.send(m.say, request, options),
     who: (request, options) => c.call(m.who, request, options),
     nick: (request, options) => c.call(m.nick, request, options),
+    watch: (request, options) => c.serverStream(m.watch, request, options),
   };
 }
 

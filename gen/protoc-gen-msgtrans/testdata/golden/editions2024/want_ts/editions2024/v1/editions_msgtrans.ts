@@ -4,7 +4,7 @@
 // source: editions2024/v1/editions.proto
 
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar } from "@msgtrans/client";
+import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar, StreamOptions } from "@msgtrans/client";
 import * as pb from "./editions_pb.js";
 
 /**

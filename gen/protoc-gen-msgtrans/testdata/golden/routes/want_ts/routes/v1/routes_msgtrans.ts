@@ -4,7 +4,7 @@
 // source: routes/v1/routes.proto
 
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar } from "@msgtrans/client";
+import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar, StreamOptions } from "@msgtrans/client";
 import * as pb from "./routes_pb.js";
 
 /**

@@ -4,7 +4,7 @@
 // source: streams/v1/streams.proto
 
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar } from "@msgtrans/client";
+import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar, StreamOptions } from "@msgtrans/client";
 import * as pb from "./streams_pb.js";
 
 /**
@@ -74,9 +74,12 @@ export interface FeedServiceClient {
    * Get is a plain call beside the streams.
    */
   get(request: MessageInitShape<typeof FeedServiceMethods.get.input>, options?: CallOptions): Promise<MessageShape<typeof FeedServiceMethods.get.output>>;
-  // Watch (server-streaming) is not here: the TypeScript runtime has no streams yet.
-  // Upload (client-streaming) is not here: the TypeScript runtime has no streams yet.
-  // Sync (bidirectional-streaming) is not here: the TypeScript runtime has no streams yet.
+  /**
+   * Watch streams the events matching a query.
+   */
+  watch(request: MessageInitShape<typeof FeedServiceMethods.watch.input>, options?: StreamOptions): AsyncIterable<MessageShape<typeof FeedServiceMethods.watch.output>>;
+  // Upload (client-streaming) is not here: the TypeScript runtime has server streams only.
+  // Sync (bidirectional-streaming) is not here: the TypeScript runtime has server streams only.
   /**
    * Note is one-way.
    */
@@ -90,6 +93,7 @@ export function newFeedServiceClient(c: Caller): FeedServiceClient {
   const m = FeedServiceMethods;
   return {
     get: (request, options) => c.call(m.get, request, options),
+    watch: (request, options) => c.serverStream(m.watch, request, options),
     note: (request, options) => c.send(m.note, request, options),
   };
 }
@@ -149,9 +153,9 @@ export const ProbeServiceMethods = {
  * ProbeService is served by clients: the server opens the streams.
  */
 export interface ProbeServiceHandler {
-  // Tail (server-streaming) is not here: the TypeScript runtime has no streams yet.
-  // Collect (client-streaming) is not here: the TypeScript runtime has no streams yet.
-  // Relay (bidirectional-streaming) is not here: the TypeScript runtime has no streams yet.
+  // Tail (server-streaming) is not here: the TypeScript runtime serves no streams.
+  // Collect (client-streaming) is not here: the TypeScript runtime serves no streams.
+  // Relay (bidirectional-streaming) is not here: the TypeScript runtime serves no streams.
   /**
    * Ping is a call beside them.
    */

@@ -4,7 +4,7 @@
 // source: wellknown/v1/wellknown.proto
 
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar } from "@msgtrans/client";
+import type { CallOptions, Caller, HandlerContext, MethodDef, Registrar, StreamOptions } from "@msgtrans/client";
 import * as pb from "./wellknown_pb.js";
 
 /**
