@@ -59,10 +59,7 @@ func TestWatchFromTypeScript(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs node")
 	}
-	skip := t.Skipf
-	if os.Getenv("E2E_REQUIRED") != "" {
-		skip = t.Fatalf
-	}
+	skip := e2eSkip(t)
 	node, err := exec.LookPath("node")
 	if err != nil {
 		skip("no node on the PATH")

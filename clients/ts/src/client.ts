@@ -407,6 +407,10 @@ export class Client implements Caller, Registrar {
     link.conn.send(encodePacket(p));
   }
 
+  private writeRequest(link: Link, id: number, ext: Ext, payload: Uint8Array): void {
+    this.write(link, { compression: Compression.None, type: PacketType.Request, bizType: 0, messageId: id, flags: Flags.HasRouteTag, ext: encodeExt(ext), payload });
+  }
+
   private sendControl(link: Link, kind: number, payload: Uint8Array, ext: Ext = {}): void {
     this.write(link, {
       compression: Compression.None,
@@ -707,15 +711,7 @@ export class Client implements Caller, Registrar {
           reject(err);
         },
       });
-      this.write(link, {
-        compression: Compression.None,
-        type: PacketType.Request,
-        bizType: 0,
-        messageId: id,
-        flags: Flags.HasRouteTag,
-        ext: encodeExt({ route: method.route, timeoutMs: Math.ceil(timeout) }),
-        payload,
-      });
+      this.writeRequest(link, id, { route: method.route, timeoutMs: Math.ceil(timeout) }, payload);
     });
   }
 
@@ -829,15 +825,7 @@ export class Client implements Caller, Registrar {
       link.streams.set(id, stream);
       options.signal?.addEventListener("abort", onAbort, { once: true });
       if (timeout !== undefined) timer = setTimeout(() => cancel(Code.DeadlineExceeded, `stream not done within ${timeout} ms`), timeout);
-      this.write(link, {
-        compression: Compression.None,
-        type: PacketType.Request,
-        bizType: 0,
-        messageId: id,
-        flags: Flags.HasRouteTag,
-        ext: encodeExt({ route: method.route, timeoutMs: timeout === undefined ? undefined : Math.ceil(timeout), credit: window }),
-        payload,
-      });
+      this.writeRequest(link, id, { route: method.route, timeoutMs: timeout === undefined ? undefined : Math.ceil(timeout), credit: window }, payload);
     };
 
     return {
