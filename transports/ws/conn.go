@@ -28,6 +28,7 @@ type conn struct {
 	// Used only by the goroutine holding readMu.
 	hdr       [wire.HeaderSize]byte
 	inMessage bool // between NextReader returning a message and the message's end
+	ahead     int  // bytes read ahead when the last packet was returned (see Buffered)
 	broken    bool // gorilla's reader failed: it returns that error for good
 	parkConn       // idle parking (see park.go)
 
@@ -147,9 +148,14 @@ func (c *conn) SetLimits(lim wire.Limits) {
 var _ runtime.ReadAheader = (*conn)(nil)
 
 // Buffered implements [runtime.ReadAheader]: the bytes read from the socket
-// and not yet returned, in the read-ahead buffer and (server side) in
-// gorilla's. Called by the reading goroutine only.
-func (c *conn) Buffered() int {
+// and not yet returned when ReadPacket last returned a packet. It is noted
+// then, under readMu, because after a Close the goroutine draining the
+// connection reads those buffers without the session's reader knowing.
+func (c *conn) Buffered() int { return c.ahead }
+
+// aheadNow counts the bytes read ahead, in the read-ahead buffer and
+// (server side) in gorilla's. readMu is held.
+func (c *conn) aheadNow() int {
 	n := 0
 	if c.br != nil {
 		n = c.br.Buffered()
@@ -226,6 +232,7 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 		}
 	}
 	c.inMessage = false
+	c.ahead = c.aheadNow()
 	return p, nil
 }
 

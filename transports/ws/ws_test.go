@@ -783,3 +783,37 @@ func TestBufferedReadAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestBufferedWhileClosing: the session's reader may ask Buffered after a
+// Close from elsewhere has begun draining the connection; under -race this
+// checks that the answer does not read the buffers the drain is using.
+func TestBufferedWhileClosing(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.scheme, func(t *testing.T) {
+			l, u := v.listen(t, wire.Limits{})
+			client, server := v.connect(t, l, u)
+			pkt := encode(t, wire.NewOneWay(1, []byte("drained")))
+			if err := client.WritePackets([][]byte{pkt, pkt}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := server.ReadPacket(); err != nil {
+				t.Fatal(err)
+			}
+			ra := server.(runtime.ReadAheader)
+			sent := send(client, pkt, pkt, pkt, pkt)
+			_ = server.Close() // drains what the client sends
+			for range 1000 {
+				_ = ra.Buffered()
+			}
+			<-sent
+			// The client reads on, so that it answers the close frame and
+			// the drain ends.
+			for {
+				if _, err := client.ReadPacket(); err != nil {
+					break
+				}
+			}
+			<-server.(runtime.Releaser).Released()
+		})
+	}
+}
