@@ -188,7 +188,7 @@ func (d *Decoder) next(p *Packet) error {
 		}
 		return err
 	}
-	if d.buffered() == 0 {
+	if d.Buffered() == 0 {
 		d.release()
 	}
 	h.fill(p, body)
@@ -196,7 +196,9 @@ func (d *Decoder) next(p *Packet) error {
 	return nil
 }
 
-func (d *Decoder) buffered() int { return d.r1 - d.r0 }
+// Buffered reports the bytes read ahead and not yet decoded: while it is
+// above zero, the next packet's first bytes need no read.
+func (d *Decoder) Buffered() int { return d.r1 - d.r0 }
 
 // fill fills head[from:to], first from the read-ahead buffer and then from
 // the reader directly, so that an idle connection waits without a buffer.
@@ -206,7 +208,7 @@ func (d *Decoder) fill(from, to int) error {
 		c := copy(d.head[n:to], (*d.buf)[d.r0:d.r1])
 		d.r0 += c
 		n += c
-		if d.buffered() == 0 {
+		if d.Buffered() == 0 {
 			d.release()
 		}
 	}
@@ -224,7 +226,7 @@ func (d *Decoder) fill(from, to int) error {
 		c := copy(d.head[:to], (*d.buf)[:m])
 		d.r0 += c
 		n += c
-		if d.buffered() == 0 {
+		if d.Buffered() == 0 {
 			d.release()
 		}
 	}
@@ -362,7 +364,3 @@ func unixNanoTime(n int64) time.Time {
 	}
 	return time.Unix(0, n)
 }
-
-// Buffered reports the bytes read ahead and not yet decoded: while it is
-// above zero, the next packet's first bytes need no read.
-func (d *Decoder) Buffered() int { return d.buffered() }
