@@ -1,10 +1,12 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,5 +126,61 @@ func TestPreAuthLimits(t *testing.T) {
 	resp, err := ok.Request(context.Background(), wire.NewRequest(bizEcho, make([]byte, 100<<10)))
 	if err != nil || len(resp.Payload) != 100<<10 {
 		t.Errorf("a 100 KiB request after authenticating: %v", err)
+	}
+}
+
+// TestAuthenticatorKeepsCredentials: the credentials an authenticator is
+// shown are its to keep; the packets read after the hellos, through the
+// same pooled read buffers, leave them as they were.
+func TestAuthenticatorKeepsCredentials(t *testing.T) {
+	const clients, n = 8, 300
+	credsOf := func(i int) []byte { return bytes.Repeat([]byte{'a' + byte(i)}, 200+i) }
+	for _, tc := range transportCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var kept [][]byte
+			f := newFixture(t, tc, runtime.WithAuthenticator(func(_ context.Context, info runtime.AuthInfo) (string, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				kept = append(kept, info.Credentials) // not copied
+				return "alice", nil
+			}))
+			var handled sync.WaitGroup
+			handled.Add(clients * n)
+			f.srv.Handle(bizNote, runtime.Borrowing(runtime.HandlerFunc(func(context.Context, *runtime.Session, *wire.Packet) (*wire.Packet, error) {
+				handled.Done()
+				return nil, nil
+			})))
+			var cs []*runtime.Client
+			for i := range clients {
+				cs = append(cs, f.dial(runtime.WithCredentials(credsOf(i))))
+			}
+			var sent sync.WaitGroup
+			for _, c := range cs {
+				sent.Add(1)
+				go func() {
+					defer sent.Done()
+					for i := range n {
+						if err := c.Send(wire.NewOneWay(bizNote, ownedPayload(i))); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			sent.Wait()
+			handled.Wait()
+			mu.Lock()
+			defer mu.Unlock()
+		next:
+			for _, got := range kept {
+				for i := range clients {
+					if bytes.Equal(got, credsOf(i)) {
+						continue next
+					}
+				}
+				t.Errorf("credentials kept by the authenticator changed to %.40q", got)
+			}
+		})
 	}
 }

@@ -23,6 +23,13 @@ func (s *Session) receive(in *inbound) error {
 		return nil // closing: only waiting for the peer to close too
 	}
 	s.lastRecv.Store(s.clock.now.Load())
+	authenticating := !s.ready.Load()
+	if authenticating {
+		// The authenticator may keep what it is shown, the ext header's
+		// credentials included: a lent packet is copied before its ext
+		// header is parsed.
+		in.handOver()
+	}
 	// A raw packet has the zero Ext: no route, status OK.
 	var ext wire.Ext
 	var notUnderstood *wire.CriticalFieldError
@@ -37,8 +44,7 @@ func (s *Session) receive(in *inbound) error {
 		}
 	}
 	isControl := ext.HasRoute && ext.Route == wire.ControlRoute && p.Type == wire.OneWay
-	if !s.ready.Load() {
-		in.handOver() // the authenticator may keep what it was shown
+	if authenticating {
 		identity, err := s.authenticate(p, ext, isControl && ext.Control == wire.ControlHello)
 		if err != nil {
 			if errors.Is(err, ErrNotAuthenticated) {
@@ -74,13 +80,11 @@ func (s *Session) receive(in *inbound) error {
 		if p.Type != wire.OneWay {
 			return fmt.Errorf("%w: a stream frame in a %s packet", wire.ErrProtocol, p.Type)
 		}
+		in.keepPayload() // a stream's queue may hold it
 		if p.Compression != wire.CompressionNone {
 			if err := s.inflate(p); err != nil {
 				return err
 			}
-		}
-		if in.keep == keepNothing {
-			in.keep = keepPayload // a stream's queue may hold it
 		}
 		s.streamFrame(p, ext)
 		return nil

@@ -9,7 +9,10 @@ import (
 // inbound is a packet read from the connection. Inbound packets are
 // pooled, and so is their memory when the connection's decoder pools it
 // (wire.Decoder.PoolBodies): once a packet is dispatched, what nothing
-// refers to any more goes back (see release). keep says what does.
+// refers to any more goes back (see release). keep says what does. A
+// one-way packet's memory may be lent by the connection (see
+// PacketLender): whatever keeps it past its dispatch takes a copy through
+// handOver or keepPayload.
 type inbound struct {
 	p    wire.Packet
 	keep keep
@@ -57,8 +60,19 @@ func (in *inbound) release() {
 }
 
 // handOver marks the packet as held by whatever it is given to, which owns
-// its memory from now on.
+// its memory from now on (a copy, if the connection lent it). Called
+// before the packet is given.
 func (in *inbound) handOver() {
 	in.keep = keepPacket
 	in.p.Own()
+}
+
+// keepPayload marks the packet's memory as held by whatever its payload is
+// given to (a copy from the pools, if the connection lent it), unless the
+// packet is held already. Called before the payload is given.
+func (in *inbound) keepPayload() {
+	if in.keep == keepNothing {
+		in.keep = keepPayload
+	}
+	in.p.Detach()
 }

@@ -86,7 +86,8 @@ type readResult struct {
 }
 
 // next reads the session's next packet into *p: one read ahead, or the
-// result of the read in progress, or a new read.
+// result of the read in progress, or a new read. A one-way packet may be
+// lent by the connection (see [PacketLender]): valid until the next call.
 func (s *Session) next(p *wire.Packet) error {
 	r := &s.ahead
 	switch {
@@ -109,6 +110,18 @@ func (s *Session) next(p *wire.Packet) error {
 		r.busy = false
 		*p = res.p
 		return res.err
+	}
+	if l, ok := s.conn.(PacketLender); ok {
+		if err := l.LendPacketInto(p); err != nil {
+			return err
+		}
+		if p.Type != wire.OneWay {
+			// Requests go to goroutines of their own, responses to the
+			// callers waiting for them: only one-way packets are
+			// handled (or copied) before the next read.
+			p.Detach()
+		}
+		return nil
 	}
 	if ir, ok := s.conn.(PacketIntoReader); ok {
 		return ir.ReadPacketInto(p)

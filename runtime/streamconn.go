@@ -36,11 +36,15 @@ func (s *StreamConn) ReadPacket() (wire.Packet, error) { return s.dec.Next() }
 
 var (
 	_ PacketIntoReader = (*StreamConn)(nil)
+	_ PacketLender     = (*StreamConn)(nil)
 	_ ReadAheader      = (*StreamConn)(nil)
 )
 
 // ReadPacketInto implements [PacketIntoReader].
 func (s *StreamConn) ReadPacketInto(p *wire.Packet) error { return s.dec.NextInto(p) }
+
+// LendPacketInto implements [PacketLender].
+func (s *StreamConn) LendPacketInto(p *wire.Packet) error { return s.dec.NextLent(p) }
 
 // WritePackets implements [Conn]. It gathers the packets into pooled buffers
 // of up to 64 KiB, so a batch of small packets costs one system call; a

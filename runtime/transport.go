@@ -56,6 +56,19 @@ type PacketIntoReader interface {
 	ReadPacketInto(p *wire.Packet) error
 }
 
+// PacketLender is implemented by connections whose packets can borrow
+// the connection's read buffer ([StreamConn], QUIC's; see
+// [wire.Decoder.NextLent]). The read loop uses it for its own reads: a
+// one-way packet handled before the next read then costs no copy and no
+// buffer, and whatever keeps a packet longer copies it first
+// ([wire.Packet.Own], [wire.Packet.Detach]).
+type PacketLender interface {
+	// LendPacketInto is ReadPacketInto, except that the packet may be
+	// lent ([wire.Packet.Lent]): its memory is valid only until the
+	// connection's next read.
+	LendPacketInto(p *wire.Packet) error
+}
+
 // ReadAheader is implemented by connections that read ahead of the packet
 // they return ([StreamConn], QUIC's, WebSocket's). The read loop asks it
 // after handing requests to their handlers: with nothing read ahead, it lets

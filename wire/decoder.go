@@ -39,7 +39,8 @@ type idleReader interface {
 // arrive before taking a buffer) and holds a pooled buffer only while
 // packets are arriving, returning it once everything read has been
 // consumed. Each packet it returns owns its memory (one allocation for ext
-// header and payload, or one pooled buffer: see [Decoder.PoolBodies]).
+// header and payload, or one pooled buffer: see [Decoder.PoolBodies]),
+// except those [Decoder.NextLent] lends.
 //
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
@@ -61,6 +62,9 @@ type Decoder struct {
 	deadline int64 // the read deadline currently set on r
 
 	pool bool // take bodies from the pools (PoolBodies)
+	// lent: the packet returned last borrows the read-ahead buffer (see
+	// NextLent), which is kept until the next call.
+	lent bool
 	// idle is how long a wait between packets may last before Next
 	// returns ErrIdle (0: without end); see SetIdleTimeout.
 	idle int64
@@ -141,14 +145,37 @@ func (d *Decoder) Next() (Packet, error) {
 // reader on a hot path saves the copies of a returned Packet. On error *p
 // is left zero.
 func (d *Decoder) NextInto(p *Packet) error {
-	err := d.next(p)
+	err := d.next(p, false)
 	if err != nil {
 		d.release()
 	}
 	return err
 }
 
-func (d *Decoder) next(p *Packet) error {
+// NextLent is [Decoder.NextInto], except that the packet may borrow its
+// memory from the decoder: when its whole ext header and payload were read
+// ahead with earlier bytes, they are left in the read-ahead buffer rather
+// than copied out, and are valid only until the decoder is next called.
+// [Packet.Lent] tells such a packet; [Packet.Own] and [Packet.Detach] give
+// it memory of its own, and [Packet.Release] forgets it. A reader that
+// consumes most packets before reading the next (unmarshalling a message
+// copies what it keeps) saves a copy and a buffer per packet.
+func (d *Decoder) NextLent(p *Packet) error {
+	err := d.next(p, true)
+	if err != nil {
+		d.release()
+	}
+	return err
+}
+
+func (d *Decoder) next(p *Packet, lend bool) error {
+	if d.lent {
+		// The packet lent last is done with: its bytes are consumed.
+		d.lent = false
+		if d.Buffered() == 0 {
+			d.release()
+		}
+	}
 	d.pktStart = 0 // set by the packet's first read (fill, read)
 	*p = Packet{}
 	var frame uint32
@@ -174,13 +201,22 @@ func (d *Decoder) next(p *Packet) error {
 	if want := HeaderSize + h.BodyLen(); d.pre > 0 && int(frame) != want {
 		return fmt.Errorf("%w: frame length %d does not match the packet header's %d", ErrProtocol, frame, want)
 	}
+	n := h.BodyLen()
+	if lend && n > 0 && d.Buffered() >= n {
+		b := (*d.buf)[d.r0 : d.r0+n : d.r0+n]
+		d.r0 += n
+		d.lent = true
+		h.fill(p, b)
+		p.class = classLent
+		return nil
+	}
 	var body []byte
 	var pooled *byte
 	var class int8
-	if d.pool && h.BodyLen() > 0 {
-		body, pooled, class = getBody(h.BodyLen())
+	if d.pool && n > 0 {
+		body, pooled, class = getBody(n)
 	} else {
-		body = make([]byte, h.BodyLen())
+		body = make([]byte, n)
 	}
 	if err := d.readBody(body); err != nil {
 		if pooled != nil {

@@ -146,16 +146,43 @@ func FuzzDecodeChunked(f *testing.F) {
 			return 1 + rng.IntN(maxChunk)
 		}}
 		got, err := decodeAll(wire.NewDecoder(r, fuzzLimits))
-		for i := range min(len(got), len(want)) {
-			if d := packetDiff(got[i], want[i]); d != "" {
-				t.Fatalf("packet %d: %s", i, d)
-			}
-		}
-		if len(got) != len(want) {
-			t.Fatalf("decoder returned %d packets, ParsePacket %d", len(got), len(want))
-		}
-		if gotErr := errClass(err); gotErr != wantErr {
-			t.Fatalf("final error: got %s (%v), want %s", gotErr, err, wantErr)
-		}
+		checkDecoded(t, "Next", got, want, err, wantErr)
+		// The same again through NextLent, each packet copied before the
+		// next call.
+		rng = rand.New(rand.NewPCG(seed, ^seed))
+		r.data = data
+		got, err = decodeAllLent(wire.NewDecoder(r, fuzzLimits))
+		checkDecoded(t, "NextLent", got, want, err, wantErr)
 	})
+}
+
+// checkDecoded compares a decoder's packets and final error with those of
+// ParsePacket.
+func checkDecoded(t *testing.T, how string, got, want []wire.Packet, err error, wantErr string) {
+	t.Helper()
+	for i := range min(len(got), len(want)) {
+		if d := packetDiff(got[i], want[i]); d != "" {
+			t.Fatalf("%s: packet %d: %s", how, i, d)
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: decoder returned %d packets, ParsePacket %d", how, len(got), len(want))
+	}
+	if gotErr := errClass(err); gotErr != wantErr {
+		t.Fatalf("%s: final error: got %s (%v), want %s", how, gotErr, err, wantErr)
+	}
+}
+
+// decodeAllLent is decodeAll through NextLent: each packet is given
+// memory of its own before the next call.
+func decodeAllLent(dec *wire.Decoder) ([]wire.Packet, error) {
+	var ps []wire.Packet
+	for {
+		var p wire.Packet
+		if err := dec.NextLent(&p); err != nil {
+			return ps, err
+		}
+		p.Own()
+		ps = append(ps, p)
+	}
 }

@@ -77,8 +77,9 @@ const (
 // always [Version].
 //
 // A Packet returned by a decoder owns its Ext and Payload (unless the
-// decoder pools them: see [Decoder.PoolBodies]); a Packet built by the
-// caller may alias any memory, which the encoder only reads.
+// decoder pools them, see [Decoder.PoolBodies], or lends them, see
+// [Decoder.NextLent]); a Packet built by the caller may alias any memory,
+// which the encoder only reads.
 type Packet struct {
 	Type        PacketType
 	Compression Compression

@@ -79,22 +79,67 @@ func putBody(base *byte, class int8) {
 	bodyPools[class].Put(unsafe.Pointer(base))
 }
 
+// classLent is the class of a packet whose memory is lent by its decoder
+// (see Decoder.NextLent); pooled is then nil.
+const classLent int8 = -2
+
 // Release gives the memory of a packet read by a pooling [Decoder] back to
 // the pool, and empties the packet's Ext and Payload. Nothing may refer to
 // that memory afterwards: not the packet's slices, nor anything sliced from
-// them. Release does nothing to other packets, and nothing the second time.
+// them. A lent packet (see [Packet.Lent]) only forgets the memory it
+// borrowed. Release does nothing to other packets, and nothing the second
+// time.
 func (p *Packet) Release() {
-	if p.pooled != nil {
+	switch {
+	case p.pooled != nil:
 		putBody(p.pooled, p.class)
 		p.pooled = nil
-		p.Ext, p.Payload = nil, nil
+	case p.class == classLent:
+		p.class = 0
+	default:
+		return
 	}
+	p.Ext, p.Payload = nil, nil
 }
 
 // Own makes a packet read by a pooling [Decoder] the owner of its memory,
 // for good: [Packet.Release] will no longer give it back, and the garbage
-// collector frees it once nothing refers to it.
-func (p *Packet) Own() { p.pooled = nil }
+// collector frees it once nothing refers to it. A lent packet (see
+// [Packet.Lent]) gets a copy of its ext header and payload in memory of
+// its own.
+func (p *Packet) Own() {
+	if p.class == classLent {
+		p.class = 0
+		b := make([]byte, len(p.Ext)+len(p.Payload))
+		p.setBody(b)
+	}
+	p.pooled = nil
+}
+
+// Lent reports whether the packet's ext header and payload are borrowed
+// from the decoder that read it (see [Decoder.NextLent]): valid only until
+// that decoder's next call.
+func (p *Packet) Lent() bool { return p.class == classLent }
+
+// Detach gives a lent packet (see [Packet.Lent]) a copy of its ext header
+// and payload in a buffer from the pools, as a pooling decoder's packet
+// holds, for [Packet.Release] to give back; other packets are unchanged.
+func (p *Packet) Detach() {
+	if p.class != classLent {
+		return
+	}
+	b, pooled, class := getBody(len(p.Ext) + len(p.Payload))
+	p.setBody(b)
+	p.pooled, p.class = pooled, class
+}
+
+// setBody copies the packet's ext header and payload into b, which holds
+// exactly both, and points them there.
+func (p *Packet) setBody(b []byte) {
+	n := copy(b, p.Ext)
+	copy(b[n:], p.Payload)
+	p.Ext, p.Payload = nilIfEmpty(b[:n:n]), nilIfEmpty(b[n:len(b):len(b)])
+}
 
 // GetBuffer returns an empty buffer with room for n bytes, from the pools
 // of packet bodies when n is small enough to pool. Appending a packet of n

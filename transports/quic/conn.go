@@ -62,6 +62,7 @@ func (c *conn) ReadPacket() (wire.Packet, error) {
 
 var (
 	_ runtime.PacketIntoReader = (*conn)(nil)
+	_ runtime.PacketLender     = (*conn)(nil)
 	_ runtime.ReadAheader      = (*conn)(nil)
 )
 
@@ -70,8 +71,14 @@ var (
 func (c *conn) Buffered() int { return c.dec.Buffered() }
 
 // ReadPacketInto implements [runtime.PacketIntoReader].
-func (c *conn) ReadPacketInto(p *wire.Packet) error {
-	err := c.dec.NextInto(p)
+func (c *conn) ReadPacketInto(p *wire.Packet) error { return c.read(p, c.dec.NextInto) }
+
+// LendPacketInto implements [runtime.PacketLender].
+func (c *conn) LendPacketInto(p *wire.Packet) error { return c.read(p, c.dec.NextLent) }
+
+// read reads a packet into p with next, one of the decoder's methods.
+func (c *conn) read(p *wire.Packet, next func(*wire.Packet) error) error {
+	err := next(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		// After bad input there is nothing worth lingering for.
 		c.readFailed.Store(true)
