@@ -48,7 +48,7 @@ func newEnv(o options, w io.Writer) *env {
 		log:    newLogger(stderr, o.verbose),
 		stderr: stderr,
 		start:  time.Now(),
-		prof:   &profiler{path: o.cpuprofile},
+		prof:   &profiler{path: o.cpuprofile, impl: o.profImpl},
 		certs:  testcert.New(),
 		body:   bytes.Repeat([]byte{'x'}, o.body),
 	}
@@ -232,19 +232,22 @@ func leafPool(der []byte) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// profiler records CPU profiles of the msgtrans measurements only and
-// merges them into one file.
+// profiler records CPU profiles of one implementation's measurements
+// (msgtrans unless -profile-impl says otherwise) and merges them into one
+// file.
 type profiler struct {
 	path  string
+	impl  string
 	buf   bytes.Buffer
 	on    bool
 	parts []*profile.Profile
 	mu    sync.Mutex
 }
 
-// start begins profiling when impl is msgtrans and -cpuprofile was given.
+// start begins profiling when impl is the one profiled and -cpuprofile
+// was given.
 func (p *profiler) start(impl string) {
-	if p.path == "" || impl != implMsgtrans {
+	if p.path == "" || impl != p.impl {
 		return
 	}
 	p.mu.Lock()
@@ -275,7 +278,7 @@ func (p *profiler) write() error {
 		return nil
 	}
 	if len(p.parts) == 0 {
-		return fmt.Errorf("no msgtrans measurement was profiled")
+		return fmt.Errorf("no %s measurement was profiled", p.impl)
 	}
 	merged, err := profile.Merge(p.parts)
 	if err != nil {

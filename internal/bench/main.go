@@ -63,6 +63,7 @@ type options struct {
 	transports []string
 	jsonPath   string
 	cpuprofile string
+	profImpl   string // the implementation -cpuprofile records
 	body       int
 	duration   time.Duration // 0: the scenario's default
 	max        bool
@@ -113,7 +114,8 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rounds, "rounds", 0, "rounds per measurement (default 3, 1 with -quick)")
 	fs.StringVar(&transports, "transport", "", "comma-separated transports to run: tcp,ws,quic (default all)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this JSON file")
-	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the msgtrans measurements to this file")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of one implementation's measurements to this file")
+	fs.StringVar(&o.profImpl, "profile-impl", implMsgtrans, "the implementation -cpuprofile records (msgtrans, raw, grpc, ...)")
 	fs.IntVar(&o.body, "body", 64, "bytes in each message's body")
 	fs.DurationVar(&o.duration, "duration", 0, "length of each measured phase (default per scenario)")
 	fs.BoolVar(&o.max, "max", false, "idle: find the most connections held with heartbeats running")
