@@ -45,9 +45,10 @@ func BenchmarkParsePacket(b *testing.B) {
 	}
 }
 
-// BenchmarkDecoder reads a stream of packets with Next, and with NextInto
-// into one packet whose pooled memory is given back after each (what the
-// runtime's read loop does).
+// BenchmarkDecoder reads a stream of packets with Next; with NextInto into
+// one packet whose pooled memory is given back after each (what the
+// runtime's read loop does with requests and responses); and with NextLent,
+// each packet left in the read buffer (its one-way packets).
 func BenchmarkDecoder(b *testing.B) {
 	const packets = 1024
 	p := benchPacket()
@@ -55,25 +56,29 @@ func BenchmarkDecoder(b *testing.B) {
 	for range packets {
 		stream = mustAppend(b, stream, p)
 	}
-	for _, into := range []bool{false, true} {
-		b.Run(fmt.Sprint("into=", into), func(b *testing.B) {
+	for _, how := range []string{"next", "into", "lent"} {
+		b.Run(how, func(b *testing.B) {
 			r := bytes.NewReader(stream)
 			b.SetBytes(int64(len(stream)))
 			b.ReportAllocs()
 			for b.Loop() {
 				r.Reset(stream)
 				dec := wire.NewDecoder(r, wire.Limits{})
-				if into {
+				if how != "next" {
 					dec.PoolBodies()
 				}
 				var q wire.Packet
 				var err error
 				n := 0
 				for {
-					if into {
+					switch how {
+					case "into":
 						err = dec.NextInto(&q)
 						q.Release()
-					} else {
+					case "lent":
+						err = dec.NextLent(&q)
+						q.Release()
+					default:
 						_, err = dec.Next()
 					}
 					if err == io.EOF {
