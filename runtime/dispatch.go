@@ -242,7 +242,7 @@ func (s *Session) reads(p *wire.Packet, h Handler) bool {
 	switch {
 	case p.Type == wire.Response:
 		s.pmu.Lock()
-		_, ok := s.pending[p.MessageID]
+		_, ok := s.pending.get(p.MessageID)
 		s.pmu.Unlock()
 		if !ok {
 			s.streams.mu.Lock()

@@ -65,7 +65,7 @@ type Session struct {
 	attrs        map[any]any // guarded by mu; nil until the first Set
 
 	pmu     sync.Mutex
-	pending map[uint32]chan reply
+	pending *pendingCalls // made with the first request; see pending.go
 
 	handlers sync.WaitGroup // request handlers running; see drain
 	// serving counts the request handlers running, for the writer (see

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -217,6 +218,7 @@ func TestSuite(t *testing.T) {
 		{"ReconnectAfterServerRestart", testReconnect},
 		{"PendingFailOnDisconnect", testPendingFailOnDisconnect},
 		{"RequestTimeout", testRequestTimeout},
+		{"RequestTimeoutMany", testRequestTimeoutMany},
 		{"HandlerErrorsAndPanics", testHandlerErrors},
 		{"BadInput", testBadInput},
 	}
@@ -420,6 +422,55 @@ func testRequestTimeout(t *testing.T, tc transportCase) {
 	_, err = f.dial().Request(ctx, wire.NewRequest(bizBlock, nil))
 	if runtime.CodeOf(err) != runtime.CodeDeadlineExceeded {
 		t.Errorf("Request with a context deadline = %v, want code deadline_exceeded", err)
+	}
+}
+
+// testRequestTimeoutMany: requests without a deadline of their own, many
+// at once, are each given up after the request timeout, never before it,
+// while calls that are answered go on being answered; one cancelled is
+// cancelled; the connection serves on afterwards.
+func testRequestTimeoutMany(t *testing.T, tc transportCase) {
+	const timeout = 60 * time.Millisecond
+	f := newFixture(t, tc, runtime.WithMaxInFlight(64)) // room for the echoes beside the blocked
+	f.srv.Handle(bizBlock, runtime.HandlerFunc(func(ctx context.Context, _ *runtime.Session, _ *wire.Packet) (*wire.Packet, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}))
+	f.srv.Handle(bizEcho, echo)
+	c := f.dial(runtime.WithRequestTimeout(timeout))
+	const blocked = 20
+	var wg sync.WaitGroup
+	for range blocked {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, err := c.Request(context.Background(), wire.NewRequest(bizBlock, nil))
+			if runtime.CodeOf(err) != runtime.CodeDeadlineExceeded {
+				t.Errorf("blocked request = %v, want code deadline_exceeded", err)
+			}
+			if d := time.Since(start); d < timeout {
+				t.Errorf("blocked request given up after %v, before the %v request timeout", d, timeout)
+			}
+		}()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := c.Request(ctx, wire.NewRequest(bizBlock, nil)); runtime.CodeOf(err) != runtime.CodeCanceled {
+			t.Errorf("cancelled request = %v, want code canceled", err)
+		}
+	}()
+	cancel()
+	for i := range 50 {
+		if resp, err := c.Request(context.Background(), wire.NewRequest(bizEcho, []byte{byte(i)})); err != nil || len(resp.Payload) != 1 || resp.Payload[0] != byte(i) {
+			t.Fatalf("echo %d beside the blocked requests = %v, %v", i, resp, err)
+		}
+	}
+	wg.Wait()
+	if resp, err := c.Request(context.Background(), wire.NewRequest(bizEcho, []byte("after"))); err != nil || resp.Text() != "after" {
+		t.Fatalf("echo after the timeouts = %v, %v", resp, err)
 	}
 }
 

@@ -276,7 +276,7 @@ func (s *Session) othersSending() bool {
 		return true
 	}
 	s.pmu.Lock()
-	calls := len(s.pending)
+	calls := s.pending.len()
 	s.pmu.Unlock()
 	return calls > 1
 }

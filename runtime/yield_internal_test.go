@@ -25,12 +25,12 @@ func TestOthersSending(t *testing.T) {
 		{"request handlers running", func(s *Session) { s.serving.Add(2) }, true},
 		{"a lone call awaiting its response", func(s *Session) {
 			s.pmu.Lock()
-			s.pending = map[uint32]chan reply{7: make(chan reply, 1)}
+			s.pending = &pendingCalls{m: map[uint32]pendingCall{7: {ch: make(chan reply, 1)}}}
 			s.pmu.Unlock()
 		}, false},
 		{"calls awaiting their responses", func(s *Session) {
 			s.pmu.Lock()
-			s.pending = map[uint32]chan reply{7: make(chan reply, 1), 9: make(chan reply, 1)}
+			s.pending = &pendingCalls{m: map[uint32]pendingCall{7: {ch: make(chan reply, 1)}, 9: {ch: make(chan reply, 1)}}}
 			s.pmu.Unlock()
 		}, true},
 		{"stream open", func(s *Session) {
