@@ -15,7 +15,8 @@ import (
 // 16 callers; then calls paced at half that rate from a schedule (open
 // loop: a call's latency counts from when the pacer released it, so a
 // stall delays the calls queued behind it too) for p50, p99 and p99.9
-// under load (paced_*).
+// under load (paced_*); then msgtrans and raw paced at one common rate,
+// half the lower of their two maximums (paced_common_*).
 //
 // Then, on tcp, the same at load for the throughput scenario's typed
 // one-way echo (echo_*): its maximum rate over 16 connections keeping 64
@@ -50,8 +51,19 @@ func runLatency(e *env) error {
 	d := e.phase(700*time.Millisecond, 400*time.Millisecond)
 	for round := 1; round <= e.opt.rounds; round++ {
 		for _, tr := range e.transports(allTransports...) {
+			maxRates := map[string]float64{}
 			for _, impl := range latencyImpls[tr] {
-				if err := measureLatency(e, tr, impl, d, round); err != nil {
+				rate, err := measureLatency(e, tr, impl, d, round)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", tr, impl, err)
+				}
+				maxRates[impl] = rate
+			}
+			// Then msgtrans and raw at one and the same load: half the
+			// lower of their two maximum rates.
+			common := min(maxRates[implMsgtrans], maxRates["raw"]) / 2
+			for _, impl := range commonPacedImpls {
+				if err := measureCommonPaced(e, tr, impl, common, d, round); err != nil {
 					return fmt.Errorf("%s %s: %w", tr, impl, err)
 				}
 			}
@@ -67,21 +79,24 @@ func runLatency(e *env) error {
 	return nil
 }
 
-func measureLatency(e *env, tr, impl string, d time.Duration, round int) error {
+// measureLatency measures impl's round trip with one call in flight, its
+// maximum rate with 16 callers, and its latency paced at half that rate;
+// it returns the maximum rate.
+func measureLatency(e *env, tr, impl string, d time.Duration, round int) (float64, error) {
 	t, err := setupCalls(e, tr, impl, 1)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer t.close()
 	if _, err := runCallers(t, 1, d/4, nil); err != nil { // warm-up
-		return err
+		return 0, err
 	}
 
 	e.prof.start(impl)
 	defer e.prof.stop()
 	var rtt latencies
 	if _, err := runCallers(t, 1, d, &rtt); err != nil {
-		return err
+		return 0, err
 	}
 	q := rtt.quantiles(50, 99, 99.9)
 	e.add(tr, impl, "p50_us", "µs", micros(q[0]))
@@ -90,12 +105,12 @@ func measureLatency(e *env, tr, impl string, d time.Duration, round int) error {
 
 	maxRate, err := runCallers(t, maxRateCallers, d/2, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	e.add(tr, impl, "max_req_per_s", "req/s", maxRate)
 	paced, err := runPaced(t, maxRate/2, d)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	pq := paced.quantiles(50, 99, 99.9)
 	e.add(tr, impl, "paced_p50_us", "µs", micros(pq[0]))
@@ -103,6 +118,36 @@ func measureLatency(e *env, tr, impl string, d time.Duration, round int) error {
 	e.add(tr, impl, "paced_p999_us", "µs", micros(pq[2]))
 	e.logf("latency round %d/%d %-4s %-8s p50 %6.1fµs p99 %7.1fµs p99.9 %7.1fµs | max %7.0f/s, at %7.0f/s: p99 %8.1fµs p99.9 %8.1fµs",
 		round, e.opt.rounds, tr, impl, micros(q[0]), micros(q[1]), micros(q[2]), maxRate, maxRate/2, micros(pq[1]), micros(pq[2]))
+	return maxRate, nil
+}
+
+// commonPacedImpls are paced at one common rate after each transport's
+// own measurements (paced_common_*): each implementation paced at half of
+// its own maximum carries a different load, and the faster one the
+// heavier.
+var commonPacedImpls = []string{implMsgtrans, "raw"}
+
+// measureCommonPaced measures impl's latency paced at rate calls a second
+// over one connection.
+func measureCommonPaced(e *env, tr, impl string, rate float64, d time.Duration, round int) error {
+	t, err := setupCalls(e, tr, impl, 1)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	if _, err := runCallers(t, maxRateCallers, d/4, nil); err != nil { // warm-up
+		return err
+	}
+	paced, err := runPaced(t, rate, d)
+	if err != nil {
+		return err
+	}
+	q := paced.quantiles(50, 99, 99.9)
+	e.add(tr, impl, "paced_common_p50_us", "µs", micros(q[0]))
+	e.add(tr, impl, "paced_common_p99_us", "µs", micros(q[1]))
+	e.add(tr, impl, "paced_common_p999_us", "µs", micros(q[2]))
+	e.logf("latency round %d/%d %-4s %-8s at the common %7.0f/s: p50 %6.1fµs p99 %8.1fµs p99.9 %8.1fµs",
+		round, e.opt.rounds, tr, impl, rate, micros(q[0]), micros(q[1]), micros(q[2]))
 	return nil
 }
 
