@@ -320,8 +320,9 @@ func WithWriteTimeout(d time.Duration) Option {
 
 // WithRequestTimeout sets how long a request waits for its response when its
 // context has no deadline: it fails with CodeDeadlineExceeded between d and
-// d/8 later (the session checks its waiting requests every d/8, rather than
-// keeping a timer per request). Default 10 s.
+// d/8 (at least a millisecond) later: the session checks its waiting
+// requests that often, rather than keeping a timer per request. Default
+// 10 s.
 func WithRequestTimeout(d time.Duration) Option {
 	return option{"WithRequestTimeout", func(c *config) { c.requestTimeout = d }}
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -51,7 +52,8 @@ func (s *Session) Request(ctx context.Context, p *wire.Packet) (*wire.Packet, er
 func (s *Session) request(ctx context.Context, encode func(id uint32) ([]byte, error)) (wire.Packet, error) {
 	var expires int64
 	if _, ok := ctx.Deadline(); !ok {
-		expires = time.Now().UnixNano() + int64(s.cfg.requestTimeout)
+		now := time.Now().UnixNano()
+		expires = now + min(int64(s.cfg.requestTimeout), math.MaxInt64-now) // a timeout of centuries saturates
 	}
 	id := s.nextID()
 	ch := replyPool.Get().(chan reply)

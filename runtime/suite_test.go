@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -422,6 +423,12 @@ func testRequestTimeout(t *testing.T, tc transportCase) {
 	_, err = f.dial().Request(ctx, wire.NewRequest(bizBlock, nil))
 	if runtime.CodeOf(err) != runtime.CodeDeadlineExceeded {
 		t.Errorf("Request with a context deadline = %v, want code deadline_exceeded", err)
+	}
+	// The longest request timeout there is: accepted, and a call answered
+	// at once is answered.
+	f.srv.Handle(bizEcho, echo)
+	if resp, err := f.dial(runtime.WithRequestTimeout(math.MaxInt64)).Request(context.Background(), wire.NewRequest(bizEcho, []byte("x"))); err != nil || resp.Text() != "x" {
+		t.Errorf("Request with the longest request timeout = %v, %v; want the echo", resp, err)
 	}
 }
 
