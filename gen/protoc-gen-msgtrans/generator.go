@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"go/token"
 	"slices"
 
 	"github.com/dave/jennifer/jen"
@@ -41,6 +42,12 @@ func generate(gen *protogen.Plugin) error {
 	if p.lang == "ts" {
 		generateTS(gen, p, models)
 		return nil
+	}
+	for _, m := range models {
+		// protogen takes the name after go_package's ';' as it is.
+		if name := string(m.file.GoPackageName); !token.IsIdentifier(name) {
+			return fmt.Errorf("%s: go_package names the Go package %q, which is not a Go identifier; write one after the ';'", filePath(m.file), name)
+		}
 	}
 	// Names first, for every file of a Go package in turn (files of one
 	// package share its scope), then imports, which avoid every name.

@@ -177,6 +177,20 @@ func TestPluginErrors(t *testing.T) {
 			"bad/v1/bad.proto: service S, method R19MEqo: route id 0 is reserved for control packets; set (msgtrans.v1.method).route_id",
 		},
 	}
+	badPackage := handmade(nil, method("A", nil))
+	badPackage.ProtoFile[0].Options.GoPackage = proto.String("example.com/bad/v1;bad-v1")
+	keywordPackage := handmade(nil, method("A", nil))
+	keywordPackage.ProtoFile[0].Options.GoPackage = proto.String("example.com/bad/v1;func")
+	tests = append(tests, []struct {
+		name string
+		req  *pluginpb.CodeGeneratorRequest
+		want string
+	}{
+		// Found by FuzzGenerate: protogen keeps the name after the ';'
+		// as it is, and the file did not parse.
+		{"go package name not an identifier", badPackage, `bad/v1/bad.proto: go_package names the Go package "bad-v1", which is not a Go identifier`},
+		{"go package name a keyword", keywordPackage, `bad/v1/bad.proto: go_package names the Go package "func", which is not a Go identifier`},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := run(t, tt.req)
